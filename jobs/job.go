@@ -1,0 +1,316 @@
+// Package jobs is the domain of sshjobs: a command is a durable Job whose output
+// is streamed into a Store as it arrives, run by an Executor that holds the
+// remote shells. The Engine schedules jobs (one at a time per session, sessions
+// in parallel), batches their output into the store, wakes waiters in memory,
+// and adopts the jobs of a process that died.
+package jobs
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// State is where a job is in its life. The states and their meaning are part of
+// the public tool contract (TOOLS.md); the allowed moves are in transitions.
+type State string
+
+const (
+	// StateQueued: accepted and stored; waiting for its session's shell, which
+	// runs one job at a time.
+	StateQueued State = "queued"
+	// StateRunning: claimed by a worker and started (or being started) on the
+	// remote host.
+	StateRunning State = "running"
+	// StateWaitingInput: running, and its terminal shows a prompt with no output
+	// since. It returns to running when output resumes.
+	StateWaitingInput State = "waiting_input"
+	// StateSucceeded: exited 0. Final.
+	StateSucceeded State = "succeeded"
+	// StateFailed: exited non-zero or was killed by a signal. Final.
+	StateFailed State = "failed"
+	// StateCancelled: stopped by a cancel request or kill_after. Final.
+	StateCancelled State = "cancelled"
+	// StateLost: it was running when its connection or its server died and could
+	// not be re-attached; the output stored until then is kept. Final.
+	StateLost State = "lost"
+	// StateError: never started: connection, authentication, host key or
+	// validation failure. Final.
+	StateError State = "error"
+)
+
+// States lists every state, in the order of the table in TOOLS.md.
+var States = []State{StateQueued, StateRunning, StateWaitingInput, StateSucceeded,
+	StateFailed, StateCancelled, StateLost, StateError}
+
+// Final reports whether s is a state a job never leaves.
+func (s State) Final() bool {
+	switch s {
+	case StateSucceeded, StateFailed, StateCancelled, StateLost, StateError:
+		return true
+	}
+	return false
+}
+
+// Valid reports whether s is one of the defined states.
+func (s State) Valid() bool {
+	for _, v := range States {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// transitions maps a state to the states a job may move to from it. Final
+// states have no entry: nothing leaves them.
+var transitions = map[State][]State{
+	StateQueued:       {StateRunning, StateCancelled, StateLost, StateError},
+	StateRunning:      {StateWaitingInput, StateSucceeded, StateFailed, StateCancelled, StateLost, StateError},
+	StateWaitingInput: {StateRunning, StateSucceeded, StateFailed, StateCancelled, StateLost},
+}
+
+// CanTransition reports whether a job in state from may move to state to.
+func CanTransition(from, to State) bool {
+	for _, s := range transitions[from] {
+		if s == to {
+			return true
+		}
+	}
+	return false
+}
+
+// AllowedFrom lists the states from which a job may move to state to; a Store
+// uses it to make a transition one atomic compare-and-set.
+func AllowedFrom(to State) []State {
+	var from []State
+	for _, s := range States {
+		if CanTransition(s, to) {
+			from = append(from, s)
+		}
+	}
+	return from
+}
+
+// PromptKind says what a job's terminal is asking for.
+type PromptKind string
+
+const (
+	PromptPassword PromptKind = "password"
+	PromptConfirm  PromptKind = "confirm"
+	PromptPager    PromptKind = "pager"
+	PromptPressKey PromptKind = "press_key"
+	PromptQuestion PromptKind = "question"
+)
+
+// Prompt is the last line of a job's terminal when it waits for input.
+type Prompt struct {
+	Text string     `json:"text"`
+	Kind PromptKind `json:"kind"`
+}
+
+// Job is one command, from the moment it is accepted. Times are zero when not
+// yet reached.
+type Job struct {
+	ID      string // UUIDv7: ids sort by creation time
+	Host    string // resolved user@host:port
+	Target  string // the host as the caller named it (alias, user@host, ...)
+	Session string // name of the persistent shell on Host
+	Command string
+
+	Detached bool // runs detached from the connection (survives restarts)
+	Sudo     bool
+	// KillAfter cancels the job once it has run this long; zero means never.
+	KillAfter time.Duration
+
+	State    State
+	ExitCode *int   // nil until exited, and when killed by a signal
+	Signal   string // the signal that killed it, e.g. "KILL"
+	Error    string // why it ended error/lost/cancelled, or a note
+	Prompt   *Prompt
+	Cwd      string // the session's working directory after the command
+	NewShell bool   // ran in a shell that was new (cwd and environment reset)
+
+	// Owner is the process that runs the job, and LeaseUntil when its claim
+	// expires unless renewed. Another process adopts a job whose lease expired.
+	Owner      string
+	LeaseUntil time.Time
+	// CancelRequested is set by any process asking the owner to cancel.
+	CancelRequested bool
+	// Attach is what the executor needs to re-attach a detached job after a
+	// restart (remote pid, spool folder), opaque to the engine.
+	Attach string
+
+	// OutputBytes is the total output the job produced, including any part
+	// dropped by the per-job cap; offsets count from the first byte.
+	OutputBytes int64
+	// GapStart and GapEnd delimit output dropped by the cap: bytes in
+	// [GapStart, GapEnd) are not stored. Both zero when nothing was dropped.
+	GapStart, GapEnd int64
+
+	CreatedAt time.Time
+	StartedAt time.Time
+	EndedAt   time.Time
+}
+
+// Duration is how long the job ran, or has run so far at now.
+func (j *Job) Duration(now time.Time) time.Duration {
+	switch {
+	case j.StartedAt.IsZero():
+		return 0
+	case j.EndedAt.IsZero():
+		return now.Sub(j.StartedAt)
+	}
+	return j.EndedAt.Sub(j.StartedAt)
+}
+
+// Chunk is a piece of a job's output, appended at Offset.
+type Chunk struct {
+	JobID  string
+	Offset int64
+	Data   []byte
+	At     time.Time
+}
+
+// Output is a slice of a job's stored output.
+type Output struct {
+	Data   []byte
+	Offset int64 // where Data starts; past the gap if the read began inside it
+	// Skipped is how many bytes at the requested offset were not stored (the
+	// read began inside the gap left by the output cap).
+	Skipped int64
+	Total   int64 // the job's OutputBytes
+}
+
+// Update is the change a transition makes besides the state. Nil fields are
+// left alone.
+type Update struct {
+	ExitCode    *int
+	Signal      *string
+	Error       *string
+	Prompt      *Prompt // with ClearPrompt false and Prompt nil: unchanged
+	ClearPrompt bool
+	Cwd         *string
+	NewShell    *bool
+	Attach      *string
+	Owner       *string
+	LeaseUntil  *time.Time
+	StartedAt   *time.Time
+	EndedAt     *time.Time
+}
+
+// ListFilter selects jobs for List. Zero fields match everything.
+type ListFilter struct {
+	Host     string // resolved host or the target as named
+	Session  string
+	States   []State // any of these
+	Contains string  // substring of the command
+	Since    time.Time
+	Limit    int
+}
+
+// Store keeps jobs and their output durably. Every method is safe for
+// concurrent use, also by several processes sharing one database.
+type Store interface {
+	// Insert stores a new job (normally queued).
+	Insert(ctx context.Context, j *Job) error
+	// Get returns the job, or an error wrapping ErrNotFound.
+	Get(ctx context.Context, id string) (*Job, error)
+	// List returns jobs newest first.
+	List(ctx context.Context, f ListFilter) ([]*Job, error)
+	// Claim atomically moves the oldest queued job of (host, session) owned by
+	// owner to running, unless a non-detached job of that session is running or
+	// waiting for input. It returns nil and no error when there is none.
+	Claim(ctx context.Context, owner, host, session string, now, leaseUntil time.Time) (*Job, error)
+	// Transition moves a job to state to, applying u, if the move is allowed
+	// from its current state (checked atomically); else an error wrapping
+	// ErrTransition, or ErrNotFound.
+	Transition(ctx context.Context, id string, to State, u Update) (*Job, error)
+	// Set applies u without changing the state (cwd, attach data, ...). It
+	// fails with ErrTransition on a final job.
+	Set(ctx context.Context, id string, u Update) error
+	// RequestCancel marks a non-final job for cancellation by its owner.
+	RequestCancel(ctx context.Context, id string) (*Job, error)
+	// Heartbeat extends the lease of every non-final job of owner, and returns
+	// the ids of those with a pending cancel request.
+	Heartbeat(ctx context.Context, owner string, leaseUntil time.Time) (cancel []string, err error)
+	// Adopt takes over the non-final jobs whose lease expired before now,
+	// setting their owner and lease, and returns them oldest first.
+	Adopt(ctx context.Context, owner string, now, leaseUntil time.Time) ([]*Job, error)
+	// QueuedSessions lists the (host, session) pairs that have queued jobs of
+	// owner, so that a restarted engine starts their workers.
+	QueuedSessions(ctx context.Context, owner string) ([][2]string, error)
+
+	// AppendOutput stores chunks of any jobs in one transaction and advances
+	// each job's OutputBytes. Past maxJobOutput bytes stored for a job, it keeps
+	// the first half and the most recent output and records the gap.
+	AppendOutput(ctx context.Context, chunks []Chunk, maxJobOutput int64) error
+	// ReadOutput returns up to limit bytes of a job's output from offset.
+	ReadOutput(ctx context.Context, id string, offset, limit int64) (Output, error)
+
+	// Prune deletes final jobs that ended before before, with their output.
+	Prune(ctx context.Context, before time.Time) (int64, error)
+	Close() error
+}
+
+// Errors a Store or the Engine returns, wrapped with the operation and ids.
+var (
+	ErrNotFound   = errors.New("no such job")
+	ErrTransition = errors.New("state transition not allowed")
+	ErrBadInput   = errors.New("invalid input")
+)
+
+// Result is how a job run ended, as the Executor saw it.
+type Result struct {
+	State    State // succeeded, failed, cancelled, lost or error
+	ExitCode *int
+	Signal   string
+	Error    string
+	Cwd      string
+}
+
+// Executor runs jobs on remote hosts. The sessions package implements it over
+// SSH; tests use an in-memory one.
+type Executor interface {
+	// Run runs j in its session's shell and blocks until it ends. Output goes
+	// to t, and t delivers input and cancel requests. ctx ends only when the
+	// engine shuts down; the executor then stops waiting and reports lost.
+	Run(ctx context.Context, j *Job, t Task) Result
+}
+
+// Reattacher is implemented by an Executor that can resume a detached job after
+// its connection or its server died.
+type Reattacher interface {
+	Reattach(ctx context.Context, j *Job, t Task) Result
+}
+
+// Task is the engine's side of a running job, handed to the Executor.
+type Task interface {
+	// Write appends output. It never blocks for long and never fails for the
+	// executor: the engine owns storage errors.
+	Write(p []byte) (int, error)
+	// Prompt reports that the job waits for input (nil: output resumed).
+	Prompt(p *Prompt)
+	// Started records what the executor learned once the job began.
+	Started(s Start)
+	// Controls delivers input and cancel requests for the job.
+	Controls() <-chan Control
+}
+
+// Start is what an executor reports when a job begins.
+type Start struct {
+	NewShell bool   // the session's shell was (re)started for this job
+	Attach   string // re-attach data for a detached job
+}
+
+// Control is a request to a running job: input to its terminal, or a signal.
+type Control struct {
+	Input  []byte
+	Secret bool // Input must never be stored, logged or echoed back
+	// Signal is "INT", "TERM" or "KILL"; with Grace, the executor kills the
+	// job's process group if it is still alive after Grace.
+	Signal string
+	Grace  time.Duration
+	// Done, if not nil, receives the error of delivering the control.
+	Done chan<- error
+}
