@@ -1,0 +1,67 @@
+package sessions
+
+import (
+	"fmt"
+	"strings"
+)
+
+// envName is the OVRD_{ALIAS}_ prefix for an alias: upper-cased, every
+// character other than A-Z and 0-9 turned into '_' (web-1.example → WEB_1_EXAMPLE).
+func envName(alias string) string {
+	var b strings.Builder
+	b.WriteString("OVRD_")
+	for _, r := range strings.ToUpper(alias) {
+		if (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	b.WriteByte('_')
+	return b.String()
+}
+
+// overrides are the resolution values the environment gives for an alias.
+type overrides struct {
+	hostName string // OVRD_{ALIAS}_HOST
+	port     int    // OVRD_{ALIAS}_PORT
+	user     string // OVRD_{ALIAS}_USER
+	key      string // OVRD_{ALIAS}_KEY: a private key file, tried first (like ssh -i)
+}
+
+// envOverrides reads the OVRD_{ALIAS}_* resolution overrides. They beat
+// ssh_config but not a user or port written in the target itself. Values are
+// validated like a target's parts, since they reach `ssh -G`'s command line.
+func envOverrides(getenv func(string) string, alias string) (overrides, error) {
+	var o overrides
+	if getenv == nil {
+		return o, nil
+	}
+	p := envName(alias)
+	if v := getenv(p + "HOST"); v != "" {
+		if err := checkHostName(v); err != nil {
+			return o, fmt.Errorf("%sHOST: %w", p, err)
+		}
+		o.hostName = v
+	}
+	if v := getenv(p + "PORT"); v != "" {
+		n, err := parsePort(v)
+		if err != nil {
+			return o, fmt.Errorf("%sPORT: %w", p, err)
+		}
+		o.port = n
+	}
+	if v := getenv(p + "USER"); v != "" {
+		if err := checkChars(p+"USER", v); err != nil {
+			return o, err
+		}
+		if strings.ContainsAny(v, badUserChars+"@") {
+			return o, fmt.Errorf("%sUSER: contains one of %s@", p, badUserChars)
+		}
+		o.user = v
+	}
+	if v := getenv(p + "KEY"); v != "" {
+		o.key = v
+	}
+	return o, nil
+}

@@ -1,0 +1,89 @@
+package sessions
+
+import (
+	"context"
+	"fmt"
+)
+
+// SecretKind names a secret in TOOLS.md's list.
+type SecretKind string
+
+const (
+	SecretPassword   SecretKind = "password"   // login password (password and keyboard-interactive auth)
+	SecretPassphrase SecretKind = "passphrase" // passphrase of an encrypted private key
+	SecretSudo       SecretKind = "sudo"       // answered to a sudo prompt
+	SecretEnable     SecretKind = "enable"     // a network device's enable secret
+)
+
+// Secrets supplies secrets for a host. Implementations must never log values.
+type Secrets interface {
+	// Secret returns the secret of kind for h, or ok=false when none is known.
+	Secret(ctx context.Context, h *Host, kind SecretKind) (value string, ok bool, err error)
+}
+
+// SecretChain asks each source in order; the first that knows wins. An error
+// from a source stops the search: a broken credential store must be reported,
+// not silently skipped in favour of a weaker source.
+type SecretChain []Secrets
+
+// Secret implements Secrets.
+func (c SecretChain) Secret(ctx context.Context, h *Host, kind SecretKind) (string, bool, error) {
+	for _, s := range c {
+		if s == nil {
+			continue
+		}
+		v, ok, err := s.Secret(ctx, h, kind)
+		if err != nil {
+			return "", false, err
+		}
+		if ok {
+			return v, true, nil
+		}
+	}
+	return "", false, nil
+}
+
+// EnvSecrets reads the per-alias environment overrides of TOOLS.md:
+//
+//	OVRD_{ALIAS}_PASS         password
+//	OVRD_{ALIAS}_KEY_PASS     passphrase (of OVRD_{ALIAS}_KEY or any IdentityFile)
+//	OVRD_{ALIAS}_SUDO_PASS    sudo
+//	OVRD_{ALIAS}_ENABLE_PASS  enable
+//
+// ALIAS is the host part of the target as the caller named it, upper-cased
+// with every other character than A-Z and 0-9 turned into '_' (see envName).
+// The resolution overrides (_HOST, _PORT, _USER, _KEY) are applied by
+// Resolver when its Env is set. An empty variable counts as unset.
+type EnvSecrets struct {
+	Getenv func(string) string // os.Getenv in the server
+}
+
+var envSecretSuffix = map[SecretKind]string{
+	SecretPassword:   "PASS",
+	SecretPassphrase: "KEY_PASS",
+	SecretSudo:       "SUDO_PASS",
+	SecretEnable:     "ENABLE_PASS",
+}
+
+// Secret implements Secrets.
+func (e EnvSecrets) Secret(_ context.Context, h *Host, kind SecretKind) (string, bool, error) {
+	suffix, ok := envSecretSuffix[kind]
+	if !ok {
+		return "", false, fmt.Errorf("secret: unknown kind %q", kind)
+	}
+	if e.Getenv == nil || h == nil || h.Alias == "" {
+		return "", false, nil
+	}
+	v := e.Getenv(envName(h.Alias) + suffix)
+	return v, v != "", nil
+}
+
+// StaticSecrets is a fixed set of secrets, e.g. the password and passphrase
+// given as ssh_connect parameters (the last source in TOOLS.md's order).
+type StaticSecrets map[SecretKind]string
+
+// Secret implements Secrets.
+func (s StaticSecrets) Secret(_ context.Context, _ *Host, kind SecretKind) (string, bool, error) {
+	v, ok := s[kind]
+	return v, ok && v != "", nil
+}
