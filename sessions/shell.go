@@ -1,0 +1,285 @@
+package sessions
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// The terminal a shell gets. TERM=dumb keeps colours, bracketed paste and
+// full-screen programs mostly away. Wide columns keep ps, systemctl and
+// friends from cutting lines at 80 characters (nothing wraps a PTY's output:
+// wrapping is a terminal emulator's doing).
+const (
+	ptyTerm = "dumb"
+	ptyCols = 4096
+	ptyRows = 100
+)
+
+// shellStartTimeout bounds a shell's start: rc files and the MOTD, up to the
+// ready marker.
+const shellStartTimeout = 20 * time.Second
+
+// errShellClosed is returned for writes to a shell that was closed.
+var errShellClosed = errors.New("shell closed")
+
+// shell is one persistent login shell on a PTY, in one SSH session channel,
+// driven by the marker protocol (see marker.go and marker_frame.go). It runs
+// one job at a time.
+type shell struct {
+	name   string
+	sess   *ssh.Session
+	stdin  io.WriteCloser
+	logger *slog.Logger
+
+	// chunks carries what the shell prints while a job runs; closed at EOF.
+	// Between jobs (idle set) the reader drops what it reads: it is prompts
+	// and the noise of background jobs, and a blocked reader could not see
+	// the shell die.
+	chunks chan []byte
+	idle   atomic.Bool
+	eof    chan struct{} // closed when the shell's output ended
+
+	writes chan writeReq
+
+	waited  chan struct{} // closed when sess.Wait returned
+	waitErr error
+
+	closeOnce sync.Once
+	closed    chan struct{}
+
+	// Owned by the job running on the shell (one at a time).
+	defined   [256]bool // byte variables defined in the shell (marker_frame.go)
+	cwd       string
+	startedAt time.Time
+}
+
+type writeReq struct {
+	p    []byte
+	done func(error)
+}
+
+// startShell opens a session on client, starts the login shell on a PTY, and
+// runs the init script up to its ready marker; everything printed before it
+// (banner, MOTD, rc file noise, prompts) is dropped.
+func startShell(ctx context.Context, client *ssh.Client, name string, logger *slog.Logger) (*shell, error) {
+	sess, err := client.NewSession()
+	if err != nil {
+		return nil, fmt.Errorf("open session: %w", err)
+	}
+	s := &shell{
+		name:      name,
+		sess:      sess,
+		logger:    logger,
+		chunks:    make(chan []byte, 16),
+		eof:       make(chan struct{}),
+		writes:    make(chan writeReq, 16),
+		waited:    make(chan struct{}),
+		closed:    make(chan struct{}),
+		startedAt: time.Now(),
+	}
+	if err := s.start(ctx); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *shell) start(ctx context.Context) error {
+	modes := ssh.TerminalModes{
+		ssh.ECHO:          0, // also `stty -echo` in the init script
+		ssh.TTY_OP_ISPEED: 38400,
+		ssh.TTY_OP_OSPEED: 38400,
+	}
+	if err := s.sess.RequestPty(ptyTerm, ptyRows, ptyCols, modes); err != nil {
+		return fmt.Errorf("request pty: %w", err)
+	}
+	stdin, err := s.sess.StdinPipe()
+	if err != nil {
+		return fmt.Errorf("stdin: %w", err)
+	}
+	s.stdin = stdin
+	stdout, err := s.sess.StdoutPipe()
+	if err != nil {
+		return fmt.Errorf("stdout: %w", err)
+	}
+	// With a PTY everything comes on stdout; a server that still sends
+	// extended data gets it read and dropped so that it cannot stall the
+	// channel.
+	s.sess.Stderr = io.Discard
+	if err := s.sess.Shell(); err != nil {
+		return fmt.Errorf("start shell: %w", err)
+	}
+	go s.readLoop(stdout)
+	go s.writeLoop()
+	go func() { s.waitErr = s.sess.Wait(); close(s.waited) }()
+
+	nonce := newNonce()
+	s.defined[rs] = true
+	s.idle.Store(false)
+	if err := s.write(initScript(nonce)); err != nil {
+		return fmt.Errorf("write init script: %w", err)
+	}
+	if err := s.waitReady(ctx, readyMarker(nonce)); err != nil {
+		return err
+	}
+	s.idle.Store(true)
+	return nil
+}
+
+// initScript quiets the shell and makes it predictable: no line editor (no
+// completion on tabs, no bracketed paste, no own echo), no echo, no prompts
+// or prompt hooks, no pagers, no history file. Each risky step is a line of
+// its own: in dash and ash a failing special builtin abandons the rest of
+// its line. It ends by printing the ready marker.
+func initScript(nonce string) string {
+	lines := []string{
+		`set +o emacs +o vi 2>/dev/null`,
+		`[ -n "$ZSH_VERSION" ] && eval 'unsetopt zle prompt_sp prompt_cr; precmd_functions=(); preexec_functions=(); unfunction precmd preexec' 2>/dev/null`,
+		`[ -n "$BASH_VERSION" ] && { trap - DEBUG; bind 'set enable-bracketed-paste off'; } 2>/dev/null`,
+		`stty -echo 2>/dev/null`,
+		`unset PROMPT_COMMAND PS0 RPROMPT RPS1 RPS2 HISTFILE MAILCHECK 2>/dev/null`,
+		`unset TMOUT 2>/dev/null`,
+		`PS1= ; PS2= ; PS3= ; PS4='+ '`,
+		`export PAGER=cat GIT_PAGER=cat SYSTEMD_PAGER=cat LESS=FRX TERM=dumb`,
+		strings.TrimSpace(byteVarDef(rs)),
+		fmt.Sprintf(`printf '\036R_%%s\036' %s`, nonce),
+	}
+	return " " + strings.Join(lines, "\n ") + "\n"
+}
+
+// waitReady drops output until the ready marker.
+func (s *shell) waitReady(ctx context.Context, marker []byte) error {
+	timer := time.NewTimer(shellStartTimeout)
+	defer timer.Stop()
+	var tail []byte
+	for {
+		select {
+		case p, ok := <-s.chunks:
+			if !ok {
+				return fmt.Errorf("the shell ended before it was ready (%s)", s.exitDetail())
+			}
+			buf := append(tail, p...)
+			if bytes.Contains(buf, marker) {
+				return nil
+			}
+			tail = append([]byte(nil), buf[len(buf)-partialSuffix(buf, marker):]...)
+		case <-timer.C:
+			return fmt.Errorf("the shell was not ready after %v (a login script waiting for input? not a POSIX shell?)", shellStartTimeout)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (s *shell) readLoop(r io.Reader) {
+	defer close(s.eof)
+	defer close(s.chunks)
+	for {
+		buf := make([]byte, 32<<10)
+		n, err := r.Read(buf)
+		if n > 0 && !s.idle.Load() {
+			select {
+			case s.chunks <- buf[:n]:
+			case <-s.closed:
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (s *shell) writeLoop() {
+	for {
+		select {
+		case req := <-s.writes:
+			_, err := s.stdin.Write(req.p)
+			if req.done != nil {
+				req.done(err)
+			}
+		case <-s.closed:
+			return
+		}
+	}
+}
+
+// writeAsync queues p for the shell's stdin; done (if not nil) gets the
+// result. Writes happen in order, without blocking the caller.
+func (s *shell) writeAsync(p []byte, done func(error)) {
+	select {
+	case s.writes <- writeReq{p: p, done: done}:
+	case <-s.closed:
+		if done != nil {
+			done(errShellClosed)
+		}
+	}
+}
+
+// write queues text and waits until it is written.
+func (s *shell) write(text string) error {
+	errc := make(chan error, 1)
+	s.writeAsync([]byte(text), func(err error) { errc <- err })
+	select {
+	case err := <-errc:
+		return err
+	case <-s.closed:
+		return errShellClosed
+	}
+}
+
+// alive reports whether the shell is open and still printing.
+func (s *shell) alive() bool {
+	select {
+	case <-s.closed:
+		return false
+	case <-s.eof:
+		return false
+	default:
+		return true
+	}
+}
+
+// close ends the session; the server hangs up the PTY (SIGHUP to the shell
+// and its foreground job).
+func (s *shell) close() {
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		s.sess.Close()
+	})
+}
+
+// exitedByItself waits briefly for the session's exit status after its
+// output ended: a shell that exited (`exit`, TMOUT) reports one, a session
+// cut by a dead connection does not.
+func (s *shell) exitedByItself(wait time.Duration) bool {
+	select {
+	case <-s.waited:
+	case <-time.After(wait):
+		return false
+	}
+	var ee *ssh.ExitError
+	return s.waitErr == nil || errors.As(s.waitErr, &ee)
+}
+
+func (s *shell) exitDetail() string {
+	select {
+	case <-s.waited:
+		if s.waitErr == nil {
+			return "exit status 0"
+		}
+		return s.waitErr.Error()
+	case <-time.After(time.Second):
+		return "no exit status"
+	}
+}

@@ -1,0 +1,103 @@
+package sessions
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sshjobs/sshjobs/internal/sshtest"
+	"github.com/sshjobs/sshjobs/jobs"
+	"golang.org/x/crypto/ssh"
+)
+
+// testTask is the engine's side of a job, for tests: it collects output and
+// delivers controls.
+type testTask struct {
+	mu       sync.Mutex
+	out      bytes.Buffer
+	starts   []jobs.Start
+	controls chan jobs.Control
+	wrote    chan struct{} // signalled (non-blocking) on every write
+}
+
+func newTestTask() *testTask {
+	return &testTask{controls: make(chan jobs.Control, 4), wrote: make(chan struct{}, 1)}
+}
+
+func (t *testTask) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	t.out.Write(p)
+	t.mu.Unlock()
+	select {
+	case t.wrote <- struct{}{}:
+	default:
+	}
+	return len(p), nil
+}
+func (t *testTask) Prompt(*jobs.Prompt) {}
+func (t *testTask) Started(s jobs.Start) {
+	t.mu.Lock()
+	t.starts = append(t.starts, s)
+	t.mu.Unlock()
+}
+func (t *testTask) Controls() <-chan jobs.Control { return t.controls }
+
+func (t *testTask) Output() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.out.String()
+}
+
+// waitOutput waits until the output contains s.
+func (t *testTask) waitOutput(tb testing.TB, s string) {
+	tb.Helper()
+	deadline := time.After(10 * time.Second)
+	for !bytes.Contains([]byte(t.Output()), []byte(s)) {
+		select {
+		case <-t.wrote:
+		case <-deadline:
+			tb.Fatalf("output never contained %q; it is %q", s, t.Output())
+		}
+	}
+}
+
+func testLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func dialTest(t testing.TB, s *sshtest.Server) *ssh.Client {
+	t.Helper()
+	c, err := ssh.Dial("tcp", s.Addr(), s.ClientConfig(t))
+	if err != nil {
+		t.Fatalf("dial %s: %v", s.Addr(), err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func startTestShell(t testing.TB, s *sshtest.Server) *shell {
+	t.Helper()
+	sh, err := startShell(context.Background(), dialTest(t, s), "default", testLogger())
+	if err != nil {
+		t.Fatalf("start shell: %v", err)
+	}
+	t.Cleanup(sh.close)
+	return sh
+}
+
+func TestShellDirect(t *testing.T) {
+	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
+		sh := startTestShell(t, srv)
+		for _, cmd := range []string{"echo 'Hello World'", "printf 'no newline'", "cd /tmp", "pwd", "false", "cat <<'EOF'\na $b\nEOF"} {
+			task := newTestTask()
+			out := sh.run(context.Background(), cmd, task)
+			code := -1
+			if out.ExitCode != nil {
+				code = *out.ExitCode
+			}
+			t.Logf("%q -> %q state=%s code=%d cwd=%q err=%q", cmd, task.Output(), out.State, code, out.Cwd, out.Error)
+		}
+	})
+}
