@@ -1,0 +1,304 @@
+package jobs
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// Config configures an Engine. Zero fields take the defaults in withDefaults.
+type Config struct {
+	Store    Store
+	Executor Executor
+	Logger   *slog.Logger
+
+	// Owner names this process in job rows; default host:pid:random.
+	Owner string
+	// Lease is how long a claim lasts without a heartbeat (default 15s);
+	// another process adopts the jobs of an owner whose lease expired.
+	Lease time.Duration
+	// Heartbeat is how often leases are renewed and cancel requests from other
+	// processes picked up (default 2s).
+	Heartbeat time.Duration
+
+	// FlushInterval and FlushBytes bound how long output waits in memory
+	// before it is committed (defaults 50ms and 64 KiB).
+	FlushInterval time.Duration
+	FlushBytes    int
+	// MaxJobOutput caps the output stored per job (default 64 MiB); past it
+	// the head and the most recent output are kept.
+	MaxJobOutput int64
+	// QueuedMaxAge: an adopted queued job older than this ends lost instead of
+	// running (default 24h): a command nobody waits for any more should not
+	// start by surprise.
+	QueuedMaxAge time.Duration
+	// Retention: final jobs older than this are pruned (default 30 days;
+	// negative keeps everything).
+	Retention time.Duration
+	// CancelGrace is the default time between the signal and the kill of the
+	// process group (default 3s).
+	CancelGrace time.Duration
+
+	// NoAdopt leaves the jobs of stopped processes alone: for a short-lived
+	// process (the CLI) that must not start work it will not see through.
+	NoAdopt bool
+
+	// Now is the clock, for tests.
+	Now func() time.Time
+}
+
+// Limits on what a caller may submit.
+const (
+	MaxCommandBytes = 256 << 10
+	MaxSessionName  = 64
+)
+
+func (c *Config) withDefaults() error {
+	if c.Store == nil || c.Executor == nil {
+		return errors.New("jobs: Config needs a Store and an Executor")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Owner == "" {
+		host, _ := os.Hostname()
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		c.Owner = fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+	}
+	if c.Lease <= 0 {
+		c.Lease = 15 * time.Second
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 2 * time.Second
+	}
+	if c.FlushInterval <= 0 {
+		c.FlushInterval = 50 * time.Millisecond
+	}
+	if c.FlushBytes <= 0 {
+		c.FlushBytes = 64 << 10
+	}
+	if c.MaxJobOutput == 0 {
+		c.MaxJobOutput = 64 << 20
+	}
+	if c.QueuedMaxAge <= 0 {
+		c.QueuedMaxAge = 24 * time.Hour
+	}
+	if c.Retention == 0 {
+		c.Retention = 30 * 24 * time.Hour
+	}
+	if c.CancelGrace <= 0 {
+		c.CancelGrace = 3 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// Engine runs jobs: it stores them, schedules them one at a time per session,
+// streams their output into the store and wakes those who wait on them.
+type Engine struct {
+	cfg    Config
+	store  Store
+	exec   Executor
+	log    *slog.Logger
+	out    *outputWriter
+	watch  *watcher
+	ctx    context.Context // lives as long as the engine; jobs run on it
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex // protects the fields below
+	workers map[sessionKey]*worker
+	running map[string]*task
+	closed  bool
+}
+
+type sessionKey struct{ host, session string }
+
+// New returns an engine that is not yet running: call Start.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.withDefaults(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Engine{
+		cfg:     cfg,
+		store:   cfg.Store,
+		exec:    cfg.Executor,
+		log:     cfg.Logger,
+		watch:   newWatcher(),
+		ctx:     ctx,
+		cancel:  cancel,
+		workers: map[sessionKey]*worker{},
+		running: map[string]*task{},
+	}
+	e.out = newOutputWriter(cfg.Store, cfg.FlushInterval, cfg.FlushBytes, cfg.MaxJobOutput, cfg.Logger, e.watch)
+	return e, nil
+}
+
+// Owner is the name of this engine in job rows.
+func (e *Engine) Owner() string { return e.cfg.Owner }
+
+// Store is the store the engine writes to, for reads that need no engine.
+func (e *Engine) Store() Store { return e.store }
+
+// Start adopts the jobs of processes that died, starts their workers, and
+// starts the background loops (output writer, heartbeat, pruning).
+func (e *Engine) Start(ctx context.Context) error {
+	e.wg.Add(1)
+	go func() { defer e.wg.Done(); e.out.run(e.ctx) }()
+	if !e.cfg.NoAdopt {
+		if err := e.recover(ctx); err != nil {
+			return err
+		}
+		e.prune(ctx)
+	}
+	e.wg.Add(1)
+	go func() { defer e.wg.Done(); e.heartbeatLoop() }()
+	return nil
+}
+
+// Close stops the engine: running jobs are told to stop waiting (their
+// executor reports them lost unless they can be re-attached later), queued
+// jobs stay queued for the next process to adopt, and pending output is
+// committed.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	e.mu.Unlock()
+	e.cancel()
+	e.wg.Wait()
+	return e.out.err()
+}
+
+// Spec is what a caller submits.
+type Spec struct {
+	Target    string // the host as named
+	Host      string // the host resolved to user@host:port
+	Session   string // default "default"
+	Command   string
+	Detached  bool
+	Sudo      bool
+	KillAfter time.Duration
+}
+
+// DefaultSession is the session a job runs in when none is named.
+const DefaultSession = "default"
+
+func (s *Spec) validate() error {
+	if s.Session == "" {
+		s.Session = DefaultSession
+	}
+	switch {
+	case strings.TrimSpace(s.Command) == "":
+		return fmt.Errorf("%w: command is empty", ErrBadInput)
+	case len(s.Command) > MaxCommandBytes:
+		return fmt.Errorf("%w: command is %d bytes; the limit is %d: put long scripts in a file (ssh_write_file) and run that", ErrBadInput, len(s.Command), MaxCommandBytes)
+	case strings.ContainsRune(s.Command, 0):
+		return fmt.Errorf("%w: command contains a NUL byte", ErrBadInput)
+	case !utf8.ValidString(s.Command):
+		return fmt.Errorf("%w: command is not valid UTF-8", ErrBadInput)
+	case s.Host == "":
+		return fmt.Errorf("%w: host is empty", ErrBadInput)
+	case s.KillAfter < 0:
+		return fmt.Errorf("%w: kill_after must not be negative", ErrBadInput)
+	}
+	if len(s.Session) > MaxSessionName {
+		return fmt.Errorf("%w: session name is longer than %d characters", ErrBadInput, MaxSessionName)
+	}
+	for _, r := range s.Session {
+		if !(r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return fmt.Errorf("%w: session name %q may only hold letters, digits, '-', '_' and '.'", ErrBadInput, s.Session)
+		}
+	}
+	if s.Target == "" {
+		s.Target = s.Host
+	}
+	return nil
+}
+
+// Enqueue stores a new queued job and wakes its session's worker. From its
+// return on, the job's id answers in this process and in any later one.
+func (e *Engine) Enqueue(ctx context.Context, s Spec) (*Job, error) {
+	if err := s.validate(); err != nil {
+		return nil, err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, fmt.Errorf("new job id: %w", err)
+	}
+	now := e.cfg.Now()
+	j := &Job{
+		ID: id.String(), Host: s.Host, Target: s.Target, Session: s.Session,
+		Command: s.Command, Detached: s.Detached, Sudo: s.Sudo, KillAfter: s.KillAfter,
+		State: StateQueued, Owner: e.cfg.Owner, LeaseUntil: now.Add(e.cfg.Lease),
+		CreatedAt: now,
+	}
+	if err := e.store.Insert(ctx, j); err != nil {
+		return nil, fmt.Errorf("enqueue job %s: %w", j.ID, err)
+	}
+	e.kick(sessionKey{j.Host, j.Session})
+	return j, nil
+}
+
+// Get returns a job as stored.
+func (e *Engine) Get(ctx context.Context, id string) (*Job, error) {
+	if err := validID(id); err != nil {
+		return nil, err
+	}
+	return e.store.Get(ctx, id)
+}
+
+// List returns jobs newest first.
+func (e *Engine) List(ctx context.Context, f ListFilter) ([]*Job, error) {
+	return e.store.List(ctx, f)
+}
+
+// Read returns up to limit bytes of a job's output from offset.
+func (e *Engine) Read(ctx context.Context, id string, offset, limit int64) (Output, error) {
+	if err := validID(id); err != nil {
+		return Output{}, err
+	}
+	if offset < 0 || limit < 0 {
+		return Output{}, fmt.Errorf("%w: offset and length must not be negative (got %d, %d)", ErrBadInput, offset, limit)
+	}
+	return e.store.ReadOutput(ctx, id, offset, limit)
+}
+
+// validID refuses what cannot be a job id before it reaches the store, so
+// that the error says what is wrong with it.
+func validID(id string) error {
+	if _, err := uuid.Parse(id); err != nil {
+		return fmt.Errorf("%w: job id %q is not a job id (a UUID like 0190c5e2-...)", ErrNotFound, id)
+	}
+	return nil
+}
+
+// prune deletes jobs past the retention period.
+func (e *Engine) prune(ctx context.Context) {
+	if e.cfg.Retention < 0 {
+		return
+	}
+	n, err := e.store.Prune(ctx, e.cfg.Now().Add(-e.cfg.Retention))
+	if err != nil {
+		e.log.Warn("prune old jobs", "err", err)
+	} else if n > 0 {
+		e.log.Info("pruned old jobs", "count", n, "retention", e.cfg.Retention)
+	}
+}

@@ -1,0 +1,116 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// recover adopts the non-final jobs of processes whose lease expired: queued
+// jobs are run (or end lost when too old), running detached jobs are
+// re-attached when the executor can, and other running jobs end lost: their
+// shell died with the process that held it.
+func (e *Engine) recover(ctx context.Context) error {
+	now := e.cfg.Now()
+	adopted, err := e.store.Adopt(ctx, e.cfg.Owner, now, now.Add(e.cfg.Lease))
+	if err != nil {
+		return fmt.Errorf("adopt jobs of stopped processes: %w", err)
+	}
+	reattacher, _ := e.exec.(Reattacher)
+	for _, j := range adopted {
+		e.mu.Lock()
+		_, ours := e.running[j.ID]
+		e.mu.Unlock()
+		switch {
+		case ours:
+			// Our own lease lapsed (the machine slept): the job still runs here.
+		case j.CancelRequested:
+			e.end(ctx, j, StateCancelled, "cancelled while its server was stopped")
+		case j.State == StateQueued && now.Sub(j.CreatedAt) > e.cfg.QueuedMaxAge:
+			e.end(ctx, j, StateLost, fmt.Sprintf("queued for %s when its server stopped; not started (limit %s)", now.Sub(j.CreatedAt).Round(time.Second), e.cfg.QueuedMaxAge))
+		case j.State == StateQueued:
+			e.log.Info("adopted queued job", "job", j.ID, "from", j.Owner)
+		case j.Detached && reattacher != nil:
+			e.log.Info("re-attaching detached job", "job", j.ID)
+			e.wg.Add(1)
+			go func() { defer e.wg.Done(); e.run(j, reattacher.Reattach) }()
+		default:
+			e.end(ctx, j, StateLost, "the sshjobs process running it stopped; the output up to then is kept")
+		}
+	}
+	sessions, err := e.store.QueuedSessions(ctx, e.cfg.Owner)
+	if err != nil {
+		return fmt.Errorf("list queued sessions: %w", err)
+	}
+	for _, s := range sessions {
+		e.kick(sessionKey{s[0], s[1]})
+	}
+	return nil
+}
+
+// end moves a job that is not running here to a final state.
+func (e *Engine) end(ctx context.Context, j *Job, s State, reason string) {
+	now := e.cfg.Now()
+	if _, err := e.store.Transition(ctx, j.ID, s, Update{Error: &reason, EndedAt: &now, ClearPrompt: true}); err != nil {
+		e.log.Error("end adopted job", "job", j.ID, "state", s, "err", err)
+	}
+	e.watch.changed(j.ID)
+}
+
+// heartbeatLoop renews this process's leases, carries out cancel requests
+// from other processes, adopts jobs of processes that died meanwhile, and
+// prunes old jobs.
+func (e *Engine) heartbeatLoop() {
+	beat := time.NewTicker(e.cfg.Heartbeat)
+	defer beat.Stop()
+	lastAdopt, lastPrune := e.cfg.Now(), e.cfg.Now()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-beat.C:
+		}
+		now := e.cfg.Now()
+		cancel, err := e.store.Heartbeat(e.ctx, e.cfg.Owner, now.Add(e.cfg.Lease))
+		if err != nil {
+			if e.ctx.Err() == nil {
+				e.log.Error("renew leases", "err", err)
+			}
+			continue
+		}
+		for _, id := range cancel {
+			e.cancelRequested(id)
+		}
+		if !e.cfg.NoAdopt && now.Sub(lastAdopt) >= e.cfg.Lease {
+			lastAdopt = now
+			if err := e.recover(e.ctx); err != nil && e.ctx.Err() == nil {
+				e.log.Error("adopt jobs", "err", err)
+			}
+		}
+		if !e.cfg.NoAdopt && now.Sub(lastPrune) >= time.Hour {
+			lastPrune = now
+			e.prune(e.ctx)
+		}
+	}
+}
+
+// cancelRequested carries out a cancel that another process asked for.
+func (e *Engine) cancelRequested(id string) {
+	e.mu.Lock()
+	t := e.running[id]
+	e.mu.Unlock()
+	if t != nil {
+		if t.cancelReason() != "" {
+			return // already being cancelled
+		}
+		t.setCancelReason("cancelled from another sshjobs process")
+		t.control(Control{Signal: "INT", Grace: e.cfg.CancelGrace})
+		return
+	}
+	// Queued here and not yet started: it never starts.
+	now := e.cfg.Now()
+	reason := "cancelled before it started"
+	if _, err := e.store.Transition(e.ctx, id, StateCancelled, Update{Error: &reason, EndedAt: &now}); err == nil {
+		e.watch.changed(id)
+	}
+}

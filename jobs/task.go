@@ -1,0 +1,115 @@
+package jobs
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// task implements Task for one running job.
+type task struct {
+	e        *Engine
+	job      *Job
+	controls chan Control
+
+	mu       sync.Mutex // protects the fields below
+	offset   int64      // where the next Write lands
+	prompted bool       // the job is in waiting_input
+	reason   string     // why it was cancelled
+	closed   bool
+}
+
+func newTask(e *Engine, j *Job) *task {
+	return &task{e: e, job: j, offset: j.OutputBytes, controls: make(chan Control, 8)}
+}
+
+func (t *task) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	t.mu.Lock()
+	off := t.offset
+	t.offset += int64(len(p))
+	t.mu.Unlock()
+	t.e.out.append(t.job.ID, off, p)
+	return len(p), nil
+}
+
+func (t *task) Prompt(p *Prompt) {
+	t.mu.Lock()
+	if t.closed || (p == nil && !t.prompted) {
+		t.mu.Unlock()
+		return
+	}
+	t.prompted = p != nil
+	t.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// The prompt's text must be readable when a waiter wakes on the state.
+	if err := t.e.out.flush(ctx); err != nil {
+		t.e.log.Warn("flush output before prompt", "job", t.job.ID, "err", err)
+	}
+	var err error
+	if p != nil {
+		_, err = t.e.store.Transition(ctx, t.job.ID, StateWaitingInput, Update{Prompt: p})
+	} else {
+		_, err = t.e.store.Transition(ctx, t.job.ID, StateRunning, Update{ClearPrompt: true})
+	}
+	if err != nil {
+		t.e.log.Warn("record prompt", "job", t.job.ID, "err", err)
+	}
+	t.e.watch.changed(t.job.ID)
+}
+
+func (t *task) Started(s Start) {
+	u := Update{NewShell: &s.NewShell}
+	if s.Attach != "" {
+		u.Attach = &s.Attach
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := t.e.store.Set(ctx, t.job.ID, u); err != nil {
+		t.e.log.Warn("record job start", "job", t.job.ID, "err", err)
+	}
+}
+
+func (t *task) Controls() <-chan Control { return t.controls }
+
+// control delivers c to the executor, or reports that the job has ended.
+func (t *task) control(c Control) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false
+	}
+	select {
+	case t.controls <- c:
+		return true
+	default:
+		// The executor is not draining controls: a stuck job. Drop the newest
+		// rather than block a tool call.
+		return false
+	}
+}
+
+func (t *task) setCancelReason(r string) {
+	t.mu.Lock()
+	if t.reason == "" {
+		t.reason = r
+	}
+	t.mu.Unlock()
+}
+
+func (t *task) cancelReason() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.reason
+}
+
+// close marks the task ended: later controls are refused.
+func (t *task) close() {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+}

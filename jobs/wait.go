@@ -1,0 +1,63 @@
+package jobs
+
+import (
+	"context"
+	"time"
+)
+
+// remotePoll is how often a waiter re-reads a job that another process runs:
+// only that process can wake it in memory.
+const remotePoll = 250 * time.Millisecond
+
+// WaitOptions says when Wait returns. It always returns when the job is final
+// or waiting for input.
+type WaitOptions struct {
+	// Timeout is the longest Wait blocks; zero returns at once.
+	Timeout time.Duration
+	// Offset, when not negative, makes Wait return as soon as the job's output
+	// passes it.
+	Offset int64
+	// Progress, if set, is called with the job at every change while waiting.
+	Progress func(*Job)
+}
+
+// Wait blocks until the job is final, waits for input, its output passes
+// opts.Offset, opts.Timeout passes or ctx ends, and returns the job then. A
+// waiter changes nothing: giving up leaves the job running.
+func (e *Engine) Wait(ctx context.Context, id string, opts WaitOptions) (*Job, error) {
+	if err := validID(id); err != nil {
+		return nil, err
+	}
+	deadline := time.NewTimer(max(opts.Timeout, 0))
+	defer deadline.Stop()
+	// Reads are quick and answer even for a caller that gave up: it learns
+	// where the job stands.
+	rctx := context.WithoutCancel(ctx)
+	for {
+		changed := e.watch.wait(id)
+		j, err := e.store.Get(rctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if j.State.Final() || j.State == StateWaitingInput ||
+			(opts.Offset >= 0 && j.OutputBytes > opts.Offset) || opts.Timeout <= 0 {
+			return j, nil
+		}
+		if opts.Progress != nil {
+			opts.Progress(j)
+		}
+		var poll <-chan time.Time
+		if j.Owner != e.cfg.Owner {
+			poll = time.After(remotePoll)
+		}
+		select {
+		case <-changed:
+		case <-poll:
+		case <-deadline.C:
+			return e.store.Get(rctx, id)
+		case <-ctx.Done():
+			// The caller gave up; the job goes on.
+			return e.store.Get(rctx, id)
+		}
+	}
+}

@@ -1,0 +1,142 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// worker runs the queued jobs of one session, one at a time, oldest first.
+// It exists while the session has queued jobs of this engine.
+type worker struct {
+	kick chan struct{} // buffered 1: "look for queued jobs again"
+}
+
+// kick makes sure a worker for the session exists and looks for queued jobs.
+func (e *Engine) kick(k sessionKey) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return
+	}
+	w := e.workers[k]
+	if w == nil {
+		w = &worker{kick: make(chan struct{}, 1)}
+		e.workers[k] = w
+		e.wg.Add(1)
+		go func() { defer e.wg.Done(); e.runWorker(k, w) }()
+	}
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Engine) runWorker(k sessionKey, w *worker) {
+	for {
+		e.runQueued(k)
+		// Exit when idle, unless a kick arrived meanwhile; kick holds e.mu
+		// while it sends, so none is lost.
+		e.mu.Lock()
+		select {
+		case <-w.kick:
+			e.mu.Unlock()
+			continue
+		default:
+		}
+		delete(e.workers, k)
+		e.mu.Unlock()
+		return
+	}
+}
+
+// runQueued claims and runs the session's queued jobs until none is left.
+func (e *Engine) runQueued(k sessionKey) {
+	for e.ctx.Err() == nil {
+		now := e.cfg.Now()
+		j, err := e.store.Claim(e.ctx, e.cfg.Owner, k.host, k.session, now, now.Add(e.cfg.Lease))
+		if err != nil {
+			if e.ctx.Err() == nil {
+				e.log.Error("claim job", "host", k.host, "session", k.session, "err", err)
+			}
+			return
+		}
+		if j == nil {
+			return
+		}
+		e.watch.changed(j.ID)
+		if j.Detached {
+			// A detached job frees its session once started; it is followed on
+			// its own goroutine.
+			e.wg.Add(1)
+			go func() { defer e.wg.Done(); e.run(j, e.exec.Run) }()
+			continue
+		}
+		e.run(j, e.exec.Run)
+	}
+}
+
+// run runs a claimed job through runFn (the executor's Run or Reattach) and
+// records how it ended once all its output is committed.
+func (e *Engine) run(j *Job, runFn func(context.Context, *Job, Task) Result) {
+	t := newTask(e, j)
+	e.mu.Lock()
+	e.running[j.ID] = t
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.running, j.ID)
+		e.mu.Unlock()
+	}()
+
+	var killTimer *time.Timer
+	if j.KillAfter > 0 {
+		left := j.KillAfter - j.Duration(e.cfg.Now())
+		killTimer = time.AfterFunc(max(left, 0), func() {
+			t.setCancelReason(fmt.Sprintf("stopped by kill_after_s=%g", j.KillAfter.Seconds()))
+			t.control(Control{Signal: "INT", Grace: e.cfg.CancelGrace})
+		})
+	}
+	res := runFn(e.ctx, j, t)
+	if killTimer != nil {
+		killTimer.Stop()
+	}
+	e.finish(j, t, res)
+}
+
+// finish commits the job's output, then its final state, so that whoever
+// sees the final state reads all of the output.
+func (e *Engine) finish(j *Job, t *task, res Result) {
+	// The engine's context may be done (shutdown): finishing must still reach
+	// the store.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	t.close()
+	if err := e.out.flush(ctx); err != nil {
+		e.log.Error("flush output", "job", j.ID, "err", err)
+	}
+	if !res.State.Final() {
+		res.State, res.Error = StateLost, fmt.Sprintf("executor returned non-final state %q: %s", res.State, res.Error)
+	}
+	if res.State == StateCancelled && res.Error == "" {
+		res.Error = t.cancelReason()
+	}
+	if e.ctx.Err() != nil && res.State == StateLost && res.Error == "" {
+		res.Error = "sshjobs stopped while the job ran"
+	}
+	now := e.cfg.Now()
+	u := Update{ExitCode: res.ExitCode, EndedAt: &now, ClearPrompt: true}
+	if res.Signal != "" {
+		u.Signal = &res.Signal
+	}
+	if res.Error != "" {
+		u.Error = &res.Error
+	}
+	if res.Cwd != "" {
+		u.Cwd = &res.Cwd
+	}
+	if _, err := e.store.Transition(ctx, j.ID, res.State, u); err != nil {
+		e.log.Error("record end of job", "job", j.ID, "state", res.State, "err", err)
+	}
+	e.watch.changed(j.ID)
+}
