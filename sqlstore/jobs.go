@@ -1,0 +1,505 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/sshjobs/sshjobs/jobs"
+)
+
+// jobCols is the column list every query that returns jobs selects, in the
+// order scanJob reads them.
+const jobCols = `id, host, target, session, command, detached, sudo, kill_after_ms,
+	state, exit_code, signal, error, prompt_text, prompt_kind, cwd, new_shell,
+	owner, lease_until_ms, cancel_requested, attach, output_bytes, gap_start, gap_end,
+	created_at_ms, started_at_ms, ended_at_ms`
+
+// List limits: the tool contract's default and maximum.
+const (
+	defaultListLimit = 20
+	maxListLimit     = 200
+)
+
+// pruneBatch is how many jobs Prune deletes per transaction, so that deleting
+// a month of output never holds the write lock for long.
+const pruneBatch = 32
+
+// SQL lists of the final and non-final states.
+var (
+	activeStates = inList(jobs.StateQueued, jobs.StateRunning, jobs.StateWaitingInput)
+	finalStates  = inList(jobs.StateSucceeded, jobs.StateFailed, jobs.StateCancelled, jobs.StateLost, jobs.StateError)
+)
+
+// inList renders states as an SQL list of literals; states are constants of
+// the jobs package, never input.
+func inList(states ...jobs.State) string {
+	q := make([]string, len(states))
+	for i, s := range states {
+		q[i] = "'" + string(s) + "'"
+	}
+	return "(" + strings.Join(q, ", ") + ")"
+}
+
+// placeholders returns "(?, ?, ...)" for n values, and "()" (an empty SQL
+// list, which SQLite accepts and nothing is IN) for none.
+func placeholders(n int) string {
+	return "(" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
+}
+
+// ms stores a time as Unix milliseconds; the zero time ("not reached") as NULL.
+func ms(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return time.UnixMilli(v.Int64)
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanJob(s scanner) (*jobs.Job, error) {
+	var (
+		j                                      jobs.Job
+		state                                  string
+		detached, sudo, newShell, cancel       int64
+		killAfter                              int64
+		exitCode, lease, created, started, end sql.NullInt64
+		promptText, promptKind                 sql.NullString
+	)
+	err := s.Scan(&j.ID, &j.Host, &j.Target, &j.Session, &j.Command, &detached, &sudo, &killAfter,
+		&state, &exitCode, &j.Signal, &j.Error, &promptText, &promptKind, &j.Cwd, &newShell,
+		&j.Owner, &lease, &cancel, &j.Attach, &j.OutputBytes, &j.GapStart, &j.GapEnd,
+		&created, &started, &end)
+	if err != nil {
+		return nil, err
+	}
+	j.State = jobs.State(state)
+	j.Detached, j.Sudo, j.NewShell, j.CancelRequested = detached != 0, sudo != 0, newShell != 0, cancel != 0
+	j.KillAfter = time.Duration(killAfter) * time.Millisecond
+	if exitCode.Valid {
+		c := int(exitCode.Int64)
+		j.ExitCode = &c
+	}
+	if promptText.Valid {
+		j.Prompt = &jobs.Prompt{Text: promptText.String, Kind: jobs.PromptKind(promptKind.String)}
+	}
+	j.LeaseUntil = fromMS(lease)
+	j.CreatedAt, j.StartedAt, j.EndedAt = fromMS(created), fromMS(started), fromMS(end)
+	return &j, nil
+}
+
+// queryJobs runs a query that returns jobCols and reads all its rows. Rows are
+// always read to the end and closed: on the writer that is what commits a
+// statement with RETURNING and frees the only connection.
+func queryJobs(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, query string, args ...any) ([]*jobs.Job, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*jobs.Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+// Insert stores a new job. An empty ID gets a new UUIDv7, an empty State is
+// queued and a zero CreatedAt is now; j is updated to match the row.
+func (db *DB) Insert(ctx context.Context, j *jobs.Job) error {
+	if j.ID == "" {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return fmt.Errorf("insert job: %w", err)
+		}
+		j.ID = id.String()
+	}
+	if j.State == "" {
+		j.State = jobs.StateQueued
+	}
+	if j.CreatedAt.IsZero() {
+		j.CreatedAt = time.Now()
+	}
+	switch {
+	case !j.State.Valid():
+		return fmt.Errorf("insert job %s: unknown state %q: %w", j.ID, j.State, jobs.ErrBadInput)
+	case j.Host == "" || j.Session == "":
+		return fmt.Errorf("insert job %s: host and session are required: %w", j.ID, jobs.ErrBadInput)
+	case j.OutputBytes != 0 || j.GapStart != 0 || j.GapEnd != 0:
+		// Output bookkeeping belongs to AppendOutput, which needs it to
+		// match the stored chunks.
+		return fmt.Errorf("insert job %s: a new job has no output: %w", j.ID, jobs.ErrBadInput)
+	}
+	var exitCode, promptText, promptKind any
+	if j.ExitCode != nil {
+		exitCode = int64(*j.ExitCode)
+	}
+	if j.Prompt != nil {
+		promptText, promptKind = j.Prompt.Text, string(j.Prompt.Kind)
+	}
+	_, err := db.w.ExecContext(ctx, `INSERT INTO jobs (`+jobCols+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?)`,
+		j.ID, j.Host, j.Target, j.Session, j.Command, boolInt(j.Detached), boolInt(j.Sudo), j.KillAfter.Milliseconds(),
+		string(j.State), exitCode, j.Signal, j.Error, promptText, promptKind, j.Cwd, boolInt(j.NewShell),
+		j.Owner, ms(j.LeaseUntil), boolInt(j.CancelRequested), j.Attach,
+		j.CreatedAt.UnixMilli(), ms(j.StartedAt), ms(j.EndedAt))
+	if err != nil {
+		return fmt.Errorf("insert job %s: %w", j.ID, err)
+	}
+	return nil
+}
+
+// Get returns the job, or an error wrapping jobs.ErrNotFound.
+func (db *DB) Get(ctx context.Context, id string) (*jobs.Job, error) {
+	j, err := scanJob(db.r.QueryRowContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		err = jobs.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get job %s: %w", id, err)
+	}
+	return j, nil
+}
+
+// List returns the jobs f selects, newest first. Limit defaults to 20 and is
+// at most 200.
+func (db *DB) List(ctx context.Context, f jobs.ListFilter) ([]*jobs.Job, error) {
+	var where []string
+	var args []any
+	if f.Host != "" {
+		where = append(where, "(host = ? OR target = ?)")
+		args = append(args, f.Host, f.Host)
+	}
+	if f.Session != "" {
+		where = append(where, "session = ?")
+		args = append(args, f.Session)
+	}
+	if len(f.States) > 0 {
+		for _, s := range f.States {
+			if !s.Valid() {
+				return nil, fmt.Errorf("list jobs: unknown state %q: %w", s, jobs.ErrBadInput)
+			}
+			args = append(args, string(s))
+		}
+		where = append(where, "state IN "+placeholders(len(f.States)))
+	}
+	if f.Contains != "" {
+		where = append(where, "instr(command, ?) > 0")
+		args = append(args, f.Contains)
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "created_at_ms >= ?")
+		args = append(args, f.Since.UnixMilli())
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = defaultListLimit
+	}
+	limit = min(limit, maxListLimit)
+	q := `SELECT ` + jobCols + ` FROM jobs`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY created_at_ms DESC, id DESC LIMIT ?"
+	args = append(args, limit)
+	js, err := queryJobs(ctx, db.r, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	return js, nil
+}
+
+// Claim moves the oldest queued job of (host, session) owned by owner to
+// running, setting its lease and start time, unless a non-detached job of that
+// session is running or waiting for input. It is one statement, so two
+// workers (or two processes) never claim the same job, and a session never
+// runs two shell jobs at once. It returns nil, nil when there is nothing to
+// claim.
+func (db *DB) Claim(ctx context.Context, owner, host, session string, now, leaseUntil time.Time) (*jobs.Job, error) {
+	js, err := queryJobs(ctx, db.w, `UPDATE jobs
+		SET state = 'running', owner = ?1, lease_until_ms = ?2, started_at_ms = ?3
+		WHERE id = (
+			SELECT id FROM jobs
+			WHERE host = ?4 AND session = ?5 AND state = 'queued' AND owner = ?1
+			ORDER BY created_at_ms, id
+			LIMIT 1)
+		AND NOT EXISTS (
+			SELECT 1 FROM jobs
+			WHERE host = ?4 AND session = ?5 AND state IN ('running', 'waiting_input') AND detached = 0)
+		RETURNING `+jobCols,
+		owner, ms(leaseUntil), ms(now), host, session)
+	if err != nil {
+		return nil, fmt.Errorf("claim job for %s/%s: %w", host, session, err)
+	}
+	if len(js) == 0 {
+		return nil, nil
+	}
+	return js[0], nil
+}
+
+// updateSet renders u as SQL assignments. Nil fields are left out.
+func updateSet(u jobs.Update) (sets []string, args []any) {
+	add := func(col string, v any) {
+		sets = append(sets, col+" = ?")
+		args = append(args, v)
+	}
+	if u.ExitCode != nil {
+		add("exit_code", int64(*u.ExitCode))
+	}
+	if u.Signal != nil {
+		add("signal", *u.Signal)
+	}
+	if u.Error != nil {
+		add("error", *u.Error)
+	}
+	switch {
+	case u.Prompt != nil:
+		// A prompt given wins over ClearPrompt: it is the newer news.
+		add("prompt_text", u.Prompt.Text)
+		add("prompt_kind", string(u.Prompt.Kind))
+	case u.ClearPrompt:
+		add("prompt_text", nil)
+		add("prompt_kind", nil)
+	}
+	if u.Cwd != nil {
+		add("cwd", *u.Cwd)
+	}
+	if u.NewShell != nil {
+		add("new_shell", boolInt(*u.NewShell))
+	}
+	if u.Attach != nil {
+		add("attach", *u.Attach)
+	}
+	if u.Owner != nil {
+		add("owner", *u.Owner)
+	}
+	if u.LeaseUntil != nil {
+		add("lease_until_ms", ms(*u.LeaseUntil))
+	}
+	if u.StartedAt != nil {
+		add("started_at_ms", ms(*u.StartedAt))
+	}
+	if u.EndedAt != nil {
+		add("ended_at_ms", ms(*u.EndedAt))
+	}
+	return sets, args
+}
+
+// refused explains why a conditional update of job id matched no row: the job
+// does not exist (jobs.ErrNotFound), or its state, named in the error, does not
+// allow the change (jobs.ErrTransition). It must run in the update's
+// transaction so that the state it names is the one that refused.
+func refused(ctx context.Context, tx *sql.Tx, id string) error {
+	var state string
+	err := tx.QueryRowContext(ctx, `SELECT state FROM jobs WHERE id = ?`, id).Scan(&state)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return jobs.ErrNotFound
+	case err != nil:
+		return err
+	}
+	return fmt.Errorf("job is %s: %w", state, jobs.ErrTransition)
+}
+
+// Transition moves job id to state to and applies u, if jobs.AllowedFrom(to)
+// contains its current state; the check and the change are one UPDATE.
+func (db *DB) Transition(ctx context.Context, id string, to jobs.State, u jobs.Update) (*jobs.Job, error) {
+	if !to.Valid() {
+		return nil, fmt.Errorf("transition job %s to %q: unknown state: %w", id, to, jobs.ErrBadInput)
+	}
+	from := jobs.AllowedFrom(to)
+	sets, args := updateSet(u)
+	sets = append([]string{"state = ?"}, sets...)
+	args = append([]any{string(to)}, args...)
+	args = append(args, id)
+	for _, s := range from {
+		args = append(args, string(s))
+	}
+	var j *jobs.Job
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		js, err := queryJobs(ctx, tx, `UPDATE jobs SET `+strings.Join(sets, ", ")+`
+			WHERE id = ? AND state IN `+placeholders(len(from))+` RETURNING `+jobCols, args...)
+		if err != nil {
+			return err
+		}
+		if len(js) == 0 {
+			return refused(ctx, tx, id)
+		}
+		j = js[0]
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("transition job %s to %s: %w", id, to, err)
+	}
+	return j, nil
+}
+
+// Set applies u to job id without changing its state; a final job refuses
+// with jobs.ErrTransition.
+func (db *DB) Set(ctx context.Context, id string, u jobs.Update) error {
+	sets, args := updateSet(u)
+	if len(sets) == 0 {
+		// Still report a missing or final job, as a real change would.
+		sets = []string{"state = state"}
+	}
+	args = append(args, id)
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE jobs SET `+strings.Join(sets, ", ")+`
+			WHERE id = ? AND state IN `+activeStates, args...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n > 0 {
+			return err
+		}
+		return refused(ctx, tx, id)
+	})
+	if err != nil {
+		return fmt.Errorf("set job %s: %w", id, err)
+	}
+	return nil
+}
+
+// RequestCancel marks a non-final job for cancellation by its owner, who
+// learns of it from Heartbeat. A final job refuses with jobs.ErrTransition.
+func (db *DB) RequestCancel(ctx context.Context, id string) (*jobs.Job, error) {
+	var j *jobs.Job
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		js, err := queryJobs(ctx, tx, `UPDATE jobs SET cancel_requested = 1
+			WHERE id = ? AND state IN `+activeStates+` RETURNING `+jobCols, id)
+		if err != nil {
+			return err
+		}
+		if len(js) == 0 {
+			return refused(ctx, tx, id)
+		}
+		j = js[0]
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("request cancel of job %s: %w", id, err)
+	}
+	return j, nil
+}
+
+// Heartbeat sets the lease of every non-final job of owner to leaseUntil and
+// returns, sorted, the ids of those with a cancel request.
+func (db *DB) Heartbeat(ctx context.Context, owner string, leaseUntil time.Time) ([]string, error) {
+	rows, err := db.w.QueryContext(ctx, `UPDATE jobs SET lease_until_ms = ?
+		WHERE owner = ? AND state IN `+activeStates+`
+		RETURNING id, cancel_requested`, ms(leaseUntil), owner)
+	if err != nil {
+		return nil, fmt.Errorf("heartbeat of %s: %w", owner, err)
+	}
+	defer rows.Close()
+	var cancel []string
+	for rows.Next() {
+		var id string
+		var c int64
+		if err := rows.Scan(&id, &c); err != nil {
+			return nil, fmt.Errorf("heartbeat of %s: %w", owner, err)
+		}
+		if c != 0 {
+			cancel = append(cancel, id)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("heartbeat of %s: %w", owner, err)
+	}
+	slices.Sort(cancel)
+	return cancel, nil
+}
+
+// Adopt makes owner the owner of every non-final job whose lease ended before
+// now (a job with no lease at all counts as expired), and returns them oldest
+// first.
+func (db *DB) Adopt(ctx context.Context, owner string, now, leaseUntil time.Time) ([]*jobs.Job, error) {
+	js, err := queryJobs(ctx, db.w, `UPDATE jobs SET owner = ?, lease_until_ms = ?
+		WHERE state IN `+activeStates+` AND (lease_until_ms IS NULL OR lease_until_ms < ?)
+		RETURNING `+jobCols, owner, ms(leaseUntil), now.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("adopt jobs for %s: %w", owner, err)
+	}
+	// RETURNING has no ORDER BY.
+	slices.SortFunc(js, func(a, b *jobs.Job) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return js, nil
+}
+
+// QueuedSessions lists, sorted, the (host, session) pairs with queued jobs of
+// owner.
+func (db *DB) QueuedSessions(ctx context.Context, owner string) ([][2]string, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT DISTINCT host, session FROM jobs
+		WHERE state = 'queued' AND owner = ? ORDER BY host, session`, owner)
+	if err != nil {
+		return nil, fmt.Errorf("queued sessions of %s: %w", owner, err)
+	}
+	defer rows.Close()
+	var out [][2]string
+	for rows.Next() {
+		var hs [2]string
+		if err := rows.Scan(&hs[0], &hs[1]); err != nil {
+			return nil, fmt.Errorf("queued sessions of %s: %w", owner, err)
+		}
+		out = append(out, hs)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("queued sessions of %s: %w", owner, err)
+	}
+	return out, nil
+}
+
+// Prune deletes the final jobs that ended before before, and their output,
+// and returns how many. A final job with no end time counts from its creation.
+// It deletes in small transactions, so that writers are never held up for
+// long.
+func (db *DB) Prune(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	for {
+		res, err := db.w.ExecContext(ctx, `DELETE FROM jobs WHERE id IN (
+			SELECT id FROM jobs
+			WHERE state IN `+finalStates+`
+			AND (ended_at_ms < ?1 OR (ended_at_ms IS NULL AND created_at_ms < ?1))
+			LIMIT ?2)`, before.UnixMilli(), pruneBatch)
+		if err != nil {
+			return total, fmt.Errorf("prune jobs ended before %s: %w", before.Format(time.RFC3339), err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("prune jobs ended before %s: %w", before.Format(time.RFC3339), err)
+		}
+		total += n
+		if n < pruneBatch {
+			return total, nil
+		}
+	}
+}

@@ -1,0 +1,269 @@
+package sqlstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/sshjobs/sshjobs/jobs"
+)
+
+// appendAll stores data for job id in chunks of random sizes (1..maxChunk),
+// sent in batches of random length interleaved with another job's output.
+func appendAll(t testing.TB, db *DB, rng *rand.Rand, id, other string, data []byte, maxChunk int, cap int64) {
+	t.Helper()
+	ctx := context.Background()
+	var batch []jobs.Chunk
+	otherOff := int64(0)
+	if other != "" {
+		otherOff = get(t, db, other).OutputBytes
+	}
+	for off := 0; off < len(data); {
+		n := min(1+rng.IntN(maxChunk), len(data)-off)
+		batch = append(batch, jobs.Chunk{JobID: id, Offset: int64(off), Data: data[off : off+n]})
+		off += n
+		if other != "" && rng.IntN(3) == 0 {
+			batch = append(batch, jobs.Chunk{JobID: other, Offset: otherOff, Data: []byte("noise")})
+			otherOff += 5
+		}
+		if rng.IntN(4) == 0 || off == len(data) {
+			if err := db.AppendOutput(ctx, batch, cap); err != nil {
+				t.Fatalf("AppendOutput: %v", err)
+			}
+			batch = batch[:0]
+		}
+	}
+}
+
+func randomBytes(rng *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.UintN(256))
+	}
+	return b
+}
+
+// TestReadOutputEveryOffset reads the output back at every offset with
+// several limits: chunk boundaries must be invisible.
+func TestReadOutputEveryOffset(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	j := insert(t, db, newJob("h", "s", "o", jobs.StateRunning))
+	o := insert(t, db, newJob("h", "s2", "o", jobs.StateRunning))
+	want := randomBytes(rng, 6000)
+	appendAll(t, db, rng, j.ID, o.ID, want, 700, 0)
+
+	if got := get(t, db, j.ID); got.OutputBytes != int64(len(want)) || got.GapEnd != 0 {
+		t.Fatalf("job after append: %+v", got)
+	}
+	n := int64(len(want))
+	for _, limit := range []int64{0, 1, 3, 511, 4096, n + 100} {
+		for off := int64(0); off <= n+2; off++ {
+			out, err := db.ReadOutput(ctx, j.ID, off, limit)
+			if err != nil {
+				t.Fatalf("ReadOutput(%d, %d): %v", off, limit, err)
+			}
+			from := min(off, n)
+			exp := want[from:min(from+limit, n)]
+			if !bytes.Equal(out.Data, exp) || out.Offset != from || out.Total != n || out.Skipped != 0 {
+				t.Fatalf("ReadOutput(%d, %d) = %d bytes at %d (total %d, skipped %d), want %d bytes at %d",
+					off, limit, len(out.Data), out.Offset, out.Total, out.Skipped, len(exp), from)
+			}
+		}
+	}
+}
+
+// TestBigChunk checks that a chunk larger than a row is split and read back
+// whole.
+func TestBigChunk(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	rng := rand.New(rand.NewPCG(3, 4))
+	j := insert(t, db, newJob("h", "s", "o", jobs.StateRunning))
+	want := randomBytes(rng, 3*maxRow+123)
+	if err := db.AppendOutput(ctx, []jobs.Chunk{{JobID: j.ID, Data: want}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	var rows, biggest int64
+	if err := db.r.QueryRow("SELECT count(*), max(length(data)) FROM output_chunks WHERE job_id = ?", j.ID).Scan(&rows, &biggest); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 4 || biggest != maxRow {
+		t.Errorf("%d rows, biggest %d; want 4 rows of at most %d", rows, biggest, maxRow)
+	}
+	for _, off := range []int64{0, 1, maxRow - 1, maxRow, maxRow + 1, 2*maxRow + 7, int64(len(want)) - 1} {
+		out, err := db.ReadOutput(ctx, j.ID, off, MaxRead)
+		if err != nil || !bytes.Equal(out.Data, want[off:]) {
+			t.Fatalf("ReadOutput(%d): %d bytes, %v", off, len(out.Data), err)
+		}
+	}
+	var seqs []int64
+	r, err := db.r.Query("SELECT seq FROM output_chunks WHERE job_id = ? ORDER BY offset", j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r.Next() {
+		var s int64
+		r.Scan(&s)
+		seqs = append(seqs, s)
+	}
+	r.Close()
+	for i, s := range seqs {
+		if s != int64(i) {
+			t.Fatalf("seq %v, want 0, 1, 2, ...", seqs)
+		}
+	}
+}
+
+func TestAppendOffsets(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	j := insert(t, db, newJob("h", "s", "o", jobs.StateRunning))
+	app := func(off int64, s string) error {
+		return db.AppendOutput(ctx, []jobs.Chunk{{JobID: j.ID, Offset: off, Data: []byte(s)}}, 0)
+	}
+	for _, c := range []struct {
+		off int64
+		s   string
+	}{{0, "hello"}, {0, "hel"}, {3, "lo wor"}, {9, "ld"}, {11, ""}} {
+		if err := app(c.off, c.s); err != nil {
+			t.Fatalf("append %q at %d: %v", c.s, c.off, err)
+		}
+	}
+	out, err := db.ReadOutput(ctx, j.ID, 0, 100)
+	if err != nil || string(out.Data) != "hello world" {
+		t.Fatalf("resent output not deduplicated: %q, %v", out.Data, err)
+	}
+	if err := app(20, "x"); !errors.Is(err, jobs.ErrBadInput) {
+		t.Errorf("hole: %v, want ErrBadInput", err)
+	}
+	if err := app(-1, "x"); !errors.Is(err, jobs.ErrBadInput) {
+		t.Errorf("negative offset: %v, want ErrBadInput", err)
+	}
+	// A failed batch stores nothing, also for the other jobs in it.
+	err = db.AppendOutput(ctx, []jobs.Chunk{{JobID: j.ID, Offset: 11, Data: []byte("!")}, {JobID: "missing", Data: []byte("x")}}, 0)
+	if !errors.Is(err, jobs.ErrNotFound) {
+		t.Errorf("unknown job: %v, want ErrNotFound", err)
+	}
+	if got := get(t, db, j.ID); got.OutputBytes != 11 {
+		t.Errorf("OutputBytes %d after a failed batch, want 11", got.OutputBytes)
+	}
+}
+
+func TestReadOutputErrors(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	j := insert(t, db, newJob("h", "s", "o", jobs.StateRunning))
+	if err := db.AppendOutput(ctx, []jobs.Chunk{{JobID: j.ID, Data: []byte("abc")}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ReadOutput(ctx, j.ID, -1, 10); !errors.Is(err, jobs.ErrBadInput) || !strings.Contains(err.Error(), "negative") {
+		t.Errorf("negative offset: %v", err)
+	}
+	if _, err := db.ReadOutput(ctx, j.ID, 0, -1); !errors.Is(err, jobs.ErrBadInput) {
+		t.Errorf("negative limit: %v", err)
+	}
+	if _, err := db.ReadOutput(ctx, "missing", 0, 10); !errors.Is(err, jobs.ErrNotFound) || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("unknown job: %v", err)
+	}
+	out, err := db.ReadOutput(ctx, j.ID, 1000, 10)
+	if err != nil || len(out.Data) != 0 || out.Offset != 3 || out.Total != 3 {
+		t.Errorf("read past the end = %+v, %v; want no data at 3", out, err)
+	}
+	empty := insert(t, db, newJob("h", "s", "o", jobs.StateQueued))
+	if out, err := db.ReadOutput(ctx, empty.ID, 0, 10); err != nil || len(out.Data) != 0 || out.Total != 0 {
+		t.Errorf("job without output: %+v, %v", out, err)
+	}
+}
+
+// TestOutputCap checks that past the cap a job keeps its exact head and the
+// most recent output, with the gap between them recorded and readable.
+func TestOutputCap(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name     string
+		cap      int64
+		size     int
+		maxChunk int
+	}{
+		{"small chunks", 1000, 20000, 60},
+		{"chunks across the head", 1001, 7000, 300},
+		{"one huge chunk", 3 * maxRow, 10 * maxRow, 10 * maxRow},
+		{"barely over", 1000, 1001, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			db := openTest(t)
+			rng := rand.New(rand.NewPCG(5, uint64(c.cap)))
+			j := insert(t, db, newJob("h", "s", "o", jobs.StateRunning))
+			o := insert(t, db, newJob("h", "s2", "o", jobs.StateRunning))
+			want := randomBytes(rng, c.size)
+			appendAll(t, db, rng, j.ID, o.ID, want, c.maxChunk, c.cap)
+
+			head, tail := c.cap/2, c.cap-c.cap/2
+			got := get(t, db, j.ID)
+			n := int64(len(want))
+			if got.OutputBytes != n || got.GapStart != head || n-got.GapEnd > tail || n-got.GapEnd <= tail-int64(min(c.maxChunk, maxRow)) {
+				t.Fatalf("total %d, gap [%d, %d); want total %d, gap from %d, tail at most %d",
+					got.OutputBytes, got.GapStart, got.GapEnd, n, head, tail)
+			}
+			var stored int64
+			if err := db.r.QueryRow("SELECT sum(length(data)) FROM output_chunks WHERE job_id = ?", j.ID).Scan(&stored); err != nil {
+				t.Fatal(err)
+			}
+			if stored != head+n-got.GapEnd {
+				t.Errorf("%d bytes stored, want %d", stored, head+n-got.GapEnd)
+			}
+
+			// The head reads up to the gap; a read in the gap skips to its end.
+			out, err := db.ReadOutput(ctx, j.ID, 0, MaxRead)
+			if err != nil || !bytes.Equal(out.Data, want[:head]) || out.Skipped != 0 {
+				t.Fatalf("head: %d bytes, skipped %d, %v", len(out.Data), out.Skipped, err)
+			}
+			for _, off := range []int64{head, head + 1, got.GapEnd - 1} {
+				out, err = db.ReadOutput(ctx, j.ID, off, MaxRead)
+				if err != nil || out.Offset != got.GapEnd || out.Skipped != got.GapEnd-off || !bytes.Equal(out.Data, want[got.GapEnd:]) {
+					t.Fatalf("read in the gap at %d: %d bytes at %d, skipped %d, %v", off, len(out.Data), out.Offset, out.Skipped, err)
+				}
+			}
+			for off := got.GapEnd; off <= n; off += max(1, (n-got.GapEnd)/50) {
+				out, err = db.ReadOutput(ctx, j.ID, off, 7)
+				if err != nil || out.Skipped != 0 || !bytes.Equal(out.Data, want[off:min(off+7, n)]) {
+					t.Fatalf("tail at %d: %q, %v", off, out.Data, err)
+				}
+			}
+			// The other job in the same batches is capped on its own.
+			if g := get(t, db, o.ID); (g.GapEnd != 0) != (g.OutputBytes > c.cap) {
+				t.Errorf("other job: %d bytes, gap [%d, %d)", g.OutputBytes, g.GapStart, g.GapEnd)
+			}
+		})
+	}
+}
+
+// TestCapAfterUncapped turns the cap on for a job that already has more than
+// the head in one row: the row stays whole and the gap starts after it.
+func TestCapAfterUncapped(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	j := insert(t, db, newJob("h", "s", "o", jobs.StateRunning))
+	want := bytes.Repeat([]byte("0123456789"), 100)
+	if err := db.AppendOutput(ctx, []jobs.Chunk{{JobID: j.ID, Data: want[:300]}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	for off := 300; off < len(want); off += 100 {
+		if err := db.AppendOutput(ctx, []jobs.Chunk{{JobID: j.ID, Offset: int64(off), Data: want[off : off+100]}}, 200); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := get(t, db, j.ID)
+	if got.GapStart != 300 || got.GapEnd != 900 {
+		t.Fatalf("gap [%d, %d), want [300, 900)", got.GapStart, got.GapEnd)
+	}
+	out, err := db.ReadOutput(ctx, j.ID, 0, 1000)
+	if err != nil || !bytes.Equal(out.Data, want[:300]) {
+		t.Fatalf("head %q, %v", out.Data, err)
+	}
+}

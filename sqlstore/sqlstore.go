@@ -1,0 +1,396 @@
+// Package sqlstore keeps sshjobs' jobs and their output in one SQLite file
+// (modernc.org/sqlite, no cgo): it opens the file with the pragmas that let
+// several processes share it, applies the embedded migrations, refuses files
+// that are not its own, and implements jobs.Store.
+//
+// A DB holds two pools on the file: one writer connection, because SQLite has
+// one writer at a time anyway and a single connection never fights itself for
+// the lock, and a few query-only readers, so that reads never queue behind a
+// batch of output.
+package sqlstore
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sshjobs/sshjobs/jobs"
+	"github.com/sshjobs/sshjobs/migrations"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+var _ jobs.Store = (*DB)(nil)
+
+// applicationID marks a database as sshjobs' own ('ssjb'); migration 0001 sets
+// it. Open refuses any other non-empty database.
+const applicationID = 0x73736a62
+
+// Errors Open returns, wrapped with the path, for files it will not use. The
+// file is left as it was.
+var (
+	// ErrForeign: the file is an SQLite database of another program.
+	ErrForeign = errors.New("not an sshjobs database")
+	// ErrNotSQLite: the file is not an SQLite database, or it is damaged.
+	ErrNotSQLite = errors.New("not a readable SQLite database")
+	// ErrTooNew: the database was migrated by a newer sshjobs.
+	ErrTooNew = errors.New("database schema is newer than this sshjobs")
+)
+
+// Options tune Open; the zero value is what sshjobs uses.
+type Options struct {
+	// ReadConns is the size of the read pool. Default 4.
+	ReadConns int
+	// BusyTimeout is how long a statement waits for another process's write
+	// lock before failing. Default 5s.
+	BusyTimeout time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.ReadConns <= 0 {
+		o.ReadConns = 4
+	}
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = 5 * time.Second
+	}
+	return o
+}
+
+// DefaultPath is where sshjobs keeps its database when not told otherwise:
+// $XDG_STATE_HOME/sshjobs/sshjobs.db, else ~/.local/state/sshjobs/sshjobs.db.
+func DefaultPath() (string, error) {
+	// The XDG spec says to ignore a relative value.
+	if d := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "sshjobs", "sshjobs.db"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("default database path: %w", err)
+	}
+	return filepath.Join(home, ".local", "state", "sshjobs", "sshjobs.db"), nil
+}
+
+// DB is a jobs.Store on one SQLite file. It is safe for concurrent use, and
+// several processes may open the same file.
+type DB struct {
+	path string
+	w    *sql.DB // one connection: all writes
+	r    *sql.DB // query-only pool: Get, List, ReadOutput, ...
+
+	// Statements AppendOutput runs for every chunk or job, prepared once on
+	// the writer's only connection.
+	stInsertChunk *sql.Stmt
+	stJobOutput   *sql.Stmt
+	stLastSeq     *sql.Stmt
+	stSetOutput   *sql.Stmt
+}
+
+// Open opens (creating it if needed) the database at path, "" meaning
+// DefaultPath, and brings its schema up to date. A new folder is created 0700
+// and a new file 0600 (SQLite gives its -wal and -shm files the same mode). A
+// file that is not an SQLite database, another program's database, or one
+// migrated by a newer sshjobs is refused with ErrNotSQLite, ErrForeign or
+// ErrTooNew, before anything is written to it.
+func Open(ctx context.Context, path string, opts Options) (*DB, error) {
+	opts = opts.withDefaults()
+	if path == "" {
+		p, err := DefaultPath()
+		if err != nil {
+			return nil, fmt.Errorf("open database: %w", err)
+		}
+		path = p
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	path = abs
+	if err := createPrivate(path); err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	latest, files, err := migrationFiles()
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	// Check the file through a read-only connection first: the writer's
+	// pragmas (journal_mode=WAL) would already change a file we must refuse.
+	if err := check(ctx, path, opts, latest); err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+
+	busy := strconv.FormatInt(opts.BusyTimeout.Milliseconds(), 10)
+	w, err := sql.Open("sqlite", dsn(path,
+		"_pragma=busy_timeout("+busy+")",
+		"_pragma=foreign_keys(1)",
+		"_pragma=synchronous(NORMAL)",
+		// Applied after every _pragma, so that page_size above still takes
+		// effect on a new file: WAL mode fixes the page size.
+		"_pragma=page_size("+strconv.Itoa(pageSize)+")",
+		"_journal_mode=WAL",
+		// A deferred transaction that reads and then writes fails with
+		// SQLITE_BUSY, busy timeout or not, when another process committed
+		// in between; taking the write lock at BEGIN waits instead.
+		"_txlock=immediate",
+	))
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxIdleTime(0)
+	w.SetConnMaxLifetime(0)
+	db := &DB{path: path, w: w}
+	if err := db.migrate(ctx, files); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+
+	r, err := sql.Open("sqlite", dsn(path,
+		"_pragma=busy_timeout("+busy+")",
+		"_pragma=query_only(1)",
+	))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(opts.ReadConns)
+	r.SetMaxIdleConns(opts.ReadConns)
+	db.r = r
+	if err := db.prepare(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// pageSize for a new database. Output chunks are tens of KiB: larger pages
+// mean shorter overflow chains per chunk. See BenchmarkAppendOutput.
+const pageSize = 4096
+
+// Path is the database file's absolute path.
+func (db *DB) Path() string { return db.path }
+
+// Close closes both pools.
+func (db *DB) Close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{db.stInsertChunk, db.stJobOutput, db.stLastSeq, db.stSetOutput} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	if db.r != nil {
+		errs = append(errs, db.r.Close())
+	}
+	errs = append(errs, db.w.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close database %s: %w", db.path, err)
+	}
+	return nil
+}
+
+// dsn builds a modernc DSN: a file: URI, so that any character in path
+// survives (SQLite decodes %XX), followed by the driver's parameters.
+func dsn(path string, params ...string) string {
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path)}
+	return u.String() + "?" + strings.Join(params, "&")
+}
+
+// createPrivate creates path's folder 0700 and path itself 0600 unless they
+// exist. Creating the file here, rather than letting SQLite do it, is what
+// keeps the umask out of its mode.
+func createPrivate(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// sqliteHeader starts every SQLite database file.
+var sqliteHeader = []byte("SQLite format 3\x00")
+
+// check makes sure the file at path is empty or an sshjobs database that this
+// binary can migrate, without writing to it.
+func check(ctx context.Context, path string, opts Options, latest int) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	head := make([]byte, 100)
+	n, err := io.ReadFull(f, head)
+	f.Close()
+	switch {
+	case n == 0:
+		// New, or a WAL database whose first commit was never checkpointed:
+		// SQLite knows which.
+	case err != nil:
+		return fmt.Errorf("%w: the file is only %d bytes long", ErrNotSQLite, n)
+	case !bytes.Equal(head[:len(sqliteHeader)], sqliteHeader):
+		return fmt.Errorf("%w: the file does not start with the SQLite header", ErrNotSQLite)
+	}
+
+	busy := strconv.FormatInt(opts.BusyTimeout.Milliseconds(), 10)
+	db, err := sql.Open("sqlite", dsn(path, "mode=ro", "_pragma=busy_timeout("+busy+")"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var appID, version int
+	var tables []string
+	err = func() error {
+		if err := db.QueryRowContext(ctx, "PRAGMA application_id").Scan(&appID); err != nil {
+			return err
+		}
+		if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+			return err
+		}
+		rows, err := db.QueryContext(ctx,
+			"SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name")
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var name string
+			if err := rows.Scan(&name); err != nil {
+				return err
+			}
+			tables = append(tables, name)
+		}
+		return rows.Err()
+	}()
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		return fmt.Errorf("%w: %w", ErrNotSQLite, err)
+	}
+
+	switch {
+	case appID == 0 && version == 0 && len(tables) == 0:
+		return nil // empty: ours to set up
+	case appID != applicationID:
+		if len(tables) > 8 {
+			tables = append(tables[:8], "...")
+		}
+		return fmt.Errorf("%w: it belongs to another program (application_id %#x, user_version %d, tables: %s); refusing to change it",
+			ErrForeign, appID, version, strings.Join(tables, ", "))
+	case version > latest:
+		return fmt.Errorf("%w: database schema version %d is newer than this sshjobs (%d): upgrade sshjobs",
+			ErrTooNew, version, latest)
+	case version > 0 && !slices.Contains(tables, "jobs"):
+		return fmt.Errorf("%w: it is marked as sshjobs' (schema version %d) but has no jobs table", ErrForeign, version)
+	}
+	return nil
+}
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrationFiles reads the embedded migrations, which must be numbered 1, 2,
+// ... without holes: a hole would be skipped by every database already past it.
+func migrationFiles() (latest int, files []migration, err error) {
+	entries, err := fs.ReadDir(migrations.FS, ".")
+	if err != nil {
+		return 0, nil, fmt.Errorf("read migrations: %w", err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		num, _, ok := strings.Cut(name, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || !strings.HasSuffix(name, ".sql") {
+			return 0, nil, fmt.Errorf("migration %s: name is not NNNN_what.sql", name)
+		}
+		b, err := fs.ReadFile(migrations.FS, name)
+		if err != nil {
+			return 0, nil, fmt.Errorf("read migration %s: %w", name, err)
+		}
+		files = append(files, migration{version: v, name: name, sql: string(b)})
+	}
+	slices.SortFunc(files, func(a, b migration) int { return a.version - b.version })
+	for i, m := range files {
+		if m.version != i+1 {
+			return 0, nil, fmt.Errorf("migration %s: expected number %d", m.name, i+1)
+		}
+	}
+	return len(files), files, nil
+}
+
+// migrate applies the migrations the database has not seen yet, each in its
+// own transaction with its user_version, so that a crash leaves the database
+// at a version it fully has. Another process may be migrating the same file:
+// the version is read again under the write lock.
+func (db *DB) migrate(ctx context.Context, files []migration) error {
+	for _, m := range files {
+		err := db.inTx(ctx, func(tx *sql.Tx) error {
+			var version int
+			if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+				return err
+			}
+			if version >= m.version {
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, "PRAGMA user_version = "+strconv.Itoa(m.version))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+	}
+	return nil
+}
+
+// inTx runs f in a write transaction (BEGIN IMMEDIATE) and commits it unless f
+// fails.
+func (db *DB) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func (db *DB) prepare(ctx context.Context) error {
+	for _, p := range []struct {
+		st **sql.Stmt
+		q  string
+	}{
+		{&db.stInsertChunk, "INSERT INTO output_chunks (job_id, seq, offset, data, at_ms) VALUES (?, ?, ?, ?, ?)"},
+		{&db.stJobOutput, "SELECT output_bytes, gap_start, gap_end FROM jobs WHERE id = ?"},
+		{&db.stLastSeq, "SELECT seq FROM output_chunks WHERE job_id = ? ORDER BY offset DESC LIMIT 1"},
+		{&db.stSetOutput, "UPDATE jobs SET output_bytes = ?, gap_start = ?, gap_end = ? WHERE id = ?"},
+	} {
+		st, err := db.w.PrepareContext(ctx, p.q)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", p.q, err)
+		}
+		*p.st = st
+	}
+	return nil
+}
