@@ -43,7 +43,7 @@ func runSSHG(ctx context.Context, sshPath, configFile string, req request) (sshO
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
+		msg := strings.Join(strings.Fields(strings.ReplaceAll(strings.TrimSpace(stderr.String()), "\n", " ; ")), " ")
 		if msg == "" {
 			msg = err.Error()
 		}
@@ -79,6 +79,9 @@ func parseSSHG(out []byte) (sshOptions, error) {
 		}
 		key, val, _ := strings.Cut(line, " ")
 		key = strings.ToLower(key)
+		if key == "" {
+			return nil, fmt.Errorf("line %d: no keyword", n)
+		}
 		for _, c := range key {
 			if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
 				return nil, fmt.Errorf("line %d: bad keyword %q", n, key)

@@ -1,0 +1,300 @@
+package sessions
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// resolvers returns the two resolution paths to run a test through: `ssh -G`
+// (skipped where the OpenSSH client is missing) and kevinburke/ssh_config.
+func resolvers(t *testing.T) map[string]bool {
+	t.Helper()
+	m := map[string]bool{"fallback": true}
+	if _, err := exec.LookPath("ssh"); err == nil {
+		m["openssh"] = false
+	} else {
+		t.Log("ssh not on PATH: only the fallback path is tested")
+	}
+	return m
+}
+
+// testHome points $HOME at a temp folder, so ~ expands somewhere harmless.
+func testHome(t *testing.T) string {
+	t.Helper()
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	return home
+}
+
+func writeFile(t *testing.T, path, text string) string {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestResolveConfig(t *testing.T) {
+	home := testHome(t)
+	dir := t.TempDir()
+	included := writeFile(t, filepath.Join(dir, "included.conf"), "Host incl\n  HostName 10.5.5.5\n  Port 2345\n")
+	cfg := writeFile(t, filepath.Join(dir, "config"), `Include `+included+`
+
+Host web
+  HostName 10.1.2.3
+  Port 2200
+  User deploy
+  IdentityFile ~/.ssh/web_key
+  IdentityFile /keys/%h_%r_%p
+  IdentitiesOnly yes
+  ServerAliveInterval 20
+  ServerAliveCountMax 5
+  ConnectTimeout 7
+
+Host inner
+  HostName 10.9.9.9
+  ProxyJump bastion,ops@mid:2022
+
+Host pc
+  HostName pc.internal
+  User pcuser
+  Port 2022
+  ProxyCommand nc -X connect %h %p %r
+
+Host strict
+  StrictHostKeyChecking yes
+  UserKnownHostsFile /kh/one /kh/two
+  HostKeyAlias strictalias
+
+Host loose
+  StrictHostKeyChecking no
+  IdentityAgent none
+
+Match host matched
+  User matcheduser
+
+Host *
+  ServerAliveCountMax 4
+`)
+	me := currentUser()
+	defIDs := []string{home + "/.ssh/id_ed25519", home + "/.ssh/id_ecdsa", home + "/.ssh/id_rsa"}
+
+	type want struct {
+		key        string
+		ids        []string
+		idsOnly    bool
+		jump       []string
+		proxyCmd   string
+		alive      time.Duration
+		aliveMax   int
+		timeout    time.Duration
+		strict     string
+		userKH     []string // nil: only check the default's name
+		alias      string
+		agent      string
+		targetUser string
+	}
+	cases := []struct {
+		target string
+		want   want
+	}{
+		{"web", want{key: "deploy@10.1.2.3:2200", ids: []string{home + "/.ssh/web_key", "/keys/10.1.2.3_deploy_2200"},
+			idsOnly: true, alive: 20 * time.Second, aliveMax: 5, timeout: 7 * time.Second, strict: StrictAcceptNew}},
+		{"root@web:2201", want{key: "root@10.1.2.3:2201", ids: []string{home + "/.ssh/web_key", "/keys/10.1.2.3_root_2201"},
+			idsOnly: true, alive: 20 * time.Second, aliveMax: 5, timeout: 7 * time.Second, strict: StrictAcceptNew}},
+		{"inner", want{key: me + "@10.9.9.9:22", ids: defIDs, jump: []string{"bastion", "ops@mid:2022"},
+			alive: 15 * time.Second, aliveMax: 4, timeout: 15 * time.Second, strict: StrictAcceptNew}},
+		{"pc", want{key: "pcuser@pc.internal:2022", ids: defIDs, proxyCmd: "nc -X connect pc.internal 2022 pcuser",
+			alive: 15 * time.Second, aliveMax: 4, timeout: 15 * time.Second, strict: StrictAcceptNew}},
+		{"strict", want{key: me + "@strict:22", ids: defIDs, alive: 15 * time.Second, aliveMax: 4, timeout: 15 * time.Second,
+			strict: StrictYes, userKH: []string{"/kh/one", "/kh/two"}, alias: "strictalias"}},
+		{"loose", want{key: me + "@loose:22", ids: defIDs, alive: 15 * time.Second, aliveMax: 4, timeout: 15 * time.Second,
+			strict: StrictNo, agent: "none"}},
+		{"incl", want{key: me + "@10.5.5.5:2345", ids: defIDs, alive: 15 * time.Second, aliveMax: 4, timeout: 15 * time.Second, strict: StrictAcceptNew}},
+		{"matched", want{key: "matcheduser@matched:22", ids: defIDs, alive: 15 * time.Second, aliveMax: 4, timeout: 15 * time.Second, strict: StrictAcceptNew}},
+		{"other.example.com", want{key: me + "@other.example.com:22", ids: defIDs, alive: 15 * time.Second, aliveMax: 4, timeout: 15 * time.Second, strict: StrictAcceptNew}},
+		{"admin@[::1]:2222", want{key: "admin@[::1]:2222", ids: defIDs, alive: 15 * time.Second, aliveMax: 4, timeout: 15 * time.Second, strict: StrictAcceptNew}},
+	}
+	for name, noOpenSSH := range resolvers(t) {
+		t.Run(name, func(t *testing.T) {
+			r := &Resolver{ConfigFile: cfg, NoOpenSSH: noOpenSSH}
+			for _, c := range cases {
+				t.Run(c.target, func(t *testing.T) {
+					h, err := r.Resolve(context.Background(), c.target)
+					if err != nil {
+						t.Fatal(err)
+					}
+					w := c.want
+					check := func(what string, got, want any) {
+						t.Helper()
+						if !reflect.DeepEqual(got, want) {
+							t.Errorf("%s = %#v, want %#v", what, got, want)
+						}
+					}
+					check("Key()", h.Key(), w.key)
+					check("Target", h.Target, c.target)
+					check("IdentityFiles", h.IdentityFiles, w.ids)
+					check("IdentitiesOnly", h.IdentitiesOnly, w.idsOnly)
+					check("ProxyJump", h.ProxyJump, w.jump)
+					check("ProxyCommand", h.ProxyCommand, w.proxyCmd)
+					check("ServerAliveInterval", h.ServerAliveInterval, w.alive)
+					check("ServerAliveCountMax", h.ServerAliveCountMax, w.aliveMax)
+					check("ConnectTimeout", h.ConnectTimeout, w.timeout)
+					check("StrictHostKeyChecking", h.StrictHostKeyChecking, w.strict)
+					check("HostKeyAlias", h.HostKeyAlias, w.alias)
+					check("IdentityAgent", h.IdentityAgent, w.agent)
+					if w.userKH != nil {
+						check("UserKnownHostsFiles", h.UserKnownHostsFiles, w.userKH)
+					} else if len(h.UserKnownHostsFiles) == 0 || !strings.HasSuffix(h.UserKnownHostsFiles[0], "/.ssh/known_hosts") {
+						t.Errorf("UserKnownHostsFiles = %q, want ~/.ssh/known_hosts first", h.UserKnownHostsFiles)
+					}
+				})
+			}
+		})
+	}
+}
+
+func TestResolveEnvOverrides(t *testing.T) {
+	home := testHome(t)
+	cfg := writeFile(t, filepath.Join(t.TempDir(), "config"), "Host web-1\n  HostName 10.1.1.1\n  User cfguser\n  Port 2200\n  IdentityFile ~/.ssh/cfgkey\n")
+	env := map[string]string{
+		"OVRD_WEB_1_HOST": "10.2.2.2",
+		"OVRD_WEB_1_PORT": "2300",
+		"OVRD_WEB_1_USER": "envuser",
+		"OVRD_WEB_1_KEY":  "~/.ssh/envkey",
+	}
+	for name, noOpenSSH := range resolvers(t) {
+		t.Run(name, func(t *testing.T) {
+			r := &Resolver{ConfigFile: cfg, NoOpenSSH: noOpenSSH, Env: func(k string) string { return env[k] }}
+			h, err := r.Resolve(context.Background(), "web-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Key() != "envuser@10.2.2.2:2300" {
+				t.Errorf("Key() = %q, want envuser@10.2.2.2:2300", h.Key())
+			}
+			want := []string{home + "/.ssh/envkey", home + "/.ssh/cfgkey"}
+			if !reflect.DeepEqual(h.IdentityFiles, want) {
+				t.Errorf("IdentityFiles = %q, want %q", h.IdentityFiles, want)
+			}
+			// The target's own user and port beat the environment.
+			h, err = r.Resolve(context.Background(), "me@web-1:2400")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Key() != "me@10.2.2.2:2400" {
+				t.Errorf("Key() = %q, want me@10.2.2.2:2400", h.Key())
+			}
+		})
+	}
+	bad := &Resolver{ConfigFile: cfg, NoOpenSSH: true, Env: func(k string) string {
+		return map[string]string{"OVRD_WEB_1_HOST": "-oProxyCommand=evil"}[k]
+	}}
+	if _, err := bad.Resolve(context.Background(), "web-1"); err == nil || !strings.Contains(err.Error(), "OVRD_WEB_1_HOST") {
+		t.Errorf("option-like OVRD_WEB_1_HOST: err = %v, want an error naming it", err)
+	}
+}
+
+func TestResolveBadTargets(t *testing.T) {
+	testHome(t)
+	cfg := writeFile(t, filepath.Join(t.TempDir(), "config"), "Host x\n  Port 22\n")
+	bad := []string{"", " ", "a b", "a\tb", "-oProxyCommand=touch /tmp/pwned", "root@-oProxyCommand=x",
+		"-x@host", "a\x00b", "a\nb", "a\rb", "host:0", "host:99999", "host:abc", "host:", "[::1", "[::1]x",
+		"user@", "@host", "a;b", "a$(id)", "ho`st", "a|b", "a,b", "a/b", "a*", "\x1b[31m"}
+	for name, noOpenSSH := range resolvers(t) {
+		t.Run(name, func(t *testing.T) {
+			r := &Resolver{ConfigFile: cfg, NoOpenSSH: noOpenSSH}
+			for _, target := range bad {
+				if h, err := r.Resolve(context.Background(), target); err == nil {
+					t.Errorf("Resolve(%q) = %+v, want an error", target, h)
+				}
+			}
+		})
+	}
+}
+
+func TestResolveConfigErrors(t *testing.T) {
+	testHome(t)
+	dir := t.TempDir()
+	cases := map[string]string{
+		"bad port":       "Host x\n  Port notanumber\n",
+		"bad jump":       "Host x\n  ProxyJump -oProxyCommand=x\n",
+		"bad token":      "Host x\n  IdentityFile ~/.ssh/%Z\n",
+		"bad timeout":    "Host x\n  ConnectTimeout soon\n",
+		"bad alive":      "Host x\n  ServerAliveCountMax many\n",
+		"bad hostname %": "Host x\n  HostName %Z\n",
+	}
+	for name, noOpenSSH := range resolvers(t) {
+		t.Run(name, func(t *testing.T) {
+			for cname, text := range cases {
+				cfg := writeFile(t, filepath.Join(dir, strings.ReplaceAll(cname, " ", "_")), text)
+				r := &Resolver{ConfigFile: cfg, NoOpenSSH: noOpenSSH}
+				if h, err := r.Resolve(context.Background(), "x"); err == nil {
+					t.Errorf("%s: Resolve = %+v, want an error", cname, h)
+				} else {
+					t.Logf("%s: %v", cname, err)
+				}
+			}
+			r := &Resolver{ConfigFile: filepath.Join(dir, "missing"), NoOpenSSH: noOpenSSH}
+			if _, err := r.Resolve(context.Background(), "x"); err == nil {
+				t.Error("missing -F file: want an error")
+			}
+		})
+	}
+}
+
+// An unsupported Match makes kevinburke/ssh_config fail the whole file; the
+// error must say so and name the file, where OpenSSH handles it.
+func TestResolveUnsupportedMatch(t *testing.T) {
+	testHome(t)
+	cfg := writeFile(t, filepath.Join(t.TempDir(), "config"), "Match user nobody\n  Port 2222\nHost x\n  Port 2200\n")
+	_, err := (&Resolver{ConfigFile: cfg, NoOpenSSH: true}).Resolve(context.Background(), "x")
+	if err == nil || !strings.Contains(err.Error(), cfg) || !strings.Contains(err.Error(), "Match") {
+		t.Errorf("fallback: err = %v, want an unsupported Match error naming %s", err, cfg)
+	}
+	if _, ok := resolvers(t)["openssh"]; ok {
+		h, err := (&Resolver{ConfigFile: cfg}).Resolve(context.Background(), "x")
+		if err != nil {
+			t.Fatalf("openssh: %v", err)
+		}
+		if h.Port != 2200 {
+			t.Errorf("openssh: Port = %d, want 2200", h.Port)
+		}
+	}
+}
+
+func TestParseTarget(t *testing.T) {
+	cases := map[string]target{
+		"web":                 {Host: "web"},
+		"root@web":            {User: "root", Host: "web"},
+		"root@web:2222":       {User: "root", Host: "web", Port: 2222},
+		"web:2222":            {Host: "web", Port: 2222},
+		"[::1]:2222":          {Host: "::1", Port: 2222},
+		"u@[fe80::1]:22":      {User: "u", Host: "fe80::1", Port: 22},
+		"::1":                 {Host: "::1"},
+		"[::1]":               {Host: "::1"},
+		"a@b@host":            {User: "a@b", Host: "host"},
+		"ssh://ops@mid:2022":  {User: "ops", Host: "mid", Port: 2022},
+		"h.example.com":       {Host: "h.example.com"},
+		"user.name@10.0.0.1":  {User: "user.name", Host: "10.0.0.1"},
+		"bücher.example":      {Host: "bücher.example"},
+		"x_y-z@host-1.local":  {User: "x_y-z", Host: "host-1.local"},
+		"ssh://h/":            {Host: "h"},
+		"ROOT@Web.Example:22": {User: "ROOT", Host: "Web.Example", Port: 22},
+	}
+	for in, want := range cases {
+		got, err := parseTarget(in)
+		if err != nil || got != want {
+			t.Errorf("parseTarget(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+}
