@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/sshjobs/sshjobs/jobs"
+	"github.com/sshjobs/sshjobs/sessions"
+	"github.com/sshjobs/sshjobs/sqlstore"
+)
+
+// app is sshjobs wired together: the store, the SSH pool, and the engine
+// that runs jobs through the pool into the store.
+type app struct {
+	cfg      config
+	log      *slog.Logger
+	db       *sqlstore.DB
+	resolver *sessions.Resolver
+	pool     *sessions.Pool
+	eng      *jobs.Engine
+}
+
+// mode says how much of the engine a command starts.
+type mode int
+
+const (
+	// modeServe runs jobs and adopts those of stopped processes.
+	modeServe mode = iota
+	// modeRun runs the jobs it submits, and leaves other processes' jobs alone.
+	modeRun
+	// modeRead only reads, waits on and cancels jobs: nothing runs here.
+	modeRead
+)
+
+func openApp(ctx context.Context, cfg config, m mode) (*app, error) {
+	log := cfg.logger()
+	db, err := sqlstore.Open(ctx, cfg.DB, sqlstore.Options{})
+	if err != nil {
+		return nil, err
+	}
+	resolver := &sessions.Resolver{ConfigFile: cfg.SSHConfig}
+	secrets := sessions.SecretChain{sessions.EnvSecrets{Getenv: os.Getenv}}
+	pool := sessions.NewPool(sessions.PoolConfig{
+		Dialer:      &sessions.Dialer{Resolver: resolver, Secrets: secrets, Logger: log},
+		IdleTimeout: cfg.IdleTimeout,
+		Logger:      log,
+	})
+	eng, err := jobs.New(jobs.Config{
+		Store:        db,
+		Executor:     pool,
+		Logger:       log,
+		MaxJobOutput: cfg.MaxJobOutput,
+		Retention:    cfg.Retention,
+		QueuedMaxAge: cfg.QueuedMaxAge,
+		Lease:        cfg.Lease,
+		Heartbeat:    min(2*time.Second, cfg.Lease/4),
+		NoAdopt:      m != modeServe,
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	a := &app{cfg: cfg, log: log, db: db, resolver: resolver, pool: pool, eng: eng}
+	if m != modeRead {
+		if err := eng.Start(ctx); err != nil {
+			a.Close()
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// Close stops the engine (running shell jobs end lost, queued ones wait for
+// the next process), closes the connections and the database.
+func (a *app) Close() error {
+	err := a.eng.Close()
+	a.pool.CloseAll()
+	return errors.Join(err, a.db.Close())
+}

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/sshjobs/sshjobs/jobs"
+)
+
+func cmdRun(ctx context.Context, stopSignals func(), args []string, stdout, stderr io.Writer) (int, error) {
+	var cfg config
+	fs := newFlags("run", "run [flags] HOST [--] COMMAND...", stderr, &cfg)
+	session := fs.String("session", jobs.DefaultSession, "persistent shell to run in")
+	killAfter := fs.Duration("kill-after", 0, "cancel the command after this long, e.g. 10m")
+	if err := parseFlags(fs, &cfg, args); err != nil {
+		return 0, err
+	}
+	rest := fs.Args()
+	if len(rest) > 0 && rest[0] == "--" {
+		rest = rest[1:]
+	}
+	if len(rest) < 2 {
+		return 0, usageError{"run needs a HOST and a COMMAND"}
+	}
+	host, rest := rest[0], rest[1:]
+	if len(rest) > 0 && rest[0] == "--" {
+		rest = rest[1:]
+	}
+	a, err := openApp(ctx, cfg, modeRun)
+	if err != nil {
+		return 0, err
+	}
+	defer a.Close()
+	// Like ssh, the words after the host are joined into one command line.
+	j, err := a.submit(ctx, host, jobs.Spec{Session: *session, Command: strings.Join(rest, " "), KillAfter: *killAfter})
+	if err != nil {
+		return 0, err
+	}
+	// The first Ctrl-C cancels the job (as it would over ssh); its output up to
+	// the end is still shown.
+	go func() {
+		<-ctx.Done()
+		stopSignals()
+		if _, err := a.eng.Cancel(context.Background(), j.ID, "INT", 0); err != nil {
+			a.log.Warn("cancel job", "job", j.ID, "err", err)
+		}
+	}()
+	j, err = follow(context.Background(), a, j.ID, 0, stdout, stderr)
+	if err != nil {
+		return 0, err
+	}
+	if j.Error != "" {
+		fmt.Fprintf(stderr, "sshjobs: job %s %s: %s\n", j.ID, j.State, j.Error)
+	}
+	return exitCode(j), nil
+}
+
+// exitCode maps a final job to a process exit code the way ssh does: the
+// command's own code, 128+n for a signal, 255 when it never ran or was lost.
+func exitCode(j *jobs.Job) int {
+	switch {
+	case j.ExitCode != nil:
+		return *j.ExitCode
+	case j.Signal != "":
+		return 128 + map[string]int{"HUP": 1, "INT": 2, "KILL": 9, "PIPE": 13, "TERM": 15}[j.Signal]
+	case j.State == jobs.StateCancelled:
+		return 130
+	}
+	return 255
+}
+
+// follow writes a job's output from offset as it is stored, until the job
+// is final, and returns it then.
+func follow(ctx context.Context, a *app, id string, offset int64, stdout, stderr io.Writer) (*jobs.Job, error) {
+	prompted := false
+	for {
+		j, err := a.eng.Wait(ctx, id, jobs.WaitOptions{Timeout: time.Minute, Offset: offset})
+		if err != nil {
+			return nil, err
+		}
+		for offset < j.OutputBytes {
+			out, err := a.eng.Read(ctx, id, offset, 1<<20)
+			if err != nil {
+				return nil, err
+			}
+			if out.Skipped > 0 {
+				fmt.Fprintf(stderr, "\n[sshjobs: %d bytes not stored (output cap)]\n", out.Skipped)
+			}
+			if _, err := stdout.Write(out.Data); err != nil {
+				return nil, err
+			}
+			offset = out.Offset + int64(len(out.Data))
+			if len(out.Data) == 0 {
+				break
+			}
+		}
+		if j.State.Final() {
+			return j, nil
+		}
+		if j.State == jobs.StateWaitingInput {
+			if !prompted && j.Prompt != nil {
+				fmt.Fprintf(stderr, "\n[sshjobs: job waits for input (%s): %q]\n", j.Prompt.Kind, j.Prompt.Text)
+			}
+			prompted = true
+			// Wait returns at once while the job waits for input.
+			select {
+			case <-time.After(200 * time.Millisecond):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		} else {
+			prompted = false
+		}
+	}
+}
+
+func cmdJobs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg config
+	fs := newFlags("jobs", "jobs [flags]", stderr, &cfg)
+	var in jobsIn
+	fs.StringVar(&in.Host, "host", "", "only jobs on this host")
+	fs.StringVar(&in.Session, "session", "", "only jobs of this session")
+	fs.StringVar(&in.State, "state", "", "only jobs in this state, or active")
+	fs.StringVar(&in.Contains, "contains", "", "only commands containing this")
+	fs.StringVar(&in.Since, "since", "", "only jobs created since (RFC 3339 or a duration like 2h)")
+	fs.IntVar(&in.Limit, "limit", 20, "at most this many (max 200)")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	if err := parseFlags(fs, &cfg, args); err != nil {
+		return err
+	}
+	a, err := openApp(ctx, cfg, modeRead)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	out, err := a.listJobs(ctx, in)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	_, err = io.WriteString(stdout, out.table())
+	return err
+}
+
+func cmdLogs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg config
+	fs := newFlags("logs", "logs [flags] JOB_ID", stderr, &cfg)
+	followFlag := fs.Bool("f", false, "follow the output until the job ends (also a job another process runs)")
+	if err := parseFlags(fs, &cfg, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{"logs needs one JOB_ID"}
+	}
+	a, err := openApp(ctx, cfg, modeRead)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	id := fs.Arg(0)
+	if *followFlag {
+		j, err := follow(ctx, a, id, 0, stdout, stderr)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "[sshjobs: job %s %s%s]\n", j.ID, j.State, exitSuffix(j))
+		return nil
+	}
+	j, err := a.eng.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	for off := int64(0); off < j.OutputBytes; {
+		out, err := a.eng.Read(ctx, id, off, 1<<20)
+		if err != nil {
+			return err
+		}
+		if _, err := stdout.Write(out.Data); err != nil {
+			return err
+		}
+		if len(out.Data) == 0 {
+			break
+		}
+		off = out.Offset + int64(len(out.Data))
+	}
+	return nil
+}
+
+func exitSuffix(j *jobs.Job) string {
+	switch {
+	case j.ExitCode != nil:
+		return fmt.Sprintf(" exit=%d", *j.ExitCode)
+	case j.Signal != "":
+		return " signal=" + j.Signal
+	case j.Error != "":
+		return ": " + j.Error
+	}
+	return ""
+}
+
+func cmdCancel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg config
+	fs := newFlags("cancel", "cancel [flags] JOB_ID", stderr, &cfg)
+	sig := fs.String("signal", "INT", "INT, TERM or KILL")
+	grace := fs.Duration("grace", 3*time.Second, "kill the job's processes if still running after this")
+	if err := parseFlags(fs, &cfg, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{"cancel needs one JOB_ID"}
+	}
+	a, err := openApp(ctx, cfg, modeRead)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	j, err := a.eng.Cancel(ctx, fs.Arg(0), *sig, *grace)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "job %s %s%s\n", j.ID, j.State, exitSuffix(j))
+	if !j.State.Final() {
+		return fmt.Errorf("job %s is still %s: the process running it (%s) has not stopped it yet", j.ID, j.State, j.Owner)
+	}
+	return nil
+}

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/sshjobs/sshjobs/sqlstore"
+)
+
+// config is what every subcommand shares: where the history lives and how
+// jobs and connections are bounded. Each setting is a flag and an environment
+// variable; the flag wins.
+type config struct {
+	DB           string
+	SSHConfig    string
+	IdleTimeout  time.Duration
+	MaxJobOutput int64
+	Retention    time.Duration
+	QueuedMaxAge time.Duration
+	Lease        time.Duration
+	LogLevel     string
+
+	raw map[string]*string // flag values before parse
+}
+
+// setting describes one shared flag.
+type setting struct {
+	name, env, usage string
+}
+
+var settings = []setting{
+	{"db", "SSHJOBS_DB", "path of the SQLite history (default $XDG_STATE_HOME/sshjobs/sshjobs.db)"},
+	{"ssh-config", "SSHJOBS_SSH_CONFIG", "ssh_config file to read instead of ~/.ssh/config (like ssh -F)"},
+	{"idle-timeout", "SSHJOBS_IDLE_TIMEOUT", "close connections idle this long (default 10m)"},
+	{"max-job-output", "SSHJOBS_MAX_JOB_OUTPUT", "bytes of output stored per job; past it the head and tail are kept (default 64MiB)"},
+	{"retention", "SSHJOBS_RETENTION", "delete finished jobs older than this, e.g. 720h (default 30 days; 0 keeps all)"},
+	{"queued-max-age", "SSHJOBS_QUEUED_MAX_AGE", "a queued job adopted after a restart older than this ends lost (default 24h)"},
+	{"lease", "SSHJOBS_LEASE", "after this process dies, others adopt its jobs once this has passed (default 15s)"},
+	{"log-level", "SSHJOBS_LOG_LEVEL", "debug, info, warn or error; logs go to stderr (default info)"},
+}
+
+// register adds the shared flags to fs, with their environment defaults.
+func (c *config) register(fs *flag.FlagSet) {
+	vals := map[string]*string{}
+	for _, s := range settings {
+		vals[s.name] = fs.String(s.name, os.Getenv(s.env), fmt.Sprintf("%s [$%s]", s.usage, s.env))
+	}
+	c.raw = vals
+}
+
+// parse turns the flag strings into settings, applying the defaults.
+func (c *config) parse() error {
+	get := func(name string) string { return *c.raw[name] }
+	c.DB = get("db")
+	if c.DB == "" {
+		p, err := sqlstore.DefaultPath()
+		if err != nil {
+			return err
+		}
+		c.DB = p
+	}
+	c.SSHConfig = get("ssh-config")
+	c.LogLevel = get("log-level")
+	var err error
+	if c.IdleTimeout, err = duration(get("idle-timeout"), "idle-timeout", 10*time.Minute); err != nil {
+		return err
+	}
+	if c.Retention, err = duration(get("retention"), "retention", 30*24*time.Hour); err != nil {
+		return err
+	}
+	if get("retention") == "0" {
+		c.Retention = -1 // keep everything
+	}
+	if c.QueuedMaxAge, err = duration(get("queued-max-age"), "queued-max-age", 24*time.Hour); err != nil {
+		return err
+	}
+	if c.Lease, err = duration(get("lease"), "lease", 15*time.Second); err != nil {
+		return err
+	}
+	if c.Lease < time.Second {
+		return fmt.Errorf("-lease %s: must be at least 1s", c.Lease)
+	}
+	c.MaxJobOutput = 64 << 20
+	if v := get("max-job-output"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 4096 {
+			return fmt.Errorf("-max-job-output %q: want a number of bytes, at least 4096", v)
+		}
+		c.MaxJobOutput = n
+	}
+	return nil
+}
+
+func duration(v, name string, def time.Duration) (time.Duration, error) {
+	if v == "" {
+		return def, nil
+	}
+	if v == "0" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("-%s %q: want a duration like 90s, 10m or 720h", name, v)
+	}
+	return d, nil
+}
+
+// logger writes to stderr: stdout is the MCP protocol.
+func (c *config) logger() *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil || c.LogLevel == "" {
+		level = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}

@@ -1,0 +1,142 @@
+// Command sshjobs gives AI agents (over MCP) and people (from a terminal)
+// persistent SSH sessions whose every command is a durable job in SQLite.
+//
+// With no arguments, or "serve", it speaks MCP on stdin/stdout; the other
+// subcommands are the CLI. main only parses, wires and maps errors to exit
+// codes.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `sshjobs: persistent SSH sessions for AI agents, every command a durable job.
+
+Usage:
+  sshjobs [serve]                 speak MCP on stdin/stdout (for an MCP client)
+  sshjobs run HOST [--] CMD...    run a command, stream its output, exit with its code
+  sshjobs jobs                    list jobs, newest first
+  sshjobs logs [-f] JOB_ID        print a job's output; -f follows it to its end
+  sshjobs cancel JOB_ID           stop a job (Ctrl-C, then kill after a grace period)
+  sshjobs version                 print the version
+
+Run "sshjobs COMMAND -h" for a command's flags. Every flag has an environment
+variable too (shown in -h). The history is a SQLite file: sqlite3 "$(sshjobs
+-print-db)" 'select * from recent_jobs'.
+`
+
+// exitUsage is the exit code for a command line that cannot be run.
+const exitUsage = 2
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// usageError is a mistake on the command line: exit 2 with the usage hint.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	name := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var code int
+	var err error
+	switch name {
+	case "serve":
+		err = cmdServe(ctx, args, stdout, stderr)
+	case "run":
+		code, err = cmdRun(ctx, stop, args, stdout, stderr)
+	case "jobs":
+		err = cmdJobs(ctx, args, stdout, stderr)
+	case "logs":
+		err = cmdLogs(ctx, args, stdout, stderr)
+	case "cancel":
+		err = cmdCancel(ctx, args, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "sshjobs", version)
+	case "help":
+		fmt.Fprint(stdout, usage)
+	default:
+		err = usageError{fmt.Sprintf("unknown command %q", name)}
+	}
+	var ue usageError
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "sshjobs: %v\n\n%s", err, usage)
+		return exitUsage
+	case err != nil:
+		fmt.Fprintf(stderr, "sshjobs %s: %v\n", name, err)
+		return 1
+	}
+	return code
+}
+
+// newFlags returns a flag set for a subcommand with the shared settings.
+func newFlags(name, synopsis string, stderr io.Writer, cfg *config) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: sshjobs %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	cfg.register(fs)
+	return fs
+}
+
+// parseFlags parses args and the shared settings.
+func parseFlags(fs *flag.FlagSet, cfg *config, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	if err := cfg.parse(); err != nil {
+		return usageError{err.Error()}
+	}
+	return nil
+}
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg config
+	fs := newFlags("serve", "serve [flags]", stderr, &cfg)
+	printDB := fs.Bool("print-db", false, "print the database path and exit")
+	if err := parseFlags(fs, &cfg, args); err != nil {
+		return err
+	}
+	if *printDB {
+		fmt.Fprintln(stdout, cfg.DB) // before serving: stdout is not yet the protocol
+		return nil
+	}
+	a, err := openApp(ctx, cfg, modeServe)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	a.log.Info("serving MCP on stdio", "db", cfg.DB, "version", version)
+	err = newMCPServer(a).Run(ctx, &mcp.StdioTransport{})
+	if ctx.Err() != nil || errors.Is(err, io.EOF) {
+		return nil // a signal, or the client closed stdin: a normal end
+	}
+	return err
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/sshjobs/sshjobs/jobs"
+)
+
+const instructions = `sshjobs runs shell commands on SSH hosts in persistent sessions (cwd and environment carry over). Every command is a job stored with its full output; a call that runs out of time returns the job_id, the command goes on, and ssh_job follows it, also after a restart. Hosts are ssh_config aliases or user@host[:port].`
+
+// newMCPServer builds the MCP server over a. It panics if a tool's schema
+// cannot be inferred, so a test builds it.
+func newMCPServer(a *app) *mcp.Server {
+	s := mcp.NewServer(&mcp.Implementation{Name: "sshjobs", Version: version},
+		&mcp.ServerOptions{Instructions: instructions, Capabilities: &mcp.ServerCapabilities{}})
+	addRunTool(s, a)
+	addJobTool(s, a)
+	addCancelTool(s, a)
+	addJobsTool(s, a)
+	addSessionsTools(s, a)
+	return s
+}
+
+var (
+	yes = true
+	no  = false
+)
+
+// toolError turns an error a caller can fix into a tool error whose text says
+// what to do; anything else is reported as it is.
+func toolError(err error) error {
+	switch {
+	case errors.Is(err, jobs.ErrNotFound):
+		return fmt.Errorf("%v: list jobs with ssh_jobs", err)
+	case errors.Is(err, jobs.ErrBadInput):
+		return err
+	}
+	return err
+}
+
+// result renders a job view as the tool result: text first, structured too.
+func result(v *jobView) *mcp.CallToolResult {
+	return &mcp.CallToolResult{
+		Content: []mcp.Content{&mcp.TextContent{Text: v.text()}},
+		// A job that never started is an error the caller can fix (host,
+		// auth, host key): say so to the model.
+		IsError: v.State == jobs.StateError,
+	}
+}
+
+// seconds converts a tool's seconds parameter, checking its range.
+func seconds(name string, v *float64, def, max float64) (time.Duration, error) {
+	s := def
+	if v != nil {
+		s = *v
+	}
+	if s < 0 || s > max {
+		return 0, fmt.Errorf("%w: %s must be between 0 and %g (got %g)", jobs.ErrBadInput, name, max, s)
+	}
+	return time.Duration(s * float64(time.Second)), nil
+}
+
+func checkMaxOutput(n int) error {
+	if n < 0 || n > 1<<20 {
+		return fmt.Errorf("%w: max_output must be between 0 and 1048576 (got %d)", jobs.ErrBadInput, n)
+	}
+	return nil
+}
+
+// progress returns a callback that sends progress notifications while a job
+// is waited on, when the client asked for them; at most one a second.
+func progress(ctx context.Context, req *mcp.CallToolRequest, a *app) func(*jobs.Job) {
+	token := req.Params.GetProgressToken()
+	if token == nil {
+		return nil
+	}
+	var last time.Time
+	return func(j *jobs.Job) {
+		if time.Since(last) < time.Second {
+			return
+		}
+		last = time.Now()
+		msg := fmt.Sprintf("%s, %d bytes", j.State, j.OutputBytes)
+		if j.OutputBytes > 0 {
+			if out, err := a.eng.Read(ctx, j.ID, max64(0, j.OutputBytes-200), 200); err == nil {
+				lines := strings.Split(strings.TrimRight(string(out.Data), "\n"), "\n")
+				msg += ": " + lines[len(lines)-1]
+			}
+		}
+		_ = req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{
+			ProgressToken: token, Progress: float64(j.OutputBytes), Message: msg,
+		})
+	}
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/sshjobs/sshjobs/internal/sshtest"
+	"github.com/sshjobs/sshjobs/jobs"
+)
+
+// buildBinary builds cmd/sshjobs once per test binary run.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(binDir, "sshjobs")
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sshjobs-bin")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// stdioServer is the built binary serving MCP over its stdin and stdout.
+type stdioServer struct {
+	cmd *exec.Cmd
+	*mcpClient
+}
+
+func startBinary(t *testing.T, bin string, env []string) *stdioServer {
+	t.Helper()
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil).
+		Connect(context.Background(), &mcp.CommandTransport{Command: cmd}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &stdioServer{cmd: cmd, mcpClient: &mcpClient{t: t, cs: cs}}
+	t.Cleanup(func() { cs.Close() })
+	return s
+}
+
+// TestRestartAnswersJobIDs: the server is killed with SIGKILL while one job
+// runs, one is queued behind it and one has finished. A new process answers
+// all three ids: the finished one with its output, the queued one runs, the
+// running one is lost with its output kept.
+func TestRestartAnswersJobIDs(t *testing.T) {
+	srv := sshtest.StartInProcess(t, sshtest.Options{})
+	if sshtest.HaveOpenSSH() {
+		srv = sshtest.StartOpenSSH(t, sshtest.Options{})
+	}
+	bin := buildBinary(t)
+	env := []string{"SSHJOBS_DB=" + filepath.Join(t.TempDir(), "sshjobs.db"), "SSHJOBS_SSH_CONFIG=" + srv.SSHConfig, "SSHJOBS_LEASE=1s"}
+
+	first := startBinary(t, bin, env)
+	finished := first.job("ssh_run", map[string]any{"host": srv.Alias, "command": "echo finished"})
+	running := first.job("ssh_run", map[string]any{"host": srv.Alias, "command": "echo working; sleep 60", "timeout_s": 1})
+	queued := first.job("ssh_run", map[string]any{"host": srv.Alias, "command": "echo queued", "timeout_s": 0})
+	if finished.State != jobs.StateSucceeded || running.State != jobs.StateRunning || queued.State != jobs.StateQueued {
+		t.Fatalf("before the kill: %s %s %s", finished.State, running.State, queued.State)
+	}
+	first.cmd.Process.Signal(syscall.SIGKILL)
+	first.cmd.Wait()
+
+	second := startBinary(t, bin, env)
+	if v := second.job("ssh_job", map[string]any{"job_id": finished.JobID}); v.State != jobs.StateSucceeded || v.Output != "finished\n" || !exitIs(v, 0) {
+		t.Fatalf("finished job after restart: %+v", v)
+	}
+	if v := second.job("ssh_job", map[string]any{"job_id": queued.JobID, "wait_s": 30}); v.State != jobs.StateSucceeded || v.Output != "queued\n" {
+		t.Fatalf("queued job after restart: %+v", v)
+	}
+	v := second.job("ssh_job", map[string]any{"job_id": running.JobID, "wait_s": 30})
+	if v.State != jobs.StateLost || v.Output != "working\n" || !strings.Contains(v.Error, "stopped") {
+		t.Fatalf("running job after restart: %+v", v)
+	}
+	if l := second.call("ssh_jobs", map[string]any{}); !strings.Contains(text(l), finished.JobID) || !strings.Contains(text(l), running.JobID) {
+		t.Fatalf("ssh_jobs after restart: %s", text(l))
+	}
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/sshjobs/sshjobs/jobs"
+)
+
+type runIn struct {
+	Host       string   `json:"host" jsonschema:"ssh_config alias, host, user@host or user@host:port"`
+	Command    string   `json:"command" jsonschema:"shell command; may span lines"`
+	Session    string   `json:"session,omitempty" jsonschema:"named persistent shell on the host (default \"default\"); use another name to run in parallel with a busy session"`
+	TimeoutS   *float64 `json:"timeout_s,omitempty" jsonschema:"seconds this call waits (default 30, max 300); the command is NOT killed then: the job_id comes back and the job goes on"`
+	KillAfterS *float64 `json:"kill_after_s,omitempty" jsonschema:"hard limit: cancel the job after this many seconds"`
+	MaxOutput  int      `json:"max_output,omitempty" jsonschema:"bytes of output returned inline (default 16384); larger output keeps head and tail"`
+}
+
+func addRunTool(s *mcp.Server, a *app) {
+	mcp.AddTool(s, &mcp.Tool{
+		Name: "ssh_run",
+		Description: "Run a shell command on a host in a persistent session (cwd and environment carry over). " +
+			"Returns when the command ends or timeout_s passes; then it goes on as a job: follow it with ssh_job. " +
+			"Jobs in one session run one at a time, in order.",
+		Annotations: &mcp.ToolAnnotations{Title: "Run command", DestructiveHint: &yes, OpenWorldHint: &yes},
+	}, func(ctx context.Context, req *mcp.CallToolRequest, in runIn) (*mcp.CallToolResult, *jobView, error) {
+		timeout, err := seconds("timeout_s", in.TimeoutS, 30, 300)
+		if err != nil {
+			return nil, nil, err
+		}
+		killAfter, err := seconds("kill_after_s", in.KillAfterS, 0, 30*24*3600)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := checkMaxOutput(in.MaxOutput); err != nil {
+			return nil, nil, err
+		}
+		j, err := a.submit(ctx, in.Host, jobs.Spec{Session: in.Session, Command: in.Command, KillAfter: killAfter})
+		if err != nil {
+			return nil, nil, toolError(err)
+		}
+		j, err = a.eng.Wait(ctx, j.ID, jobs.WaitOptions{Timeout: timeout, Offset: -1, Progress: progress(ctx, req, a)})
+		if err != nil {
+			return nil, nil, err
+		}
+		v, err := a.view(context.WithoutCancel(ctx), j, slice{offset: -1, maxOutput: in.MaxOutput})
+		if err != nil {
+			return nil, nil, err
+		}
+		return result(v), v, nil
+	})
+}
+
+// submit resolves the host as ssh would and enqueues the job.
+func (a *app) submit(ctx context.Context, target string, s jobs.Spec) (*jobs.Job, error) {
+	if target == "" {
+		return nil, fmt.Errorf("%w: host is required", jobs.ErrBadInput)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	h, err := a.resolver.Resolve(rctx, target)
+	if err != nil {
+		return nil, errors.Join(jobs.ErrBadInput, fmt.Errorf("host %q: %w", target, err))
+	}
+	s.Target, s.Host = target, h.Key()
+	return a.eng.Enqueue(ctx, s)
+}

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sshjobs/sshjobs/jobs"
+)
+
+// jobView is a job as the tools show it: the shared output fields of TOOLS.md.
+type jobView struct {
+	JobID         string       `json:"job_id"`
+	Host          string       `json:"host"`
+	Session       string       `json:"session"`
+	State         jobs.State   `json:"state"`
+	ExitCode      *int         `json:"exit_code"`
+	Signal        string       `json:"signal,omitempty"`
+	Error         string       `json:"error,omitempty"`
+	Output        string       `json:"output"`
+	OutputBytes   int64        `json:"output_bytes"`
+	Offset        int64        `json:"offset"`
+	NextOffset    int64        `json:"next_offset"`
+	Truncated     bool         `json:"truncated"`
+	Matches       []jobs.Match `json:"matches,omitempty"`
+	Prompt        *jobs.Prompt `json:"prompt,omitempty"`
+	Cwd           string       `json:"cwd,omitempty"`
+	NewShell      bool         `json:"new_shell,omitempty"`
+	StartedAt     string       `json:"started_at,omitempty"`
+	EndedAt       string       `json:"ended_at,omitempty"`
+	DurationMS    int64        `json:"duration_ms"`
+	QueuePosition int          `json:"queue_position,omitempty"`
+}
+
+const defaultMaxOutput = 16384
+
+// slice says which part of the output a view shows.
+type slice struct {
+	offset    int64 // -1: the whole output, as head and tail if too large
+	tail      bool  // the last max bytes
+	maxOutput int
+}
+
+func rfc3339(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") // RFC 3339, fixed width: sorts as text
+}
+
+// view renders j with the part of its output s asks for.
+func (a *app) view(ctx context.Context, j *jobs.Job, s slice) (*jobView, error) {
+	v := &jobView{
+		JobID: j.ID, Host: j.Host, Session: j.Session, State: j.State, ExitCode: j.ExitCode,
+		Signal: j.Signal, Error: j.Error, OutputBytes: j.OutputBytes, Prompt: j.Prompt, Cwd: j.Cwd,
+		NewShell: j.NewShell, StartedAt: rfc3339(j.StartedAt), EndedAt: rfc3339(j.EndedAt),
+		DurationMS: j.Duration(time.Now()).Milliseconds(),
+	}
+	if j.State == jobs.StateQueued {
+		pos, err := a.queuePosition(ctx, j)
+		if err != nil {
+			return nil, err
+		}
+		v.QueuePosition = pos
+	}
+	max := int64(s.maxOutput)
+	if max <= 0 {
+		max = defaultMaxOutput
+	}
+	total := j.OutputBytes
+	switch {
+	case s.offset >= 0:
+		out, err := a.eng.Read(ctx, j.ID, s.offset, max)
+		if err != nil {
+			return nil, err
+		}
+		v.Output, v.Offset = string(out.Data), out.Offset
+		v.NextOffset = out.Offset + int64(len(out.Data))
+		if out.Skipped > 0 {
+			v.Output = fmt.Sprintf("[%d bytes before offset %d were not stored: the job's output passed --max-job-output]\n", out.Skipped, out.Offset) + v.Output
+		}
+	case s.tail || total <= max:
+		from := max64(0, total-max)
+		out, err := a.eng.Read(ctx, j.ID, from, max)
+		if err != nil {
+			return nil, err
+		}
+		data := out.Data
+		if from > 0 { // start at a line boundary when one is near
+			if i := strings.IndexByte(string(data[:min(len(data), 1024)]), '\n'); i >= 0 {
+				data, from = data[i+1:], out.Offset+int64(i)+1
+			}
+		} else {
+			from = out.Offset
+		}
+		v.Output, v.Offset = string(data), from
+		v.NextOffset = from + int64(len(data))
+	default:
+		// Head and tail with one marked gap that says how to read the rest.
+		headN, tailN := max/4, max-max/4
+		head, err := a.eng.Read(ctx, j.ID, 0, headN)
+		if err != nil {
+			return nil, err
+		}
+		tail, err := a.eng.Read(ctx, j.ID, total-tailN, tailN)
+		if err != nil {
+			return nil, err
+		}
+		h, t := trimUTF8(head.Data, false), trimUTF8(tail.Data, true)
+		gapFrom := int64(len(h))
+		gapTo := tail.Offset + int64(len(tail.Data)-len(t))
+		v.Output = fmt.Sprintf("%s\n[... %d bytes left out: read them with ssh_job offset=%d ...]\n%s",
+			h, gapTo-gapFrom, gapFrom, t)
+		v.Offset, v.NextOffset = 0, total
+		v.Truncated = true
+		return v, nil
+	}
+	v.Truncated = v.Offset > 0 || v.NextOffset < total
+	return v, nil
+}
+
+// trimUTF8 drops a rune cut at the start (fromStart) or end of p, so that a
+// slice of text stays valid text.
+func trimUTF8(p []byte, fromStart bool) []byte {
+	if fromStart {
+		for i := 0; i < len(p) && i < utf8.UTFMax; i++ {
+			if utf8.RuneStart(p[i]) {
+				return p[i:]
+			}
+		}
+		return p
+	}
+	for i := len(p) - 1; i >= 0 && i >= len(p)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(p[i]) {
+			if utf8.FullRune(p[i:]) {
+				return p
+			}
+			return p[:i]
+		}
+	}
+	return p
+}
+
+func max64(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+// queuePosition counts the jobs ahead of a queued job in its session.
+func (a *app) queuePosition(ctx context.Context, j *jobs.Job) (int, error) {
+	ahead, err := a.eng.List(ctx, jobs.ListFilter{Host: j.Host, Session: j.Session,
+		States: []jobs.State{jobs.StateQueued, jobs.StateRunning, jobs.StateWaitingInput}, Limit: 200})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, o := range ahead {
+		if o.ID < j.ID && !o.Detached { // ids sort by creation time
+			n++
+		}
+	}
+	return n, nil
+}
+
+// text renders a view for the model: the state line first, then the output.
+func (v *jobView) text() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "job %s %s", v.JobID, v.State)
+	if v.ExitCode != nil {
+		fmt.Fprintf(&b, " exit=%d", *v.ExitCode)
+	}
+	if v.Signal != "" {
+		fmt.Fprintf(&b, " signal=%s", v.Signal)
+	}
+	fmt.Fprintf(&b, " host=%s session=%s", v.Host, v.Session)
+	if v.DurationMS > 0 {
+		fmt.Fprintf(&b, " %s", (time.Duration(v.DurationMS) * time.Millisecond).String())
+	}
+	if v.Cwd != "" {
+		fmt.Fprintf(&b, " cwd=%s", v.Cwd)
+	}
+	if v.QueuePosition > 0 {
+		fmt.Fprintf(&b, " queue_position=%d", v.QueuePosition)
+	}
+	if v.NewShell {
+		b.WriteString(" new_shell (cwd and environment reset)")
+	}
+	if v.Error != "" {
+		fmt.Fprintf(&b, "\nerror: %s", v.Error)
+	}
+	if v.Prompt != nil {
+		fmt.Fprintf(&b, "\nwaiting for input (%s): %q: answer with ssh_input", v.Prompt.Kind, v.Prompt.Text)
+	}
+	if !v.State.Final() && v.State != jobs.StateWaitingInput {
+		b.WriteString("\nstill running: follow with ssh_job job_id=" + v.JobID + " wait_s=30")
+		if v.NextOffset > 0 {
+			fmt.Fprintf(&b, " offset=%d", v.NextOffset)
+		}
+	}
+	if v.Truncated && v.Offset > 0 {
+		fmt.Fprintf(&b, "\noutput from offset %d of %d bytes", v.Offset, v.OutputBytes)
+	}
+	for _, m := range v.Matches {
+		fmt.Fprintf(&b, "\n%d:%s", m.Line, m.Text)
+	}
+	if v.Output != "" {
+		b.WriteString("\n")
+		b.WriteString(v.Output)
+	}
+	return b.String()
+}
