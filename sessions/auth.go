@@ -69,8 +69,13 @@ func (e *AuthError) Error() string {
 }
 
 // errNoSecret makes x/crypto skip a method whose secret is unknown without
-// sending anything to the server.
-var errNoSecret = errors.New("no secret known")
+// sending anything to the server; errUnanswerable ends a keyboard-interactive
+// exchange that asks something other than a password. When the last method
+// ends so, x/crypto returns that error: it is an auth failure too.
+var (
+	errNoSecret     = errors.New("no secret known")
+	errUnanswerable = errors.New("keyboard-interactive question cannot be answered unattended")
+)
 
 // authRun is one connection attempt's authentication: it builds the methods
 // lazily (a secret is only looked up if the server asks for that method) and
@@ -164,7 +169,8 @@ func (a *authRun) config(cfg *ssh.ClientConfig) {
 // is what failed.
 func (a *authRun) failure(err error) error {
 	msg := err.Error()
-	if !strings.Contains(msg, "unable to authenticate") &&
+	if !errors.Is(err, errNoSecret) && !errors.Is(err, errUnanswerable) &&
+		!strings.Contains(msg, "unable to authenticate") &&
 		!strings.Contains(msg, "no supported methods remain") &&
 		!strings.Contains(msg, "Too many authentication failures") &&
 		!strings.Contains(msg, "too many authentication attempts") {
@@ -262,7 +268,11 @@ func (a *authRun) signers() ([]ssh.Signer, error) {
 		}
 		add(s, displayPath(f.path), AuthPublicKey)
 	}
-	detail := fmt.Sprintf("%d keys: %s", len(names), strings.Join(names, ", "))
+	plural := "s"
+	if len(names) == 1 {
+		plural = ""
+	}
+	detail := fmt.Sprintf("%d key%s: %s", len(names), plural, strings.Join(names, ", "))
 	if len(names) == 0 {
 		detail = "no usable key"
 	}
@@ -358,7 +368,7 @@ func (a *authRun) keyboardInteractive(name, instruction string, questions []stri
 	for i, q := range questions {
 		if echos[i] && !isPasswordPrompt(q) {
 			a.try(AuthKeyboardInteractive, fmt.Sprintf("cannot answer %q", strings.TrimSpace(q)))
-			return nil, fmt.Errorf("keyboard-interactive question %q cannot be answered unattended", q)
+			return nil, fmt.Errorf("%w: %q", errUnanswerable, q)
 		}
 		pw, ok, err := a.secret(SecretPassword)
 		switch {
