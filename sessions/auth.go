@@ -198,32 +198,38 @@ func (a *authRun) signers() ([]ssh.Signer, error) {
 	type fileKey struct {
 		path   string
 		pub    ssh.PublicKey // nil if unknown before decrypting
-		signer ssh.Signer    // nil if encrypted
+		signer ssh.Signer    // nil if encrypted or unusable
 		pem    []byte
+		bad    error // why the file itself cannot sign (its agent copy still can)
 	}
 	var files []fileKey
 	for _, p := range a.h.IdentityFiles {
+		// The .pub alone is enough when the agent holds the key (a hardware
+		// key, or a private file that is not there), as with OpenSSH.
+		fk := fileKey{path: p, pub: readPublicKey(p + ".pub")}
 		pem, err := os.ReadFile(p)
-		if err != nil {
-			if !errors.Is(err, os.ErrNotExist) {
-				a.note("key %s unreadable: %v", displayPath(p), err)
-			}
-			continue
-		}
-		fk := fileKey{path: p, pem: pem}
-		s, err := ssh.ParsePrivateKey(pem)
-		var missing *ssh.PassphraseMissingError
 		switch {
-		case err == nil:
-			fk.signer, fk.pub = s, s.PublicKey()
-		case errors.As(err, &missing):
-			fk.pub = missing.PublicKey
+		case err != nil && errors.Is(err, os.ErrNotExist):
+			if fk.pub == nil {
+				continue // the defaults usually do not all exist
+			}
+			fk.bad = errors.New("no private key file")
+		case err != nil:
+			fk.bad = err
 		default:
-			a.note("key %s unusable: %v", displayPath(p), err)
-			continue
-		}
-		if fk.pub == nil {
-			fk.pub = readPublicKey(p + ".pub")
+			fk.pem = pem
+			s, err := ssh.ParsePrivateKey(pem)
+			var missing *ssh.PassphraseMissingError
+			switch {
+			case err == nil:
+				fk.signer, fk.pub = s, s.PublicKey()
+			case errors.As(err, &missing):
+				if missing.PublicKey != nil {
+					fk.pub = missing.PublicKey
+				}
+			default:
+				fk.bad = err
+			}
 		}
 		files = append(files, fk)
 	}
@@ -258,6 +264,10 @@ func (a *authRun) signers() ([]ssh.Signer, error) {
 	for _, f := range files {
 		if f.pub != nil && have[string(f.pub.Marshal())] {
 			continue // the agent holds it: no passphrase needed
+		}
+		if f.bad != nil {
+			a.note("key %s unusable: %v", displayPath(f.path), f.bad)
+			continue
 		}
 		s := f.signer
 		if s == nil {

@@ -49,7 +49,8 @@ func serverHost(t *testing.T, s *sshtest.Server) *Host {
 	return h
 }
 
-// run runs a command over c and returns its output.
+// runCmd runs a command over c and returns the last line of its output (the
+// machine's shell start-up files may print noise before it).
 func runCmd(t *testing.T, c *ssh.Client, cmd string) string {
 	t.Helper()
 	sess, err := c.NewSession()
@@ -61,7 +62,8 @@ func runCmd(t *testing.T, c *ssh.Client, cmd string) string {
 	if err != nil {
 		t.Fatalf("%s: %v: %s", cmd, err, out)
 	}
-	return strings.TrimSpace(string(out))
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 // knownHostsLine is the line the dialer records for a server.
