@@ -41,7 +41,7 @@ func openApp(ctx context.Context, cfg config, m mode) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	resolver := &sessions.Resolver{ConfigFile: cfg.SSHConfig}
+	resolver := &sessions.Resolver{ConfigFile: cfg.SSHConfig, Env: os.Getenv}
 	secrets := sessions.SecretChain{sessions.EnvSecrets{Getenv: os.Getenv}}
 	pool := sessions.NewPool(sessions.PoolConfig{
 		Dialer:      &sessions.Dialer{Resolver: resolver, Secrets: secrets, Logger: log},

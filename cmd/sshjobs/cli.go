@@ -42,8 +42,14 @@ func cmdRun(ctx context.Context, stopSignals func(), args []string, stdout, stde
 	}
 	// The first Ctrl-C cancels the job (as it would over ssh); its output up to
 	// the end is still shown.
+	followed := make(chan struct{})
+	defer close(followed)
 	go func() {
-		<-ctx.Done()
+		select {
+		case <-ctx.Done():
+		case <-followed:
+			return
+		}
 		stopSignals()
 		if _, err := a.eng.Cancel(context.Background(), j.ID, "INT", 0); err != nil {
 			a.log.Warn("cancel job", "job", j.ID, "err", err)

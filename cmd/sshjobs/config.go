@@ -25,6 +25,8 @@ type config struct {
 	LogLevel     string
 
 	raw map[string]*string // flag values before parse
+	// cli: a person reads stderr, so only warnings are logged by default.
+	cli bool
 }
 
 // setting describes one shared flag.
@@ -65,6 +67,12 @@ func (c *config) parse() error {
 	}
 	c.SSHConfig = get("ssh-config")
 	c.LogLevel = get("log-level")
+	if c.LogLevel != "" {
+		var l slog.Level
+		if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+			return fmt.Errorf("-log-level %q: use debug, info, warn or error", c.LogLevel)
+		}
+	}
 	var err error
 	if c.IdleTimeout, err = duration(get("idle-timeout"), "idle-timeout", 10*time.Minute); err != nil {
 		return err
@@ -111,9 +119,12 @@ func duration(v, name string, def time.Duration) (time.Duration, error) {
 
 // logger writes to stderr: stdout is the MCP protocol.
 func (c *config) logger() *slog.Logger {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil || c.LogLevel == "" {
-		level = slog.LevelInfo
+	level := slog.LevelInfo
+	if c.cli {
+		level = slog.LevelWarn
+	}
+	if c.LogLevel != "" {
+		_ = level.UnmarshalText([]byte(c.LogLevel)) // validated in parse
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }

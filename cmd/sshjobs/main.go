@@ -100,6 +100,7 @@ func newFlags(name, synopsis string, stderr io.Writer, cfg *config) *flag.FlagSe
 		fs.PrintDefaults()
 	}
 	cfg.register(fs)
+	cfg.cli = name != "serve"
 	return fs
 }
 
