@@ -84,6 +84,13 @@ func shellWords(cmd []byte, needs func(byte)) []string {
 // defined tracks the byte variables this shell already has; frameCommand adds
 // the definitions it types.
 func frameCommand(nonce string, cmd []byte, defined *[256]bool) string {
+	// A final newline ends the command as the Enter key would: a trailing
+	// backslash is a continuation onto nothing (not a literal backslash, as
+	// it would be at the very end of eval's string in bash and dash), and a
+	// heredoc's terminator line is complete.
+	if len(cmd) > 0 && cmd[len(cmd)-1] != '\n' {
+		cmd = append(cmd[:len(cmd):len(cmd)], '\n')
+	}
 	var b strings.Builder
 	pieces := shellWords(cmd, func(c byte) {
 		if !defined[c] {

@@ -54,8 +54,9 @@ type shell struct {
 	waited  chan struct{} // closed when sess.Wait returned
 	waitErr error
 
-	closeOnce sync.Once
-	closed    chan struct{}
+	closeOnce   sync.Once
+	closed      chan struct{}
+	closeReason string // why we closed it, if we did (read after closed)
 
 	// Owned by the job running on the shell (one at a time).
 	defined   [256]bool // byte variables defined in the shell (marker_frame.go)
@@ -124,7 +125,7 @@ func (s *shell) start(ctx context.Context) error {
 	go func() { s.waitErr = s.sess.Wait(); close(s.waited) }()
 
 	nonce := newNonce()
-	s.defined[rs] = true
+	s.defined[rs], s.defined['\n'] = true, true
 	s.idle.Store(false)
 	if err := s.write(initScript(nonce)); err != nil {
 		return fmt.Errorf("write init script: %w", err)
@@ -152,6 +153,7 @@ func initScript(nonce string) string {
 		`PS1= ; PS2= ; PS3= ; PS4='+ '`,
 		`export PAGER=cat GIT_PAGER=cat SYSTEMD_PAGER=cat LESS=FRX TERM=dumb`,
 		strings.TrimSpace(byteVarDef(rs)),
+		strings.TrimSpace(byteVarDef('\n')),
 		fmt.Sprintf(`printf '\036R_%%s\036' %s`, nonce),
 	}
 	return " " + strings.Join(lines, "\n ") + "\n"
@@ -252,11 +254,25 @@ func (s *shell) alive() bool {
 
 // close ends the session; the server hangs up the PTY (SIGHUP to the shell
 // and its foreground job).
-func (s *shell) close() {
+func (s *shell) close() { s.closeWith("") }
+
+// closeWith closes the shell, recording why for a job running in it.
+func (s *shell) closeWith(reason string) {
 	s.closeOnce.Do(func() {
+		s.closeReason = reason
 		close(s.closed)
 		s.sess.Close()
 	})
+}
+
+// closedBy returns the reason the shell was closed with, or "".
+func (s *shell) closedBy() string {
+	select {
+	case <-s.closed:
+		return s.closeReason
+	default:
+		return ""
+	}
 }
 
 // exitedByItself waits briefly for the session's exit status after its

@@ -20,6 +20,10 @@ const (
 	// exitStatusWait is how long to wait for the exit status of a shell whose
 	// output ended, to tell `exit` from a dead connection.
 	exitStatusWait = 2 * time.Second
+	// interruptRepeat is how often ^C is sent again while an interrupted job
+	// runs on: a ^C that lands while the shell is forking the command goes to
+	// the shell, which then waits for the command before acting on it.
+	interruptRepeat = time.Second
 )
 
 // Messages of jobs that end without their end marker.
@@ -61,6 +65,13 @@ func (s *shell) run(ctx context.Context, command string, t jobs.Task) jobOutcome
 	defer commit.Stop()
 	var graceC <-chan time.Time
 	var cancelSig string
+	var repeat *time.Ticker
+	var repeatC <-chan time.Time
+	defer func() {
+		if repeat != nil {
+			repeat.Stop()
+		}
+	}()
 	controls := t.Controls()
 
 	for {
@@ -103,6 +114,8 @@ func (s *shell) run(ctx context.Context, command string, t jobs.Task) jobOutcome
 						grace = defaultGrace
 					}
 					graceC = time.After(grace)
+					repeat = time.NewTicker(interruptRepeat)
+					repeatC = repeat.C
 				}
 			case c.Signal != "":
 				// TERM and KILL close the session: the hangup kills the job
@@ -114,6 +127,9 @@ func (s *shell) run(ctx context.Context, command string, t jobs.Task) jobOutcome
 			default:
 				reply(c.Done, nil)
 			}
+
+		case <-repeatC:
+			s.writeAsync([]byte{0x03}, nil)
 
 		case <-graceC:
 			emit(cl.Flush())
@@ -155,9 +171,12 @@ func (s *shell) ended(sc *markerScanner, cancelSig string) jobOutcome {
 
 // died is the result of a job whose shell's output ended.
 func (s *shell) died(cancelSig string) jobOutcome {
+	reason := s.closedBy()
 	s.close()
 	out := jobOutcome{shellGone: true, Result: jobs.Result{State: jobs.StateLost, Cwd: s.cwd}}
-	if s.exitedByItself(exitStatusWait) {
+	if reason != "" {
+		out.Error = reason
+	} else if s.exitedByItself(exitStatusWait) {
 		out.Error = msgShellExited
 	} else {
 		out.connLost = true

@@ -65,7 +65,7 @@ func (t *testTask) waitOutput(tb testing.TB, s string) {
 	}
 }
 
-func testLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func dialTest(t testing.TB, s *sshtest.Server) *ssh.Client {
 	t.Helper()
@@ -79,7 +79,7 @@ func dialTest(t testing.TB, s *sshtest.Server) *ssh.Client {
 
 func startTestShell(t testing.TB, s *sshtest.Server) *shell {
 	t.Helper()
-	sh, err := startShell(context.Background(), dialTest(t, s), "default", testLogger())
+	sh, err := startShell(context.Background(), dialTest(t, s), "default", quietLogger())
 	if err != nil {
 		t.Fatalf("start shell: %v", err)
 	}
@@ -101,3 +101,29 @@ func TestShellDirect(t *testing.T) {
 		}
 	})
 }
+
+func TestShellVarietyDirect(t *testing.T) {
+	for _, shPath := range []string{"/bin/sh", "/usr/bin/zsh", "/usr/bin/busybox"} {
+		t.Run(shPath, func(t *testing.T) {
+			srv := sshtest.StartInProcess(t, sshtest.Options{Shell: shPath})
+			sh := startTestShell(t, srv)
+			for _, cmd := range []string{"echo 'Hello World'", "printf 'no newline'", "cd /tmp", "pwd", "(exit 3)", "cat <<'EOF'\na $b\nEOF", "echo a &&", "echo hi # c", "printf 'a\\tb\\n'; echo 'é'"} {
+				task := newTestTask()
+				out := sh.run(context.Background(), cmd, task)
+				code := -1
+				if out.ExitCode != nil {
+					code = *out.ExitCode
+				}
+				t.Logf("%q -> %q state=%s code=%d cwd=%q err=%q", cmd, task.Output(), out.State, code, out.Cwd, out.Error)
+			}
+		})
+	}
+}
+
+func testSlog(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(bytes.TrimSpace(p))); return len(p), nil }

@@ -1,0 +1,106 @@
+package sessions
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/sshjobs/sshjobs/jobs"
+)
+
+var _ jobs.Executor = (*Pool)(nil)
+
+// Run runs j in its session's shell on its host and blocks until it ends
+// (jobs.Executor). A connection or shell that cannot be had ends the job in
+// state error; a connection that dies under it, lost.
+func (p *Pool) Run(ctx context.Context, j *jobs.Job, t jobs.Task) jobs.Result {
+	target := j.Target
+	if target == "" {
+		target = j.Host
+	}
+	h, err := p.host(ctx, target)
+	if err != nil {
+		return errorResult(fmt.Errorf("job %s: %w", j.ID, err))
+	}
+	// One retry: a connection that died quietly since its last job (the
+	// keepalive has not noticed yet) fails at opening a session; the job has
+	// not started, so it may go to a fresh connection.
+	for attempt := 0; ; attempt++ {
+		res, retry := p.runOn(ctx, h, j, t)
+		if !retry || attempt > 0 {
+			return res
+		}
+	}
+}
+
+// runOn runs j on the pool's connection to h. retry reports that the job did
+// not start because the connection turned out dead.
+func (p *Pool) runOn(ctx context.Context, h *Host, j *jobs.Job, t jobs.Task) (res jobs.Result, retry bool) {
+	c, err := p.acquire(ctx, h)
+	if err != nil {
+		if ctx.Err() != nil {
+			return jobs.Result{State: jobs.StateLost, Error: msgShutdown}, false
+		}
+		return errorResult(fmt.Errorf("job %s: connect %s: %w", j.ID, h.Key(), err)), false
+	}
+	defer p.release(c)
+
+	s := c.slot(j.Session)
+	if !s.run.TryLock() {
+		// The engine runs one job at a time per session; this is a guard.
+		p.mu.Lock()
+		busy := s.busyJob
+		p.mu.Unlock()
+		return errorResult(fmt.Errorf("job %s: session %q on %s is busy with job %s", j.ID, j.Session, c.key, busy)), false
+	}
+	defer s.run.Unlock()
+
+	sh, newShell, err := c.shellFor(ctx, s)
+	if err != nil {
+		if ctx.Err() != nil {
+			return jobs.Result{State: jobs.StateLost, Error: msgShutdown}, false
+		}
+		if !c.alive() || c.ping(5*time.Second) != nil {
+			c.fail(fmt.Errorf("opening a session failed: %w", err))
+			return errorResult(fmt.Errorf("job %s: %w", j.ID, err)), true
+		}
+		return errorResult(fmt.Errorf("job %s: %w", j.ID, err)), false
+	}
+
+	p.mu.Lock()
+	s.busyJob = j.ID
+	p.mu.Unlock()
+	t.Started(jobs.Start{NewShell: newShell})
+
+	out := sh.run(ctx, j.Command, t)
+
+	if out.connLost || !c.alive() && out.shellGone {
+		// The shell's output ended without an exit status: wait for the
+		// connection's own verdict, which carries the reason.
+		select {
+		case <-c.dead:
+			out.Error = c.lostMessage()
+		case <-time.After(exitStatusWait):
+			out.Error = fmt.Sprintf("the session's channel to %s closed without an exit status; the next command gets a new shell", c.key)
+		}
+	}
+	p.mu.Lock()
+	s.busyJob = ""
+	if out.shellGone {
+		if s.sh == sh {
+			s.sh = nil
+		}
+	} else {
+		s.cwd = sh.cwd
+	}
+	p.mu.Unlock()
+	if out.State == jobs.StateLost || out.State == jobs.StateCancelled {
+		p.cfg.Logger.Info("job ended without its end marker", "job", j.ID, "host", c.key,
+			"session", j.Session, "state", out.State, "error", out.Error)
+	}
+	return out.Result, false
+}
+
+func errorResult(err error) jobs.Result {
+	return jobs.Result{State: jobs.StateError, Error: err.Error()}
+}

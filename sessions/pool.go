@@ -1,0 +1,246 @@
+package sessions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Defaults of PoolConfig (DESIGN.md, "Limits").
+const (
+	DefaultIdleTimeout = 10 * time.Minute
+	// resolveTTL is how long a target's resolution is reused: ssh_config
+	// rarely changes, but `ssh -G` costs a process per job otherwise.
+	resolveTTL = 30 * time.Second
+)
+
+// PoolConfig configures a Pool. Zero fields take defaults (see withDefaults).
+type PoolConfig struct {
+	Dialer *Dialer // resolves targets (its Resolver) and opens connections
+	// IdleTimeout closes a connection that has run no job for this long.
+	IdleTimeout time.Duration
+	// KeepaliveInterval and KeepaliveMax override, when set, the host's
+	// ServerAliveInterval and ServerAliveCountMax (ssh_config; 15s and 3 by
+	// default): after KeepaliveMax unanswered keepalives the connection is
+	// closed as dead.
+	KeepaliveInterval time.Duration
+	KeepaliveMax      int
+	Logger            *slog.Logger
+}
+
+// withDefaults applies the defaults, all in this one place.
+func (c PoolConfig) withDefaults() PoolConfig {
+	if c.Dialer == nil {
+		c.Dialer = &Dialer{}
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// keepalive returns the interval and the miss limit for h.
+func (c PoolConfig) keepalive(h *Host) (time.Duration, int) {
+	interval, max := c.KeepaliveInterval, c.KeepaliveMax
+	if interval <= 0 {
+		interval = h.ServerAliveInterval
+	}
+	if interval <= 0 {
+		interval = DefaultServerAliveInterval
+	}
+	if max <= 0 {
+		max = h.ServerAliveCountMax
+	}
+	if max <= 0 {
+		max = DefaultServerAliveCountMax
+	}
+	return interval, max
+}
+
+// Pool holds one SSH connection per user@host:port and, on each, the named
+// persistent shells (sessions) that run jobs. It implements jobs.Executor.
+// Connections are opened on first use, kept alive by keepalives, and closed
+// after IdleTimeout without a job.
+type Pool struct {
+	cfg PoolConfig
+	// resolve and dial are cfg.Dialer's, as functions so that the pool does
+	// not care where connections come from.
+	resolve func(ctx context.Context, target string) (*Host, error)
+	dial    func(ctx context.Context, h *Host) (*ssh.Client, error)
+
+	mu       sync.Mutex
+	resolved map[string]resolved  // by target
+	conns    map[string]*conn     // by Host.Key()
+	dialing  map[string]*dialCall // by Host.Key(): dials in progress
+}
+
+type resolved struct {
+	host    *Host
+	expires time.Time
+}
+
+// dialCall is one dial that concurrent callers for the same host share.
+type dialCall struct {
+	done chan struct{}
+	conn *conn
+	err  error
+}
+
+// NewPool returns a pool with cfg's defaults applied.
+func NewPool(cfg PoolConfig) *Pool {
+	cfg = cfg.withDefaults()
+	p := &Pool{
+		cfg:      cfg,
+		resolved: map[string]resolved{},
+		conns:    map[string]*conn{},
+		dialing:  map[string]*dialCall{},
+	}
+	r := cfg.Dialer.resolver()
+	p.resolve = r.Resolve
+	p.dial = func(ctx context.Context, h *Host) (*ssh.Client, error) {
+		c, _, err := cfg.Dialer.Dial(ctx, h)
+		return c, err
+	}
+	return p
+}
+
+// host resolves target, reusing a recent resolution.
+func (p *Pool) host(ctx context.Context, target string) (*Host, error) {
+	p.mu.Lock()
+	r, ok := p.resolved[target]
+	p.mu.Unlock()
+	if ok && time.Now().Before(r.expires) {
+		return r.host, nil
+	}
+	h, err := p.resolve(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	p.resolved[target] = resolved{host: h, expires: time.Now().Add(resolveTTL)}
+	p.mu.Unlock()
+	return h, nil
+}
+
+// acquire returns the live connection to h, dialing it if needed, with a job
+// counted on it (so that it does not close as idle); release undoes that.
+// Concurrent callers for one host share one dial.
+func (p *Pool) acquire(ctx context.Context, h *Host) (*conn, error) {
+	key := h.Key()
+	for {
+		p.mu.Lock()
+		if c := p.conns[key]; c != nil && c.alive() {
+			c.busy++
+			c.stopIdleTimer()
+			p.mu.Unlock()
+			return c, nil
+		}
+		if d := p.dialing[key]; d != nil {
+			p.mu.Unlock()
+			select {
+			case <-d.done:
+				if d.err != nil {
+					return nil, d.err
+				}
+				continue // take it like any live connection
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		d := &dialCall{done: make(chan struct{})}
+		p.dialing[key] = d
+		p.mu.Unlock()
+
+		d.conn, d.err = p.connect(ctx, h)
+		p.mu.Lock()
+		delete(p.dialing, key)
+		if d.err == nil {
+			p.conns[key] = d.conn
+		}
+		p.mu.Unlock()
+		close(d.done)
+		if d.err != nil {
+			return nil, d.err
+		}
+	}
+}
+
+// release ends a job's hold on c; the last one out starts the idle timer.
+func (p *Pool) release(c *conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c.busy--
+	if c.busy == 0 {
+		c.idleSince = time.Now()
+		c.startIdleTimer(p.cfg.IdleTimeout)
+	}
+}
+
+// connect dials h and starts the connection's keepalive and watcher.
+func (p *Pool) connect(ctx context.Context, h *Host) (*conn, error) {
+	start := time.Now()
+	client, err := p.dial(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	interval, max := p.cfg.keepalive(h)
+	c := newConn(p, h, client)
+	p.cfg.Logger.Info("ssh connected", "host", c.key, "took", time.Since(start).Round(time.Millisecond),
+		"keepalive", interval, "keepalive_max", max)
+	go c.watch()
+	go c.keepalive(interval, max)
+	return c, nil
+}
+
+// forget drops c from the pool once it is dead or closed.
+func (p *Pool) forget(c *conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conns[c.key] == c {
+		delete(p.conns, c.key)
+	}
+}
+
+// ErrNotConnected is returned by Close for a host or session the pool does
+// not hold.
+var ErrNotConnected = errors.New("not connected")
+
+// Close closes a session's shell (session != "") or the whole connection to
+// hostKey (user@host:port). A job running there ends lost.
+func (p *Pool) Close(hostKey, session string) error {
+	p.mu.Lock()
+	c := p.conns[hostKey]
+	p.mu.Unlock()
+	if c == nil {
+		return fmt.Errorf("close %s: %w", hostKey, ErrNotConnected)
+	}
+	if session == "" {
+		c.fail(errors.New("closed by request"))
+		return nil
+	}
+	if !c.closeSession(session, "the session was closed by request") {
+		return fmt.Errorf("close %s session %q: %w", hostKey, session, ErrNotConnected)
+	}
+	return nil
+}
+
+// CloseAll closes every connection.
+func (p *Pool) CloseAll() {
+	p.mu.Lock()
+	conns := make([]*conn, 0, len(p.conns))
+	for _, c := range p.conns {
+		conns = append(conns, c)
+	}
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.fail(errors.New("closed by request"))
+	}
+}

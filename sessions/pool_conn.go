@@ -1,0 +1,233 @@
+package sessions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// conn is one SSH connection of the pool and its named sessions.
+type conn struct {
+	pool        *Pool
+	key         string // user@host:port
+	host        *Host
+	client      *ssh.Client
+	connectedAt time.Time
+
+	dead       chan struct{} // closed when the connection ended
+	failOnce   sync.Once
+	failReason error // why we closed it (set before dead closes)
+	waitErr    error // client.Wait's result
+
+	// Guarded by pool.mu.
+	busy      int // jobs holding the connection (see Pool.acquire)
+	idleSince time.Time
+	idleTimer *time.Timer
+	sessions  map[string]*slot
+}
+
+// slot is a named session on a connection: its current shell, if any.
+type slot struct {
+	name string
+	run  sync.Mutex // held by the job running in the session
+
+	// Guarded by pool.mu.
+	sh      *shell
+	busyJob string
+	cwd     string
+}
+
+func newConn(p *Pool, h *Host, client *ssh.Client) *conn {
+	return &conn{
+		pool:        p,
+		key:         h.Key(),
+		host:        h,
+		client:      client,
+		connectedAt: time.Now(),
+		dead:        make(chan struct{}),
+		sessions:    map[string]*slot{},
+		idleSince:   time.Now(),
+	}
+}
+
+func (c *conn) alive() bool {
+	select {
+	case <-c.dead:
+		return false
+	default:
+		return true
+	}
+}
+
+// watch waits for the connection to end, however it ends, then closes its
+// shells and drops it from the pool.
+func (c *conn) watch() {
+	err := c.client.Wait()
+	c.pool.mu.Lock()
+	c.waitErr = err
+	c.stopIdleTimer()
+	var shells []*shell
+	for _, s := range c.sessions {
+		if s.sh != nil {
+			shells = append(shells, s.sh)
+		}
+	}
+	c.pool.mu.Unlock()
+	c.failOnce.Do(func() {}) // a reason set later would not be read
+	close(c.dead)
+	for _, sh := range shells {
+		sh.close()
+	}
+	c.pool.forget(c)
+	c.pool.cfg.Logger.Info("ssh connection closed", "host", c.key, "reason", c.lostReason())
+}
+
+// fail closes the connection, recording why (the first reason wins).
+func (c *conn) fail(reason error) {
+	c.failOnce.Do(func() { c.failReason = reason })
+	c.client.Close()
+}
+
+// lostReason says why the connection ended.
+func (c *conn) lostReason() string {
+	switch {
+	case c.failReason != nil:
+		return c.failReason.Error()
+	case c.waitErr != nil:
+		return c.waitErr.Error()
+	}
+	return "closed by the server"
+}
+
+// lostMessage is the Error of a job whose connection died under it.
+func (c *conn) lostMessage() string {
+	return fmt.Sprintf("the connection to %s was lost (%s); the next command reconnects with a new shell", c.key, c.lostReason())
+}
+
+// keepalive pings the server every interval; after max unanswered pings in a
+// row it closes the connection. An answer of any kind (OpenSSH answers
+// "failure") proves the link alive.
+func (c *conn) keepalive(interval time.Duration, max int) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	misses := 0
+	for {
+		select {
+		case <-c.dead:
+			return
+		case <-tick.C:
+		}
+		switch err := c.ping(interval); {
+		case err == nil:
+			misses = 0
+		case errors.Is(err, errPingTimeout):
+			misses++
+			c.pool.cfg.Logger.Debug("ssh keepalive unanswered", "host", c.key, "misses", misses)
+			if misses >= max {
+				c.fail(fmt.Errorf("%d keepalives unanswered over %v", misses, time.Duration(misses)*interval))
+				return
+			}
+		default:
+			c.fail(fmt.Errorf("keepalive: %w", err))
+			return
+		}
+	}
+}
+
+var errPingTimeout = errors.New("no answer")
+
+// ping sends one keepalive and waits up to timeout for its answer.
+func (c *conn) ping(timeout time.Duration) error {
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
+		errc <- err
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case err := <-errc:
+		return err
+	case <-t.C:
+		return errPingTimeout
+	case <-c.dead:
+		return errors.New("connection closed")
+	}
+}
+
+// startIdleTimer arms the idle close; pool.mu is held.
+func (c *conn) startIdleTimer(idle time.Duration) {
+	c.stopIdleTimer()
+	c.idleTimer = time.AfterFunc(idle, func() {
+		c.pool.mu.Lock()
+		expired := c.busy == 0 && time.Since(c.idleSince) >= idle
+		c.pool.mu.Unlock()
+		if expired {
+			c.fail(fmt.Errorf("idle for %v", idle))
+		}
+	})
+}
+
+// stopIdleTimer disarms the idle close; pool.mu is held.
+func (c *conn) stopIdleTimer() {
+	if c.idleTimer != nil {
+		c.idleTimer.Stop()
+		c.idleTimer = nil
+	}
+}
+
+// slot returns the named session, creating it.
+func (c *conn) slot(name string) *slot {
+	c.pool.mu.Lock()
+	defer c.pool.mu.Unlock()
+	s := c.sessions[name]
+	if s == nil {
+		s = &slot{name: name}
+		c.sessions[name] = s
+	}
+	return s
+}
+
+// shellFor returns the session's live shell, starting one if it has none;
+// newShell reports a start. The caller holds s.run.
+func (c *conn) shellFor(ctx context.Context, s *slot) (sh *shell, newShell bool, err error) {
+	c.pool.mu.Lock()
+	sh = s.sh
+	c.pool.mu.Unlock()
+	if sh != nil && sh.alive() {
+		return sh, false, nil
+	}
+	sh, err = startShell(ctx, c.client, s.name, c.pool.cfg.Logger)
+	if err != nil {
+		return nil, false, fmt.Errorf("start shell %q on %s: %w", s.name, c.key, err)
+	}
+	c.pool.mu.Lock()
+	s.sh, s.cwd = sh, ""
+	c.pool.mu.Unlock()
+	if !c.alive() { // the connection died meanwhile: watch missed this shell
+		sh.close()
+	}
+	return sh, true, nil
+}
+
+// closeSession closes the named session's shell; a job running in it ends.
+func (c *conn) closeSession(name, reason string) bool {
+	c.pool.mu.Lock()
+	s := c.sessions[name]
+	var sh *shell
+	if s != nil {
+		sh, s.sh = s.sh, nil
+		if s.busyJob == "" {
+			delete(c.sessions, name)
+		}
+	}
+	c.pool.mu.Unlock()
+	if sh != nil {
+		sh.closeWith(reason)
+	}
+	return s != nil
+}
