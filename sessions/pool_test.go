@@ -52,8 +52,8 @@ func code(r jobs.Result) string {
 // coreCase is a command, its exact output and exit code.
 type coreCase struct {
 	name, cmd, want string
-	code         int
-	state        jobs.State
+	code            int
+	state           jobs.State
 }
 
 func coreCases() []coreCase {

@@ -1,0 +1,83 @@
+package sessions
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/sshjobs/sshjobs/internal/sshtest"
+	"github.com/sshjobs/sshjobs/jobs"
+)
+
+// BenchmarkTrue runs `true` on one OpenSSH sshd, side by side:
+//
+//	WarmPool       Pool.Run through an already open connection and shell
+//	ControlMaster  `ssh` through a ControlMaster socket opened beforehand
+//	ColdPool       Pool.Run on a fresh pool: resolve, connect, auth, shell
+//	ColdSSH        a plain `ssh alias true`
+//
+//	go test -run '^$' -bench True -benchtime 200x ./sessions/
+func BenchmarkTrue(b *testing.B) {
+	if !sshtest.HaveOpenSSH() {
+		b.Skip("OpenSSH sshd not installed")
+	}
+	if _, err := exec.LookPath("ssh"); err != nil {
+		b.Skip("no ssh client")
+	}
+	srv := sshtest.StartOpenSSH(b, sshtest.Options{})
+	ctx := context.Background()
+	job := func(int) *jobs.Job {
+		return &jobs.Job{ID: "bench", Target: srv.Alias, Session: "default", Command: "true"}
+	}
+	check := func(b *testing.B, r jobs.Result) {
+		if r.State != jobs.StateSucceeded {
+			b.Fatalf("true: %s %s", r.State, r.Error)
+		}
+	}
+
+	b.Run("WarmPool", func(b *testing.B) {
+		p := newTestPool(b, srv, PoolConfig{})
+		check(b, p.Run(ctx, job(0), newTestTask())) // connect and start the shell
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			check(b, p.Run(ctx, job(i), newTestTask()))
+		}
+	})
+
+	b.Run("ControlMaster", func(b *testing.B) {
+		cm := filepath.Join(b.TempDir(), "cm")
+		ssh := func(args ...string) *exec.Cmd {
+			return exec.Command("ssh", append([]string{"-F", srv.SSHConfig, "-o", "ControlPath=" + cm}, args...)...)
+		}
+		// A persisted master (ssh -M -N -f would send no-more-sessions@openssh.com,
+		// and its master then refuses the clients' sessions).
+		if out, err := ssh("-o", "ControlMaster=auto", "-o", "ControlPersist=300", srv.Alias, "true").CombinedOutput(); err != nil {
+			b.Fatalf("start master: %v: %s", err, out)
+		}
+		b.Cleanup(func() { ssh("-O", "exit", srv.Alias).Run() })
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if out, err := ssh("-o", "ControlMaster=no", srv.Alias, "true").CombinedOutput(); err != nil {
+				b.Fatalf("ssh true: %v: %s", err, out)
+			}
+		}
+	})
+
+	b.Run("ColdPool", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			p := NewPool(PoolConfig{Dialer: &Dialer{Resolver: &Resolver{ConfigFile: srv.SSHConfig}}})
+			check(b, p.Run(ctx, job(i), newTestTask()))
+			p.CloseAll()
+		}
+	})
+
+	b.Run("ColdSSH", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			cmd := exec.Command("ssh", "-F", srv.SSHConfig, srv.Alias, "true")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				b.Fatalf("ssh true: %v: %s", err, out)
+			}
+		}
+	})
+}
