@@ -19,9 +19,8 @@ import (
 // The shell reads that whole line before running any of it, so nothing typed
 // is left for the command's stdin, and any echo of it comes before the begin
 // marker. Only printable ASCII is ever typed: a quote becomes \' between
-// quoted runs, and any
-// other byte (newline, tab, control, non-ASCII) is spliced in from a shell
-// variable __sj_XX holding that byte, defined once per shell by printf. A long
+// quoted runs, and any other byte (newline, tab, control, non-ASCII) is
+// spliced in from a shell variable __sj_XX holding that byte, defined once per shell by printf. A long
 // command is built up in __sj_c over several short lines (line editors and the
 // terminal's canonical mode limit a line's length), then eval'd.
 const (
