@@ -20,9 +20,11 @@ import (
 // is left for the command's stdin, and any echo of it comes before the begin
 // marker. Only printable ASCII is ever typed: a quote becomes \' between
 // quoted runs, and any other byte (newline, tab, control, non-ASCII) is
-// spliced in from a shell variable __sj_XX holding that byte, defined once per shell by printf. A long
-// command is built up in __sj_c over several short lines (line editors and the
-// terminal's canonical mode limit a line's length), then eval'd.
+// spliced in from a shell variable __sj_XX holding that byte, defined once
+// per shell by printf. A long command is built up in __sj_c over several
+// short lines (line editors and the terminal's canonical mode limit a line's
+// length), then eval'd. A final newline is added if missing (see
+// frameCommand).
 const (
 	// maxTypedLine bounds each typed line; busybox ash's line editor holds
 	// 1024 bytes, the canonical-mode tty 4095.
