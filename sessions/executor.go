@@ -18,7 +18,7 @@ func (p *Pool) Run(ctx context.Context, j *jobs.Job, t jobs.Task) jobs.Result {
 	if target == "" {
 		target = j.Host
 	}
-	h, err := p.host(ctx, target)
+	h, err := p.Resolve(ctx, target)
 	if err != nil {
 		return errorResult(fmt.Errorf("job %s: %w", j.ID, err))
 	}

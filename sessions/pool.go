@@ -112,8 +112,10 @@ func NewPool(cfg PoolConfig) *Pool {
 	return p
 }
 
-// host resolves target, reusing a recent resolution.
-func (p *Pool) host(ctx context.Context, target string) (*Host, error) {
+// Resolve resolves target as `ssh target` would, reusing a resolution of the
+// last resolveTTL: resolving may run `ssh -G`, which would cost more than a
+// whole command through a warm shell.
+func (p *Pool) Resolve(ctx context.Context, target string) (*Host, error) {
 	p.mu.Lock()
 	r, ok := p.resolved[target]
 	p.mu.Unlock()

@@ -15,12 +15,11 @@ import (
 // app is sshjobs wired together: the store, the SSH pool, and the engine
 // that runs jobs through the pool into the store.
 type app struct {
-	cfg      config
-	log      *slog.Logger
-	db       *sqlstore.DB
-	resolver *sessions.Resolver
-	pool     *sessions.Pool
-	eng      *jobs.Engine
+	cfg  config
+	log  *slog.Logger
+	db   *sqlstore.DB
+	pool *sessions.Pool
+	eng  *jobs.Engine
 }
 
 // mode says how much of the engine a command starts.
@@ -63,7 +62,7 @@ func openApp(ctx context.Context, cfg config, m mode) (*app, error) {
 		db.Close()
 		return nil, err
 	}
-	a := &app{cfg: cfg, log: log, db: db, resolver: resolver, pool: pool, eng: eng}
+	a := &app{cfg: cfg, log: log, db: db, pool: pool, eng: eng}
 	if m != modeRead {
 		if err := eng.Start(ctx); err != nil {
 			a.Close()

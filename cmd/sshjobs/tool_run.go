@@ -62,7 +62,7 @@ func (a *app) submit(ctx context.Context, target string, s jobs.Spec) (*jobs.Job
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	h, err := a.resolver.Resolve(rctx, target)
+	h, err := a.pool.Resolve(rctx, target)
 	if err != nil {
 		return nil, errors.Join(jobs.ErrBadInput, fmt.Errorf("host %q: %w", target, err))
 	}
