@@ -171,9 +171,15 @@ func TestPoolExit(t *testing.T) {
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		p := newTestPool(t, srv, PoolConfig{})
 		runJob(t, p, srv, "default", "cd /tmp")
-		_, res := runJob(t, p, srv, "default", "echo bye; exit")
-		if res.State != jobs.StateLost || res.Error != msgShellExited {
-			t.Fatalf("exit: %s %q", res.State, res.Error)
+		// Like `ssh host 'cmd; exit N'`: the job ends with N, and says that
+		// the shell is gone.
+		_, res := runJob(t, p, srv, "default", "echo bye; exit 3")
+		if res.State != jobs.StateFailed || res.ExitCode == nil || *res.ExitCode != 3 || res.Error != msgShellExited {
+			t.Fatalf("exit 3: %s %v %q", res.State, res.ExitCode, res.Error)
+		}
+		_, res = runJob(t, p, srv, "default", "exit")
+		if res.State != jobs.StateSucceeded || res.ExitCode == nil || *res.ExitCode != 0 {
+			t.Fatalf("exit: %s %v %q", res.State, res.ExitCode, res.Error)
 		}
 		task, res := runJob(t, p, srv, "default", "echo again")
 		if task.Output() != "again\n" || res.State != jobs.StateSucceeded || !task.starts[0].NewShell {

@@ -275,17 +275,26 @@ func (s *shell) closedBy() string {
 	}
 }
 
-// exitedByItself waits briefly for the session's exit status after its
-// output ended: a shell that exited (`exit`, TMOUT) reports one, a session
-// cut by a dead connection does not.
-func (s *shell) exitedByItself(wait time.Duration) bool {
+// exitStatus waits briefly for the session's exit status after its output
+// ended: a shell that exited (`exit 3`, TMOUT) reports one, a session cut by
+// a dead connection does not. ok is false without a status; code is -1 when
+// the shell was killed by a signal.
+func (s *shell) exitStatus(wait time.Duration) (code int, ok bool) {
 	select {
 	case <-s.waited:
 	case <-time.After(wait):
-		return false
+		return 0, false
 	}
 	var ee *ssh.ExitError
-	return s.waitErr == nil || errors.As(s.waitErr, &ee)
+	switch {
+	case s.waitErr == nil:
+		return 0, true
+	case errors.As(s.waitErr, &ee) && ee.Signal() == "":
+		return ee.ExitStatus(), true
+	case errors.As(s.waitErr, &ee):
+		return -1, true
+	}
+	return 0, false
 }
 
 func (s *shell) exitDetail() string {

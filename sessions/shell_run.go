@@ -28,7 +28,7 @@ const (
 
 // Messages of jobs that end without their end marker.
 const (
-	msgShellExited = "the shell exited (the command ran `exit`?); the next command gets a new shell"
+	msgShellExited = "the shell exited (the command ran `exit`); the next command gets a new shell (cwd and environment reset)"
 	msgShutdown    = "sshjobs stopped while the job was running; the shell was closed"
 	msgAbandoned   = "the shell abandoned the command line before it finished (a syntax error, or an interrupt); its exit code is unknown"
 	msgKilled      = "the job's shell was closed to stop it; the next command gets a new shell"
@@ -176,8 +176,17 @@ func (s *shell) died(cancelSig string) jobOutcome {
 	out := jobOutcome{shellGone: true, Result: jobs.Result{State: jobs.StateLost, Cwd: s.cwd}}
 	if reason != "" {
 		out.Error = reason
-	} else if s.exitedByItself(exitStatusWait) {
+	} else if code, ok := s.exitStatus(exitStatusWait); ok {
+		// The command ran `exit N`: like `ssh host 'cmd; exit N'`, the job
+		// ends with N; the note says that the shell is gone.
 		out.Error = msgShellExited
+		if code >= 0 {
+			out.ExitCode = &code
+			out.State = jobs.StateFailed
+			if code == 0 {
+				out.State = jobs.StateSucceeded
+			}
+		}
 	} else {
 		out.connLost = true
 		out.Error = "the connection was lost"
