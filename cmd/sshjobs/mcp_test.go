@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -292,4 +293,74 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 	}
 	t.Fatalf("timed out waiting for %s", what)
+}
+
+// While ssh_run waits, a client that sent a progress token gets progress
+// notifications with the bytes so far and the last line.
+func TestMCPProgress(t *testing.T) {
+	srv := sshtest.StartInProcess(t, sshtest.Options{})
+	ctx := context.Background()
+	a, err := openApp(ctx, testConfig(t, srv, t.TempDir()), modeServe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	var mu sync.Mutex
+	var notes []*mcp.ProgressNotificationParams
+	client := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, &mcp.ClientOptions{
+		ProgressNotificationHandler: func(_ context.Context, req *mcp.ProgressNotificationClientRequest) {
+			mu.Lock()
+			notes = append(notes, req.Params)
+			mu.Unlock()
+		},
+	})
+	ct, st := mcp.NewInMemoryTransports()
+	if _, err := newMCPServer(a).Connect(ctx, st, nil); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := client.Connect(ctx, ct, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	params := &mcp.CallToolParams{Name: "ssh_run", Arguments: map[string]any{
+		"host": srv.Alias, "command": "for i in 1 2 3 4 5 6; do echo step $i; sleep 0.5; done"}}
+	params.SetProgressToken("tok-1")
+	res, err := cs.CallTool(ctx, params)
+	if err != nil || res.IsError {
+		t.Fatalf("%v %s", err, text(res))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(notes) < 2 {
+		t.Fatalf("%d progress notifications in 3s, want one a second", len(notes))
+	}
+	last := notes[len(notes)-1]
+	if last.ProgressToken != "tok-1" || last.Progress <= 0 || !strings.Contains(last.Message, "step ") {
+		t.Fatalf("last notification: %+v", last)
+	}
+}
+
+// A client that cancels its call stops the wait, never the job.
+func TestMCPCancelledCallLeavesJobRunning(t *testing.T) {
+	srv := sshtest.StartInProcess(t, sshtest.Options{})
+	c := newMCPClient(t, testConfig(t, srv, t.TempDir()))
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, err := c.cs.CallTool(ctx, &mcp.CallToolParams{Name: "ssh_run", Arguments: map[string]any{
+		"host": srv.Alias, "command": "sleep 1.5; echo finished"}})
+	if err == nil {
+		t.Fatal("the cancelled call returned normally")
+	}
+	list := c.call("ssh_jobs", map[string]any{})
+	var out jobsOut
+	b, _ := json.Marshal(list.StructuredContent)
+	json.Unmarshal(b, &out)
+	if len(out.Jobs) != 1 {
+		t.Fatalf("jobs: %s", text(list))
+	}
+	v := c.job("ssh_job", map[string]any{"job_id": out.Jobs[0].JobID, "wait_s": 10})
+	if v.State != jobs.StateSucceeded || v.Output != "finished\n" {
+		t.Fatalf("the job after its call was cancelled: %+v", v)
+	}
 }
