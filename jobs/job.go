@@ -275,6 +275,11 @@ type Executor interface {
 	// Run runs j in its session's shell and blocks until it ends. Output goes
 	// to t, and t delivers input and cancel requests. ctx ends only when the
 	// engine shuts down; the executor then stops waiting and reports lost.
+	//
+	// A detached job (j.Detached) holds its session until Run calls
+	// t.Started; the session's next job runs from then on. When ctx ends,
+	// Run may return a non-final state for it: the job goes on remotely and
+	// the next process re-attaches it (Reattacher).
 	Run(ctx context.Context, j *Job, t Task) Result
 }
 

@@ -11,6 +11,10 @@ type task struct {
 	e        *Engine
 	job      *Job
 	controls chan Control
+	// launched is closed when the executor reports the job started, or when
+	// the job ends: a detached job's session is free from then on.
+	launched     chan struct{}
+	launchedOnce sync.Once
 
 	mu       sync.Mutex // protects the fields below
 	offset   int64      // where the next Write lands
@@ -20,7 +24,7 @@ type task struct {
 }
 
 func newTask(e *Engine, j *Job) *task {
-	return &task{e: e, job: j, offset: j.OutputBytes, controls: make(chan Control, 8)}
+	return &task{e: e, job: j, offset: j.OutputBytes, controls: make(chan Control, 8), launched: make(chan struct{})}
 }
 
 func (t *task) Write(p []byte) (int, error) {
@@ -63,6 +67,7 @@ func (t *task) Prompt(p *Prompt) {
 }
 
 func (t *task) Started(s Start) {
+	defer t.launchedOnce.Do(func() { close(t.launched) })
 	u := Update{NewShell: &s.NewShell}
 	if s.Attach != "" {
 		u.Attach = &s.Attach
@@ -109,6 +114,7 @@ func (t *task) cancelReason() string {
 
 // close marks the task ended: later controls are refused.
 func (t *task) close() {
+	t.launchedOnce.Do(func() { close(t.launched) })
 	t.mu.Lock()
 	t.closed = true
 	t.mu.Unlock()

@@ -66,10 +66,16 @@ func (e *Engine) runQueued(k sessionKey) {
 		}
 		e.watch.changed(j.ID)
 		if j.Detached {
-			// A detached job frees its session once started; it is followed on
-			// its own goroutine.
+			// A detached job holds its session only while it is launched from
+			// the session's shell; then it is followed on its own goroutine and
+			// the next job may run.
+			t := newTask(e, j)
 			e.wg.Add(1)
-			go func() { defer e.wg.Done(); e.run(j, e.exec.Run) }()
+			go func() { defer e.wg.Done(); e.runTask(t, e.exec.Run) }()
+			select {
+			case <-t.launched:
+			case <-e.ctx.Done():
+			}
 			continue
 		}
 		e.run(j, e.exec.Run)
@@ -79,7 +85,11 @@ func (e *Engine) runQueued(k sessionKey) {
 // run runs a claimed job through runFn (the executor's Run or Reattach) and
 // records how it ended once all its output is committed.
 func (e *Engine) run(j *Job, runFn func(context.Context, *Job, Task) Result) {
-	t := newTask(e, j)
+	e.runTask(newTask(e, j), runFn)
+}
+
+func (e *Engine) runTask(t *task, runFn func(context.Context, *Job, Task) Result) {
+	j := t.job
 	e.mu.Lock()
 	e.running[j.ID] = t
 	e.mu.Unlock()
@@ -114,6 +124,13 @@ func (e *Engine) finish(j *Job, t *task, res Result) {
 	t.close()
 	if err := e.out.flush(ctx); err != nil {
 		e.log.Error("flush output", "job", j.ID, "err", err)
+	}
+	if !res.State.Final() && j.Detached && e.ctx.Err() != nil {
+		// The engine stops, the job goes on remotely: its lease runs out and
+		// the next process re-attaches it.
+		e.log.Info("left detached job running", "job", j.ID)
+		e.watch.changed(j.ID)
+		return
 	}
 	if !res.State.Final() {
 		res.State, res.Error = StateLost, fmt.Sprintf("executor returned non-final state %q: %s", res.State, res.Error)
