@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/sshjobs/sshjobs/jobs"
@@ -22,6 +23,7 @@ func newMCPServer(a *app) *mcp.Server {
 	addRunTool(s, a)
 	addJobTool(s, a)
 	addCancelTool(s, a)
+	addInputTool(s, a)
 	addJobsTool(s, a)
 	addSessionsTools(s, a)
 	return s
@@ -30,6 +32,8 @@ func newMCPServer(a *app) *mcp.Server {
 var (
 	yes = true
 	no  = false
+
+	jobSchema = outputSchema[jobView]()
 )
 
 // toolError turns an error a caller can fix into a tool error whose text says
@@ -97,4 +101,27 @@ func progress(ctx context.Context, req *mcp.CallToolRequest, a *app) func(*jobs.
 			ProgressToken: token, Progress: float64(j.OutputBytes), Message: msg,
 		})
 	}
+}
+
+// outputSchema infers the output schema of T without the
+// additionalProperties: false that inference puts on every object: the
+// server writes the output, so it only costs bytes in every tools/list.
+func outputSchema[T any]() *jsonschema.Schema {
+	s, err := jsonschema.For[T](nil)
+	if err != nil {
+		panic(err) // a programming error, caught by the tests that build the server
+	}
+	var strip func(*jsonschema.Schema)
+	strip = func(s *jsonschema.Schema) {
+		if s == nil {
+			return
+		}
+		s.AdditionalProperties = nil
+		for _, p := range s.Properties {
+			strip(p)
+		}
+		strip(s.Items)
+	}
+	strip(s)
+	return s
 }

@@ -364,3 +364,42 @@ func TestMCPCancelledCallLeavesJobRunning(t *testing.T) {
 		t.Fatalf("the job after its call was cancelled: %+v", v)
 	}
 }
+
+func TestDecodeEscapes(t *testing.T) {
+	for in, want := range map[string]string{
+		`magic\n`:       "magic\n",
+		`y`:             "y",
+		`\x03`:          "\x03",
+		`a\tb\\n\r`:     "a\tb\\n\r",
+		`\u00e9\e[A`:    "é\x1b[A",
+		`trailing\`:     `trailing\`,
+		`unknown \q ok`: `unknown \q ok`,
+	} {
+		got, err := decodeEscapes(in)
+		if err != nil || string(got) != want {
+			t.Errorf("decodeEscapes(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", `\x4`, `\xzz`, `\u12`, `\x00`} {
+		if _, err := decodeEscapes(bad); err == nil {
+			t.Errorf("decodeEscapes(%q): no error", bad)
+		}
+	}
+}
+
+// ssh_input answers a command that reads its terminal.
+func TestMCPInput(t *testing.T) {
+	srv := sshtest.StartInProcess(t, sshtest.Options{})
+	c := newMCPClient(t, testConfig(t, srv, t.TempDir()))
+	v := c.job("ssh_run", map[string]any{"host": srv.Alias, "command": `read v; echo "You said: $v"`, "timeout_s": 0.5})
+	if v.State.Final() {
+		t.Fatalf("read ended without input: %+v", v)
+	}
+	got := c.job("ssh_input", map[string]any{"job_id": v.JobID, "text": `magic\n`})
+	if got.State != jobs.StateSucceeded || !strings.Contains(got.Output, "You said: magic") {
+		t.Fatalf("after input: %+v", got)
+	}
+	if res := c.call("ssh_input", map[string]any{"job_id": v.JobID, "text": `late\n`}); !res.IsError {
+		t.Fatalf("input to a finished job: %s", text(res))
+	}
+}

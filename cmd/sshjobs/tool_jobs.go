@@ -119,9 +119,10 @@ func (o *jobsOut) table() string {
 
 func addJobsTool(s *mcp.Server, a *app) {
 	mcp.AddTool(s, &mcp.Tool{
-		Name:        "ssh_jobs",
-		Description: "List jobs, newest first: running ones and the history (kept across restarts).",
-		Annotations: &mcp.ToolAnnotations{Title: "List jobs", ReadOnlyHint: true, IdempotentHint: true, OpenWorldHint: &no},
+		Name:         "ssh_jobs",
+		OutputSchema: outputSchema[jobsOut](),
+		Description:  "List jobs, newest first: running ones and the history (kept across restarts).",
+		Annotations:  &mcp.ToolAnnotations{Title: "List jobs", ReadOnlyHint: true, IdempotentHint: true, OpenWorldHint: &no},
 	}, func(ctx context.Context, req *mcp.CallToolRequest, in jobsIn) (*mcp.CallToolResult, *jobsOut, error) {
 		out, err := a.listJobs(ctx, in)
 		if err != nil {

@@ -22,7 +22,8 @@ type runIn struct {
 
 func addRunTool(s *mcp.Server, a *app) {
 	mcp.AddTool(s, &mcp.Tool{
-		Name: "ssh_run",
+		Name:         "ssh_run",
+		OutputSchema: jobSchema,
 		Description: "Run a shell command on a host in a persistent session (cwd and environment carry over). " +
 			"Returns when the command ends or timeout_s passes; then it goes on as a job: follow it with ssh_job. " +
 			"Jobs in one session run one at a time, in order.",

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/sshjobs/sshjobs/jobs"
+)
+
+type inputIn struct {
+	JobID  string   `json:"job_id"`
+	Text   string   `json:"text" jsonschema:"text to type; escapes like \\n (Enter), \\t, \\x03 (Ctrl-C) are decoded"`
+	Secret bool     `json:"secret,omitempty" jsonschema:"never store or log the text, and mask it if echoed (passwords)"`
+	WaitS  *float64 `json:"wait_s,omitempty" jsonschema:"seconds to wait for the job to react (default 2)"`
+}
+
+func addInputTool(s *mcp.Server, a *app) {
+	mcp.AddTool(s, &mcp.Tool{
+		Name:         "ssh_input",
+		OutputSchema: jobSchema,
+		Description:  "Type text into a running job's terminal, e.g. to answer a prompt of a job in waiting_input. End a line with \\n.",
+		Annotations:  &mcp.ToolAnnotations{Title: "Send input", DestructiveHint: &yes, OpenWorldHint: &yes},
+	}, func(ctx context.Context, req *mcp.CallToolRequest, in inputIn) (*mcp.CallToolResult, *jobView, error) {
+		wait, err := seconds("wait_s", in.WaitS, 2, 300)
+		if err != nil {
+			return nil, nil, err
+		}
+		text, err := decodeEscapes(in.Text)
+		if err != nil {
+			return nil, nil, err
+		}
+		before, err := a.eng.Get(ctx, in.JobID)
+		if err != nil {
+			return nil, nil, toolError(err)
+		}
+		if err := a.eng.Input(ctx, in.JobID, text, in.Secret); err != nil {
+			return nil, nil, toolError(err)
+		}
+		// Wait for the job to react: its end or its next prompt, at most wait_s.
+		j, err := a.eng.Wait(ctx, in.JobID, jobs.WaitOptions{Timeout: wait, Offset: -1})
+		if err != nil {
+			return nil, nil, err
+		}
+		v, err := a.view(context.WithoutCancel(ctx), j, slice{offset: before.OutputBytes})
+		if err != nil {
+			return nil, nil, err
+		}
+		return result(v), v, nil
+	})
+}
+
+// decodeEscapes turns the backslash escapes a model can type (\n, \r, \t,
+// \e, \\, \xHH, \uHHHH) into the bytes they stand for.
+func decodeEscapes(s string) ([]byte, error) {
+	if s == "" {
+		return nil, fmt.Errorf("%w: text is empty", jobs.ErrBadInput)
+	}
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' || i == len(s)-1 {
+			b = append(b, c)
+			continue
+		}
+		i++
+		switch s[i] {
+		case 'n':
+			b = append(b, '\n')
+		case 'r':
+			b = append(b, '\r')
+		case 't':
+			b = append(b, '\t')
+		case 'e':
+			b = append(b, 0x1b)
+		case '\\':
+			b = append(b, '\\')
+		case 'x', 'u':
+			n := 2
+			if s[i] == 'u' {
+				n = 4
+			}
+			if i+1+n > len(s) {
+				return nil, fmt.Errorf("%w: text: \\%c needs %d hex digits", jobs.ErrBadInput, s[i], n)
+			}
+			v, err := strconv.ParseUint(s[i+1:i+1+n], 16, 32)
+			if err != nil {
+				return nil, fmt.Errorf("%w: text: bad escape \\%c%s", jobs.ErrBadInput, s[i], s[i+1:i+1+n])
+			}
+			if n == 2 {
+				b = append(b, byte(v))
+			} else {
+				b = append(b, string(rune(v))...)
+			}
+			i += n
+		default:
+			b = append(b, '\\', s[i])
+		}
+	}
+	if strings.ContainsRune(string(b), 0) {
+		return nil, fmt.Errorf("%w: text contains a NUL byte", jobs.ErrBadInput)
+	}
+	return b, nil
+}
