@@ -83,7 +83,7 @@ func TestRestartAnswersJobIDs(t *testing.T) {
 		t.Fatalf("before the kill: %s %s %s", finished.State, running.State, queued.State)
 	}
 	first.cmd.Process.Signal(syscall.SIGKILL)
-	first.cmd.Wait()
+	first.cs.Close() // the transport reaps the process
 
 	second := startBinary(t, bin, env)
 	if v := second.job("ssh_job", map[string]any{"job_id": finished.JobID}); v.State != jobs.StateSucceeded || v.Output != "finished\n" || !exitIs(v, 0) {
