@@ -68,6 +68,9 @@ func (t *task) Prompt(p *Prompt) {
 
 func (t *task) Started(s Start) {
 	defer t.launchedOnce.Do(func() { close(t.launched) })
+	if !s.NewShell && s.Attach == "" {
+		return // nothing to record: new_shell is false until said otherwise
+	}
 	u := Update{NewShell: &s.NewShell}
 	if s.Attach != "" {
 		u.Attach = &s.Attach
