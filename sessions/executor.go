@@ -12,8 +12,12 @@ var _ jobs.Executor = (*Pool)(nil)
 
 // Run runs j in its session's shell on its host and blocks until it ends
 // (jobs.Executor). A connection or shell that cannot be had ends the job in
-// state error; a connection that dies under it, lost.
+// state error; a connection that dies under it, lost. A detached job is
+// launched from its session's shell and followed apart from it (detach.go).
 func (p *Pool) Run(ctx context.Context, j *jobs.Job, t jobs.Task) jobs.Result {
+	if j.Detached {
+		return p.runDetached(ctx, j, t)
+	}
 	target := j.Target
 	if target == "" {
 		target = j.Host
@@ -72,7 +76,7 @@ func (p *Pool) runOn(ctx context.Context, h *Host, j *jobs.Job, t jobs.Task) (re
 	p.mu.Unlock()
 	t.Started(jobs.Start{NewShell: newShell})
 
-	out := sh.run(ctx, j.Command, t)
+	out := sh.runJob(ctx, p.jobRun(c.host, j), t)
 
 	if out.connLost || !c.alive() && out.shellGone {
 		// The shell's output ended without an exit status: wait for the

@@ -14,7 +14,7 @@ import (
 // of what we type (if echo is on after all) never equals a printed marker, and
 // output that imitates a marker without the nonce is just output.
 //
-//	ready:  RS "R_" nonce RS             the init script has run
+//	ready:  RS "R_" nonce "_" pid RS     the init script has run; pid is $$
 //	begin:  RS "B_" nonce RS             the job's output starts right after
 //	end:    RS "E_" nonce "_" code "_" pwd RS
 //	prompt: RS "P_" nonce RS             the shell showed its prompt (PS1)
@@ -38,7 +38,7 @@ func newNonce() string {
 	return hex.EncodeToString(b[:])
 }
 
-func readyMarker(nonce string) []byte  { return []byte("\x1eR_" + nonce + "\x1e") }
+func readyPrefix(nonce string) []byte  { return []byte("\x1eR_" + nonce + "_") }
 func beginMarker(nonce string) []byte  { return []byte("\x1eB_" + nonce + "\x1e") }
 func endPrefix(nonce string) []byte    { return []byte("\x1eE_" + nonce + "_") }
 func promptMarker(nonce string) []byte { return []byte("\x1eP_" + nonce + "\x1e") }

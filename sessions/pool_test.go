@@ -223,7 +223,7 @@ func TestPoolInputAndCancel(t *testing.T) {
 			t.Errorf("after INT: %q new shell %v", task.Output(), task.starts)
 		}
 
-		// KILL closes the shell; the next job gets a new one.
+		// KILL kills the job's process group; the shell stays.
 		task = newTestTask()
 		go func() { resc <- runTask(p, srv, "default", "echo started; sleep 30", task) }()
 		task.waitOutput(t, "started\n")
@@ -232,7 +232,7 @@ func TestPoolInputAndCancel(t *testing.T) {
 			t.Errorf("KILL: %s %q", res.State, res.Error)
 		}
 		task, _ = runJob(t, p, srv, "default", "echo after")
-		if task.Output() != "after\n" || !task.starts[0].NewShell {
+		if task.Output() != "after\n" || task.starts[0].NewShell {
 			t.Errorf("after KILL: %q new shell %v", task.Output(), task.starts)
 		}
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,7 @@ var errShellClosed = errors.New("shell closed")
 // one job at a time.
 type shell struct {
 	name   string
+	client *ssh.Client // the connection: a job is signalled over a channel of its own
 	sess   *ssh.Session
 	stdin  io.WriteCloser
 	logger *slog.Logger
@@ -57,6 +59,11 @@ type shell struct {
 	closeOnce   sync.Once
 	closed      chan struct{}
 	closeReason string // why we closed it, if we did (read after closed)
+
+	// pid is the shell's process id on the remote host ($$), from the ready
+	// marker: a job is stopped by signalling the foreground process group of
+	// the shell's terminal, never the shell (shell_kill.go).
+	pid int
 
 	// Owned by the job running on the shell (one at a time).
 	defined   [256]bool // byte variables defined in the shell (marker_frame.go)
@@ -79,6 +86,7 @@ func startShell(ctx context.Context, client *ssh.Client, name string, logger *sl
 	}
 	s := &shell{
 		name:      name,
+		client:    client,
 		sess:      sess,
 		logger:    logger,
 		chunks:    make(chan []byte, 16),
@@ -130,7 +138,7 @@ func (s *shell) start(ctx context.Context) error {
 	if err := s.write(initScript(nonce)); err != nil {
 		return fmt.Errorf("write init script: %w", err)
 	}
-	if err := s.waitReady(ctx, readyMarker(nonce)); err != nil {
+	if err := s.waitReady(ctx, readyPrefix(nonce)); err != nil {
 		return err
 	}
 	s.idle.Store(true)
@@ -141,7 +149,8 @@ func (s *shell) start(ctx context.Context) error {
 // completion on tabs, no bracketed paste, no own echo), no echo, no prompts
 // or prompt hooks, no pagers, no history file. Each risky step is a line of
 // its own: in dash and ash a failing special builtin abandons the rest of
-// its line. It ends by printing the ready marker.
+// its line. It ends by printing the ready marker, which carries the shell's
+// pid.
 func initScript(nonce string) string {
 	lines := []string{
 		`set +o emacs +o vi 2>/dev/null`,
@@ -154,13 +163,14 @@ func initScript(nonce string) string {
 		`export PAGER=cat GIT_PAGER=cat SYSTEMD_PAGER=cat LESS=FRX TERM=dumb`,
 		strings.TrimSpace(byteVarDef(rs)),
 		strings.TrimSpace(byteVarDef('\n')),
-		fmt.Sprintf(`printf '\036R_%%s\036' %s`, nonce),
+		fmt.Sprintf(`printf '\036R_%%s_%%s\036' %s "$$"`, nonce),
 	}
 	return " " + strings.Join(lines, "\n ") + "\n"
 }
 
-// waitReady drops output until the ready marker.
-func (s *shell) waitReady(ctx context.Context, marker []byte) error {
+// waitReady drops output until the ready marker (prefix, then the shell's
+// pid and RS), and records the pid.
+func (s *shell) waitReady(ctx context.Context, prefix []byte) error {
 	timer := time.NewTimer(shellStartTimeout)
 	defer timer.Stop()
 	var tail []byte
@@ -171,10 +181,23 @@ func (s *shell) waitReady(ctx context.Context, marker []byte) error {
 				return fmt.Errorf("the shell ended before it was ready (%s)", s.exitDetail())
 			}
 			buf := append(tail, p...)
-			if bytes.Contains(buf, marker) {
-				return nil
+			if i := bytes.Index(buf, prefix); i >= 0 {
+				rest := buf[i+len(prefix):]
+				if j := bytes.IndexByte(rest, rs); j >= 0 {
+					pid, err := strconv.Atoi(string(rest[:j]))
+					if err != nil || pid <= 1 {
+						return fmt.Errorf("the shell's ready marker has no pid (%q)", rest[:j])
+					}
+					s.pid = pid
+					return nil
+				}
+				if len(rest) > 32 {
+					return fmt.Errorf("the shell's ready marker has no pid (%q...)", rest[:32])
+				}
+				tail = append([]byte(nil), buf[i:]...)
+				continue
 			}
-			tail = append([]byte(nil), buf[len(buf)-partialSuffix(buf, marker):]...)
+			tail = append([]byte(nil), buf[len(buf)-partialSuffix(buf, prefix):]...)
 		case <-timer.C:
 			return fmt.Errorf("the shell was not ready after %v (a login script waiting for input? not a POSIX shell?)", shellStartTimeout)
 		case <-ctx.Done():

@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/sshjobs/sshjobs/internal/term"
@@ -17,6 +18,10 @@ const (
 	// it is emitted as it stands, so that a question or a slow progress line
 	// shows up in the job's output.
 	partialLineIdle = 2 * time.Second
+	// promptIdle is how long output must be quiet, with an unfinished last
+	// line, before that line is checked for a prompt: a line followed by more
+	// output was not waiting for anyone.
+	promptIdle = 300 * time.Millisecond
 	// exitStatusWait is how long to wait for the exit status of a shell whose
 	// output ended, to tell `exit` from a dead connection.
 	exitStatusWait = 2 * time.Second
@@ -24,6 +29,13 @@ const (
 	// runs on: a ^C that lands while the shell is forking the command goes to
 	// the shell, which then waits for the command before acting on it.
 	interruptRepeat = time.Second
+	// killWait is how long a job may take to end after its process group got
+	// SIGKILL (a process stuck in the kernel, or one outside the group holding
+	// the shell) before the shell is closed as the last resort.
+	killWait = 3 * time.Second
+	// failStopWait is how long a job we stopped ourselves (sudo refused the
+	// password) may take to end after ^C before its process group is killed.
+	failStopWait = 3 * time.Second
 )
 
 // Messages of jobs that end without their end marker.
@@ -31,7 +43,7 @@ const (
 	msgShellExited = "the shell exited (the command ran `exit`); the next command gets a new shell (cwd and environment reset)"
 	msgShutdown    = "sshjobs stopped while the job was running; the shell was closed"
 	msgAbandoned   = "the shell abandoned the command line before it finished (a syntax error, or an interrupt); its exit code is unknown"
-	msgKilled      = "the job's shell was closed to stop it; the next command gets a new shell"
+	msgKilled      = "the job did not stop when its process group was killed; its shell was closed to stop it, and the next command gets a new shell"
 )
 
 // jobOutcome is how a job ended on a shell.
@@ -45,102 +57,205 @@ type jobOutcome struct {
 	connLost bool
 }
 
-// run types command into the shell and streams its output to t until its end
-// marker, handling t's controls. The caller guarantees one run at a time.
+// run runs command as a plain job (no sudo, no secrets).
 func (s *shell) run(ctx context.Context, command string, t jobs.Task) jobOutcome {
-	nonce := newNonce()
-	sc := newMarkerScanner(nonce)
-	var cl term.Cleaner
-	emit := func(p []byte) {
-		if len(p) > 0 {
-			t.Write(p)
-		}
-	}
+	return s.runJob(ctx, jobRun{Command: command}, t)
+}
 
+// runJob types the job's command into the shell and streams its output to t
+// until its end marker, handling t's controls, prompts and sudo. The caller
+// guarantees one run at a time.
+func (s *shell) runJob(ctx context.Context, jr jobRun, t jobs.Task) jobOutcome {
+	if jr.logger == nil {
+		jr.logger = s.logger
+	}
+	nonce := newNonce()
+	r := &runner{
+		s: s, jr: jr, t: t,
+		sc:      newMarkerScanner(nonce),
+		commit:  stoppedTimer(),
+		quiet:   stoppedTimer(),
+		secretC: make(chan secretReply, 2),
+		killC:   make(chan killReply, 4),
+	}
+	defer r.stop()
+	command := jr.Command
+	if jr.Sudo {
+		command = sudoCommand(nonce, jr.Command)
+		r.cut = newPromptCutter(sudoPrompt(nonce))
+	}
 	s.idle.Store(false)
 	s.writeAsync([]byte(frameCommand(nonce, []byte(command), &s.defined)), nil)
+	return r.loop(ctx)
+}
 
-	commit := time.NewTimer(partialLineIdle)
-	commit.Stop()
-	defer commit.Stop()
-	var graceC <-chan time.Time
-	var cancelSig string
-	var repeat *time.Ticker
-	var repeatC <-chan time.Time
-	defer func() {
-		if repeat != nil {
-			repeat.Stop()
-		}
-	}()
-	controls := t.Controls()
+// runner is the state of one job's run on a shell.
+type runner struct {
+	s  *shell
+	jr jobRun
+	t  jobs.Task
 
+	sc   *markerScanner
+	cut  *promptCutter // our sudo prompt, with jr.Sudo
+	cl   term.Cleaner
+	mask masker
+
+	commit *time.Timer // partialLineIdle
+	quiet  *time.Timer // promptIdle
+
+	// prompted: the job is waiting_input (t.Prompt(&p) was called and no
+	// output came since).
+	prompted bool
+
+	// sudo (shell_sudo.go)
+	secretC      chan secretReply
+	sudoAnswers  int  // our prompt answered
+	ownSudoAsked bool // the command's own "[sudo] password for" answered (once)
+	// failState and failMsg end the job as we decided (sudo refused, no
+	// password), whatever its exit code.
+	failState jobs.State
+	failMsg   string
+	stopC     <-chan time.Time
+
+	// cancel (shell_cancel.go)
+	killC   chan killReply
+	cancel  cancelState
+	repeat  *time.Ticker
+	repeatC <-chan time.Time
+}
+
+func stoppedTimer() *time.Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}
+
+func (r *runner) stop() {
+	r.commit.Stop()
+	r.quiet.Stop()
+	if r.repeat != nil {
+		r.repeat.Stop()
+	}
+}
+
+func (r *runner) log() *slog.Logger { return r.jr.logger }
+
+// emit stores clean output, with the job's secrets masked.
+func (r *runner) emit(p []byte) {
+	if p = r.mask.Write(p); len(p) > 0 {
+		r.t.Write(p)
+	}
+}
+
+// flush emits everything held back: the output ended.
+func (r *runner) flush() {
+	if r.cut != nil {
+		r.emit(r.cl.Write(r.cut.Flush()))
+	}
+	r.emit(r.cl.Flush())
+	if p := r.mask.Flush(); len(p) > 0 {
+		r.t.Write(p)
+	}
+}
+
+func (r *runner) loop(ctx context.Context) jobOutcome {
+	s := r.s
+	controls := r.t.Controls()
 	for {
 		select {
 		case p, ok := <-s.chunks:
 			if !ok {
-				emit(cl.Flush())
-				return s.died(cancelSig)
+				r.flush()
+				return r.finish(s.died(r.cancel.sig))
 			}
-			out, done := sc.Feed(p)
-			emit(cl.Write(out))
-			if done {
-				emit(cl.Flush())
+			if r.output(ctx, p) {
+				r.flush()
 				s.idle.Store(true)
-				return s.ended(sc, cancelSig)
-			}
-			commit.Stop()
-			if len(cl.Pending()) > 0 {
-				commit.Reset(partialLineIdle)
+				return r.finish(s.ended(r.sc, r.cancel.sig))
 			}
 
-		case <-commit.C:
-			emit(cl.Commit())
+		case <-r.commit.C:
+			r.emit(r.cl.Commit())
+
+		case <-r.quiet.C:
+			r.checkPrompt(ctx)
 
 		case c, ok := <-controls:
 			if !ok {
 				controls = nil
 				continue
 			}
-			switch {
-			case len(c.Input) > 0:
-				s.writeAsync(c.Input, replyTo(c.Done))
-			case c.Signal == "INT":
-				// ^C through the PTY: SIGINT to the foreground process group.
-				s.writeAsync([]byte{0x03}, replyTo(c.Done))
-				if cancelSig == "" {
-					cancelSig = "INT"
-					grace := c.Grace
-					if grace <= 0 {
-						grace = defaultGrace
-					}
-					graceC = time.After(grace)
-					repeat = time.NewTicker(interruptRepeat)
-					repeatC = repeat.C
-				}
-			case c.Signal != "":
-				// TERM and KILL close the session: the hangup kills the job
-				// (and the shell).
-				// TODO: kill the job's process group and keep the shell.
-				reply(c.Done, nil)
-				emit(cl.Flush())
-				return s.kill(c.Signal)
-			default:
-				reply(c.Done, nil)
-			}
+			r.control(ctx, c)
 
-		case <-repeatC:
+		case rep := <-r.secretC:
+			r.answerSudo(rep)
+
+		case rep := <-r.killC:
+			r.killed(rep)
+
+		case <-r.repeatC:
 			s.writeAsync([]byte{0x03}, nil)
 
-		case <-graceC:
-			emit(cl.Flush())
-			return s.kill("HUP")
+		case <-r.cancel.graceC:
+			r.cancel.graceC = nil
+			r.killGroup(ctx, "KILL")
+
+		case <-r.stopC:
+			r.stopC = nil
+			r.killGroup(ctx, "KILL")
+
+		case <-r.cancel.lastC:
+			r.flush()
+			return r.finish(s.kill(r.cancel.sigOr("KILL")))
 
 		case <-ctx.Done():
-			emit(cl.Flush())
+			r.flush()
 			s.close()
 			return jobOutcome{Result: jobs.Result{State: jobs.StateLost, Error: msgShutdown, Cwd: s.cwd}, shellGone: true}
 		}
 	}
+}
+
+// output handles a chunk of the shell's output; done reports the job's end
+// marker.
+func (r *runner) output(ctx context.Context, p []byte) (done bool) {
+	out, done := r.sc.Feed(p)
+	if r.cut != nil && len(out) > 0 {
+		var n int
+		if out, n = r.cut.Feed(out); n > 0 {
+			r.sudoPrompted(ctx, n)
+		}
+	}
+	var before string
+	if r.prompted {
+		before = string(r.cl.Pending())
+	}
+	clean := r.cl.Write(out)
+	r.emit(clean)
+	if done {
+		return true
+	}
+	// Output resumed: the job no longer waits. Bytes that change nothing a
+	// person would see (a cursor escape) do not count.
+	if r.prompted && (len(clean) > 0 || len(r.cl.Pending()) > 0 && string(r.cl.Pending()) != before) {
+		r.prompted = false
+		r.t.Prompt(nil)
+	}
+	r.commit.Stop()
+	r.quiet.Stop()
+	if len(r.cl.Pending()) > 0 {
+		r.commit.Reset(partialLineIdle)
+		r.quiet.Reset(promptIdle)
+	}
+	return false
+}
+
+// finish applies what the runner decided to the shell's verdict.
+func (r *runner) finish(out jobOutcome) jobOutcome {
+	if r.failMsg != "" && !r.cancel.requested {
+		out.State, out.Error, out.Signal = r.failState, r.failMsg, ""
+	}
+	return out
 }
 
 // ended turns the scanner's result into the job's result.
@@ -197,7 +312,8 @@ func (s *shell) died(cancelSig string) jobOutcome {
 	return out
 }
 
-// kill closes the shell to stop its job.
+// kill closes the shell to stop its job: the last resort, when killing the
+// job's process group did not end it.
 func (s *shell) kill(signal string) jobOutcome {
 	s.close()
 	return jobOutcome{shellGone: true, Result: jobs.Result{

@@ -20,25 +20,58 @@ type testTask struct {
 	mu       sync.Mutex
 	out      bytes.Buffer
 	starts   []jobs.Start
+	prompts  []*jobs.Prompt // every Prompt call, nil for "output resumed"
 	controls chan jobs.Control
-	wrote    chan struct{} // signalled (non-blocking) on every write
+	wrote    chan struct{} // signalled (non-blocking) on every write or prompt
 }
 
 func newTestTask() *testTask {
 	return &testTask{controls: make(chan jobs.Control, 4), wrote: make(chan struct{}, 1)}
 }
 
-func (t *testTask) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	t.out.Write(p)
-	t.mu.Unlock()
+func (t *testTask) signal() {
 	select {
 	case t.wrote <- struct{}{}:
 	default:
 	}
+}
+
+func (t *testTask) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	t.out.Write(p)
+	t.mu.Unlock()
+	t.signal()
 	return len(p), nil
 }
-func (t *testTask) Prompt(*jobs.Prompt) {}
+func (t *testTask) Prompt(p *jobs.Prompt) {
+	t.mu.Lock()
+	t.prompts = append(t.prompts, p)
+	t.mu.Unlock()
+	t.signal()
+}
+
+// Prompts returns the Prompt calls so far.
+func (t *testTask) Prompts() []*jobs.Prompt {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]*jobs.Prompt(nil), t.prompts...)
+}
+
+// waitPrompt waits until the job waits for input, and returns its prompt.
+func (t *testTask) waitPrompt(tb testing.TB) jobs.Prompt {
+	tb.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		if ps := t.Prompts(); len(ps) > 0 && ps[len(ps)-1] != nil {
+			return *ps[len(ps)-1]
+		}
+		select {
+		case <-t.wrote:
+		case <-deadline:
+			tb.Fatalf("the job never waited for input; output %q, prompts %v", t.Output(), t.Prompts())
+		}
+	}
+}
 func (t *testTask) Started(s jobs.Start) {
 	t.mu.Lock()
 	t.starts = append(t.starts, s)

@@ -1,0 +1,118 @@
+package sessions
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/sshjobs/sshjobs/jobs"
+)
+
+// cancelState is how far stopping a job has gone. ^C (INT) comes first and is
+// repeated; after the grace period, or at once for TERM and KILL, the job's
+// process group is signalled through another channel (shell_kill.go) and the
+// shell stays; only if the job outlives SIGKILL by killWait is the shell
+// closed.
+type cancelState struct {
+	requested bool   // a caller asked to cancel (not our own stop)
+	sig       string // the strongest signal sent so far: the job's Signal
+	graceC    <-chan time.Time
+	lastC     <-chan time.Time
+}
+
+var signalRank = map[string]int{"": 0, "INT": 1, "TERM": 2, "KILL": 3}
+
+// raise records sig as sent if it is stronger than what was.
+func (c *cancelState) raise(sig string) {
+	if signalRank[sig] > signalRank[c.sig] {
+		c.sig = sig
+	}
+}
+
+func (c *cancelState) sigOr(def string) string {
+	if c.sig != "" {
+		return c.sig
+	}
+	return def
+}
+
+type killReply struct {
+	sig    string
+	detail string
+	err    error
+}
+
+// control handles one of the task's controls: input or a signal.
+func (r *runner) control(ctx context.Context, c jobs.Control) {
+	s := r.s
+	switch {
+	case len(c.Input) > 0:
+		if c.Secret {
+			// Before the write: the remote may echo it at once.
+			r.mask.add(c.Input)
+		}
+		s.writeAsync(c.Input, replyTo(c.Done))
+	case c.Signal == "INT":
+		// ^C through the PTY: SIGINT to the foreground process group.
+		s.writeAsync([]byte{0x03}, replyTo(c.Done))
+		r.cancel.requested = true
+		if r.cancel.sig == "" {
+			r.cancel.raise("INT")
+			r.cancel.graceC = time.After(graceOf(c))
+			r.repeat = time.NewTicker(interruptRepeat)
+			r.repeatC = r.repeat.C
+		}
+	case c.Signal == "TERM":
+		reply(c.Done, nil)
+		r.cancel.requested = true
+		if signalRank[r.cancel.sig] < signalRank["TERM"] {
+			r.killGroup(ctx, "TERM")
+			r.cancel.graceC = time.After(graceOf(c))
+		}
+	case c.Signal == "KILL":
+		reply(c.Done, nil)
+		r.cancel.requested = true
+		r.cancel.graceC = nil
+		r.killGroup(ctx, "KILL")
+	default:
+		reply(c.Done, nil)
+	}
+}
+
+func graceOf(c jobs.Control) time.Duration {
+	if c.Grace > 0 {
+		return c.Grace
+	}
+	return defaultGrace
+}
+
+// killGroup signals the job's process group in the background; the reply
+// comes back on r.killC. After KILL, the shell is given killWait to print the
+// end marker.
+func (r *runner) killGroup(ctx context.Context, sig string) {
+	r.cancel.raise(sig)
+	if sig == "KILL" && r.cancel.lastC == nil {
+		r.cancel.lastC = time.After(killWait)
+	}
+	go func() {
+		detail, err := r.s.signalJob(ctx, sig)
+		select { // the run may have ended: then nobody reads
+		case r.killC <- killReply{sig: sig, detail: detail, err: err}:
+		default:
+		}
+	}()
+}
+
+// killed handles the result of killGroup.
+func (r *runner) killed(rep killReply) {
+	switch {
+	case errors.Is(rep.err, errShellInForeground):
+		// A builtin (read, a loop in the shell itself): only ^C stops it.
+		r.s.writeAsync([]byte{0x03}, nil)
+		r.log().Info("job runs in the shell itself: sent ^C", "job", r.jr.ID, "shell", r.s.name, "signal", rep.sig)
+	case rep.err != nil:
+		r.log().Warn("signal job's process group", "job", r.jr.ID, "shell", r.s.name, "signal", rep.sig, "err", rep.err)
+	default:
+		r.log().Info("signalled job's process group", "job", r.jr.ID, "shell", r.s.name, "signal", rep.sig, "target", rep.detail)
+	}
+}

@@ -1,0 +1,113 @@
+package sessions
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sshjobs/sshjobs/internal/sshtest"
+	"github.com/sshjobs/sshjobs/jobs"
+)
+
+// remoteRun runs command over a connection of its own (not the pool's), as an
+// observer on the remote host would.
+func remoteRun(t testing.TB, srv *sshtest.Server, command string) string {
+	t.Helper()
+	sess, err := dialTest(t, srv).NewSession()
+	if err != nil {
+		t.Fatalf("observer session: %v", err)
+	}
+	defer sess.Close()
+	out, err := sess.CombinedOutput(command)
+	if err != nil {
+		t.Logf("observer %q: %v (%s)", command, err, out)
+	}
+	return string(out)
+}
+
+// ttyProcs lists the processes on tty other than the shell: the job's
+// leftovers.
+func ttyProcs(t testing.TB, srv *sshtest.Server, tty string, shellPID int) []string {
+	t.Helper()
+	var left []string
+	for _, line := range strings.Split(remoteRun(t, srv, "ps -t "+tty+" -o pid=,stat=,args="), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 || f[0] == strconv.Itoa(shellPID) || strings.HasPrefix(f[1], "Z") {
+			continue
+		}
+		left = append(left, strings.TrimSpace(line))
+	}
+	return left
+}
+
+// shellIdentity returns the tty and pid of the session's shell.
+func shellIdentity(t testing.TB, p *Pool, srv *sshtest.Server, session string) (string, int) {
+	t.Helper()
+	task, res := runJob(t, p, srv, session, "tty; echo $$")
+	f := strings.Fields(task.Output())
+	if res.State != jobs.StateSucceeded || len(f) != 2 || !strings.HasPrefix(f[0], "/dev/") {
+		t.Fatalf("tty; echo $$: %s %q", res.State, task.Output())
+	}
+	pid, _ := strconv.Atoi(f[1])
+	return strings.TrimPrefix(f[0], "/dev/"), pid
+}
+
+func TestShellCancelKeepsShell(t *testing.T) {
+	cases := []struct {
+		name, cmd string
+		prompt    bool // wait for a prompt instead of "started"
+		signal    string
+		grace     time.Duration
+		within    time.Duration
+	}{
+		{"sleep INT", "echo started; sleep 6001", false, "INT", 10 * time.Second, 3 * time.Second},
+		{"yes TERM", "echo started; yes > /dev/null", false, "TERM", 10 * time.Second, 3 * time.Second},
+		{"pipeline KILL", "echo started; sleep 6002 | cat", false, "KILL", 0, 3 * time.Second},
+		{"password prompt INT", "read -s -p 'Password: ' pw; echo got", true, "INT", 10 * time.Second, 3 * time.Second},
+		{"password prompt KILL", "read -s -p 'Password: ' pw; echo got", true, "KILL", 0, 3 * time.Second},
+		// Last: the trap stays in the shell (it runs there), so INT is
+		// ignored from here on; the next job resets it.
+		{"trap INT ignored", "trap '' INT; echo started; sleep 6003", false, "INT", 500 * time.Millisecond, 4 * time.Second},
+	}
+	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
+		p := newTestPool(t, srv, PoolConfig{})
+		tty, shellPID := shellIdentity(t, p, srv, "default")
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				task := newTestTask()
+				resc := startJob(p, srv, "default", c.cmd, task)
+				if c.prompt {
+					if pr := task.waitPrompt(t); pr.Kind != jobs.PromptPassword {
+						t.Errorf("prompt %+v", pr)
+					}
+				} else {
+					task.waitOutput(t, "started\n")
+					time.Sleep(100 * time.Millisecond) // past the fork
+				}
+				start := time.Now()
+				task.controls <- jobs.Control{Signal: c.signal, Grace: c.grace}
+				res := waitResult(t, resc)
+				took := time.Since(start)
+				if res.State != jobs.StateCancelled || took > c.within {
+					t.Errorf("%s %q signal %s after %v (want cancelled within %v); output %q",
+						res.State, res.Error, res.Signal, took, c.within, task.Output())
+				}
+				t.Logf("cancelled by %s in %v: %q", res.Signal, took.Round(time.Millisecond), res.Error)
+				var left []string
+				for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+					if left = ttyProcs(t, srv, tty, shellPID); len(left) == 0 {
+						break
+					}
+				}
+				if len(left) > 0 {
+					t.Errorf("processes of the job survived on %s: %q", tty, left)
+				}
+				task, res = runJob(t, p, srv, "default", "trap - INT; echo after $$")
+				if want := "after " + strconv.Itoa(shellPID) + "\n"; task.Output() != want || task.starts[0].NewShell {
+					t.Errorf("next job: %q (want %q) new shell %v", task.Output(), want, task.starts)
+				}
+			})
+		}
+	})
+}

@@ -1,0 +1,48 @@
+package sessions
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/sshjobs/sshjobs/jobs"
+)
+
+// jobRun is what a shell needs to run one job besides its Task.
+type jobRun struct {
+	ID      string
+	Command string
+	Sudo    bool // run Command through sudo (sudo.go)
+	// SudoEnv names the environment override that supplies the sudo
+	// password, for the message of a job that has none.
+	SudoEnv string
+	// secret looks up a secret for the job's host, only when a prompt asks
+	// for it: a source may ask a person (MCP elicitation). Nil: none known.
+	secret func(ctx context.Context, kind SecretKind) (string, bool, error)
+	logger *slog.Logger
+}
+
+// jobRun returns what a shell on h needs to run j, with the pool's secrets.
+func (p *Pool) jobRun(h *Host, j *jobs.Job) jobRun {
+	jr := jobRun{ID: j.ID, Command: j.Command, Sudo: j.Sudo, SudoEnv: sudoSecretEnv(h.Alias), logger: p.cfg.Logger}
+	if sec := p.cfg.Dialer.Secrets; sec != nil {
+		jr.secret = func(ctx context.Context, kind SecretKind) (string, bool, error) {
+			return sec.Secret(ctx, h, kind)
+		}
+	}
+	return jr
+}
+
+// sudoPassword returns the password to answer sudo with: the host's sudo
+// secret, else its login password (the usual case: the same account).
+func (jr jobRun) sudoPassword(ctx context.Context) (string, bool, error) {
+	if jr.secret == nil {
+		return "", false, nil
+	}
+	for _, kind := range []SecretKind{SecretSudo, SecretPassword} {
+		v, ok, err := jr.secret(ctx, kind)
+		if err != nil || ok {
+			return v, ok, err
+		}
+	}
+	return "", false, nil
+}

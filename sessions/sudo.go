@@ -1,0 +1,120 @@
+package sessions
+
+import (
+	"bytes"
+	"strings"
+)
+
+// How a job runs with sudo (jobs.Job.Sudo).
+//
+// The command becomes
+//
+//	sudo -p '[sshjobs sudo NONCE] password: ' -- sh -c 'CMD'
+//
+// typed through the usual framing, so that its exit code and the session's
+// cwd come back in the end marker as for any job (`sudo false` gives 1). sudo
+// keeps the working directory, so CMD runs in the session's cwd; its
+// environment is sudo's (env_reset: the session's exported variables do not
+// reach CMD, PATH is secure_path), and a cd or export inside CMD ends with
+// it. The password is never on the command line nor in the environment: when
+// our prompt appears in the output, the password is written to the terminal,
+// as a person would type it, and the prompt is cut out of the stored output.
+// The prompt carries the job's nonce, so output that imitates it does not
+// get the password. Seen a second time, it means the password was refused.
+
+// sudoPrompt is the prompt sudo is told to print for the job with nonce. It
+// has no '%' (sudo expands %u, %h, ...) and no quote.
+func sudoPrompt(nonce string) string { return "[sshjobs sudo " + nonce + "] password: " }
+
+// sudoCommand wraps command to run through sudo with our prompt.
+func sudoCommand(nonce, command string) string {
+	return "sudo -p " + shellQuote(sudoPrompt(nonce)) + " -- sh -c " + shellQuote(command)
+}
+
+// shellQuote quotes s as one word for a POSIX shell.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// Messages of sudo jobs that end without running their command.
+const (
+	msgSudoRefused = "sudo: incorrect password"
+	msgSudoNoPass  = "sudo asked for a password and none is known for this host: store it (`sshjobs secret set HOST`, or ssh_connect with save=true) or set %s"
+)
+
+// sudoSecretEnv names the environment override for alias's sudo password.
+func sudoSecretEnv(alias string) string { return envName(alias) + envSecretSuffix[SecretSudo] }
+
+// promptCutter removes every occurrence of one prompt from the raw output of
+// a job, with the line end sudo prints once it has read the password, and
+// counts them. The stream may be split anywhere: a tail that could begin the
+// prompt is held back until the next Feed.
+type promptCutter struct {
+	prompt []byte
+	held   []byte
+	// after: a prompt was just cut (and maybe a CR after it); the line end
+	// that follows is sudo's newline after the password and goes too.
+	after uint8
+	seen  int
+}
+
+const (
+	afterNone = iota
+	afterCut
+	afterCR
+)
+
+func newPromptCutter(prompt string) *promptCutter {
+	return &promptCutter{prompt: []byte(prompt)}
+}
+
+// Feed returns p without the prompt, and how many prompts it cut.
+func (c *promptCutter) Feed(p []byte) (out []byte, cut int) {
+	buf := p
+	if len(c.held) > 0 {
+		buf = append(c.held, p...)
+		c.held = nil
+	}
+	for len(buf) > 0 {
+		// After a cut: drop sudo's CR LF (or LF) after the password.
+		switch {
+		case c.after == afterCut && buf[0] == '\r':
+			buf, c.after = buf[1:], afterCR
+			continue
+		case c.after != afterNone && buf[0] == '\n':
+			buf, c.after = buf[1:], afterNone
+			continue
+		}
+		c.after = afterNone
+		i := bytes.Index(buf, c.prompt)
+		if i < 0 {
+			keep := c.partial(buf)
+			if keep > 0 {
+				c.held = append([]byte(nil), buf[len(buf)-keep:]...)
+			}
+			return append(out, buf[:len(buf)-keep]...), cut
+		}
+		out = append(out, buf[:i]...)
+		buf = buf[i+len(c.prompt):]
+		cut++
+		c.seen++
+		c.after = afterCut
+	}
+	return out, cut
+}
+
+// Flush returns what is held: the output ended.
+func (c *promptCutter) Flush() []byte {
+	out := c.held
+	c.held = nil
+	return out
+}
+
+// partial returns the length of the longest tail of buf that is a proper
+// prefix of the prompt.
+func (c *promptCutter) partial(buf []byte) int {
+	for k := min(len(c.prompt)-1, len(buf)); k > 0; k-- {
+		if bytes.HasSuffix(buf, c.prompt[:k]) {
+			return k
+		}
+	}
+	return 0
+}
