@@ -30,7 +30,13 @@ type PoolConfig struct {
 	// closed as dead.
 	KeepaliveInterval time.Duration
 	KeepaliveMax      int
-	Logger            *slog.Logger
+	// SpoolDir is the folder on remote hosts under which detached jobs keep
+	// their spools (one folder per job id). "~" or "~/..." is the remote
+	// home, a relative path is taken from the home. Empty (the default)
+	// means $XDG_CACHE_HOME/sshjobs, else ~/.cache/sshjobs, as the remote
+	// shell sees them. It must be writable, but need not allow exec.
+	SpoolDir string
+	Logger   *slog.Logger
 }
 
 // withDefaults applies the defaults, all in this one place.
