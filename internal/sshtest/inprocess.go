@@ -35,9 +35,11 @@ func StartInProcess(t testing.TB, o Options) *Server {
 	if s.opts.Shell == "" {
 		s.opts.Shell = "/bin/bash"
 	}
-	pw := make([]byte, 12)
-	rand.Read(pw)
-	s.Password = hex.EncodeToString(pw)
+	if s.account == nil {
+		pw := make([]byte, 12)
+		rand.Read(pw)
+		s.Password = hex.EncodeToString(pw)
+	}
 
 	cfg := &ssh.ServerConfig{
 		PublicKeyCallback: func(c ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
@@ -342,12 +344,21 @@ func (ss *session) run(login bool, command string) {
 		cmd.Args = append(cmd.Args, "-c", command)
 	}
 	cmd.Env = append(append([]string{}, ss.env...), o.Env...)
+	var cred *syscall.Credential
+	if a := s.account; a != nil {
+		// Options.User: the session runs as that account, on a terminal it
+		// owns (sudo reads the password from it).
+		cred = &syscall.Credential{Uid: uint32(a.uid), Gid: uint32(a.gid)}
+		if ss.tty != nil {
+			ss.tty.Chown(a.uid, a.gid)
+		}
+	}
 	out := gated{s: s, c: ss.c, w: ss.ch, delay: o.SlowOutput}
 	var outputDone chan struct{}
 	if ss.master != nil {
 		cmd.Env = append(cmd.Env, "SSH_TTY="+ss.tty.Name())
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = ss.tty, ss.tty, ss.tty
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Credential: cred}
 		outputDone = make(chan struct{})
 		go func() { ss.pump(out); close(outputDone) }()
 		go io.Copy(gated{s: s, c: ss.c, w: ss.master}, ss.ch)
@@ -362,7 +373,7 @@ func (ss *session) run(login bool, command string) {
 		}
 		cmd.Stdout, cmd.Stderr = out, gated{s: s, c: ss.c, w: ss.ch.Stderr(), delay: o.SlowOutput}
 		// Its own process group, so that hangup reaches its children too.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
 	}
 	err := cmd.Start()
 	if ss.tty != nil {

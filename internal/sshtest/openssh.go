@@ -67,8 +67,21 @@ func StartOpenSSH(t testing.TB, o Options) *Server {
 	if s.needsWrapper() {
 		files[filepath.Join(s.Dir, "login.sh")] = []byte(s.wrapperScript())
 	}
+	mode := os.FileMode(0o600)
+	if s.account != nil {
+		// sshd reads authorized_keys (and the user's shell the wrapper) as
+		// the user: let it in. The private keys stay 0600.
+		mode = 0o644
+		if err := os.Chmod(s.Dir, 0o711); err != nil {
+			t.Fatalf("sshtest: %v", err)
+		}
+	}
 	for path, data := range files {
-		if err := os.WriteFile(path, data, 0o600); err != nil {
+		m := mode
+		if path == hostKeyFile {
+			m = 0o600
+		}
+		if err := os.WriteFile(path, data, m); err != nil {
 			t.Fatalf("sshtest: %v", err)
 		}
 	}

@@ -38,19 +38,23 @@ type Server struct {
 	Kind       Kind
 	Host       string // "127.0.0.1"
 	Port       int
-	User       string // the login user: the user running the tests
+	User       string // the login user: the user running the tests, or Options.User
 	Dir        string // temp folder holding keys and configs
 	KeyFile    string // client private key (ed25519, unencrypted, OpenSSH format) authorized on the server
 	KnownHosts string // known_hosts file that trusts this server's host key ("[127.0.0.1]:PORT ssh-ed25519 ...")
 	HostKey    ssh.PublicKey
 	SSHConfig  string // ssh_config file with a `Host <Alias>` entry for this server
 	Alias      string // "sshtest-" + Kind
-	Password   string // accepted for User by password and keyboard-interactive auth (in-process only; "" for openssh)
+	// Password is accepted for User by password and keyboard-interactive auth
+	// in-process ("" for openssh); with Options.User it is that account's
+	// password, as sudo asks for it (both kinds).
+	Password string
 
-	t      testing.TB
-	opts   Options
-	signer ssh.Signer // the client key
-	home   string
+	t       testing.TB
+	opts    Options
+	signer  ssh.Signer // the client key
+	home    string
+	account *testAccount // Options.User's account
 
 	mu     sync.Mutex
 	closed bool
@@ -79,6 +83,12 @@ type Options struct {
 	KeyboardInteractive bool
 	// SlowOutput delays each write of command output by this much (in-process).
 	SlowOutput time.Duration
+	// User, if set, must be TestUser: the server logs that account in (with
+	// the client key) instead of the user running the tests. The account is
+	// created as root if needed, with a password (Server.Password) and a
+	// sudoers entry that asks for it every time; without root, useradd or
+	// sudo the test is skipped (failed with SSHJOBS_REQUIRE_SSHD=1).
+	User string
 }
 
 // Addr returns "127.0.0.1:PORT".
@@ -187,6 +197,14 @@ func newServer(t testing.TB, kind Kind, o Options) (*Server, ed25519.PrivateKey)
 		conns: map[*conn]struct{}{},
 	}
 	close(s.awake)
+	if o.User != "" {
+		if o.User != TestUser {
+			t.Fatalf("sshtest: Options.User must be %q, not %q", TestUser, o.User)
+		}
+		a := ensureTestUser(t)
+		s.account = &a
+		s.User, s.home, s.Password = a.name, a.home, a.password
+	}
 	clientKey := writeKey(t, s.KeyFile)
 	if s.signer, err = ssh.NewSignerFromKey(clientKey); err != nil {
 		t.Fatalf("sshtest: %v", err)
