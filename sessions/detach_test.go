@@ -212,3 +212,57 @@ func remoteGroup(t testing.TB, pgid int) []string {
 	}
 	return live
 }
+
+func TestDetachedCancelKillsProcessGroup(t *testing.T) {
+	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
+		pool := newDetachPool(t, srv.SSHConfig, t.TempDir())
+		e := newDetachEngine(t, filepath.Join(t.TempDir(), "sshjobs.db"), pool, 15*time.Second)
+		// The background sleep ignores INT (an async command of a
+		// non-interactive shell): it is killed when the grace period ends.
+		d := e.enqueue(t, srv.Alias, "sleep 300 & echo started; sleep 300", true)
+		e.waitFor(t, d.ID, 0, 20*time.Second)
+		j, err := e.Get(context.Background(), d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := attachOf(t, j)
+		if live := remoteGroup(t, a.PGID); len(live) < 3 {
+			t.Fatalf("process group %d before cancel: %q", a.PGID, live)
+		}
+		start := time.Now()
+		if _, err := e.Cancel(context.Background(), d.ID, "INT", time.Second); err != nil {
+			t.Fatal(err)
+		}
+		j = e.waitFor(t, d.ID, -1, 20*time.Second)
+		t.Logf("cancel took %v", time.Since(start).Round(time.Millisecond))
+		if j.State != jobs.StateCancelled || j.Signal != "INT" || j.ExitCode != nil {
+			t.Errorf("after cancel: %s signal %q exit %s (%s)", j.State, j.Signal, exitCode(j), j.Error)
+		}
+		if live := remoteGroup(t, a.PGID); len(live) > 0 {
+			t.Errorf("process group %d after cancel: %q", a.PGID, live)
+		}
+		if _, err := os.Stat(a.Spool); !os.IsNotExist(err) {
+			t.Errorf("spool %s still there after the job ended (%v)", a.Spool, err)
+		}
+	})
+}
+
+func TestDetachedUnwritableSpool(t *testing.T) {
+	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
+		// Not even root creates folders in /proc.
+		pool := newDetachPool(t, srv.SSHConfig, "/proc/sshjobs-spool")
+		e := newDetachEngine(t, filepath.Join(t.TempDir(), "sshjobs.db"), pool, 15*time.Second)
+		j := e.waitFor(t, e.enqueue(t, srv.Alias, "echo never", true).ID, -1, 20*time.Second)
+		if j.State != jobs.StateError || !strings.Contains(j.Error, "/proc/sshjobs-spool/"+j.ID) || !strings.Contains(j.Error, "--spool-dir") {
+			t.Errorf("unwritable spool: %s %q", j.State, j.Error)
+		}
+		t.Logf("error: %s", j.Error)
+		if out := e.output(t, j.ID); out != "" {
+			t.Errorf("launcher output leaked into the job's: %q", out)
+		}
+		next := e.waitFor(t, e.enqueue(t, srv.Alias, "echo next", false).ID, -1, 10*time.Second)
+		if next.State != jobs.StateSucceeded || e.output(t, next.ID) != "next\n" {
+			t.Errorf("session after a failed launch: %s %q", next.State, e.output(t, next.ID))
+		}
+	})
+}
