@@ -59,8 +59,7 @@ func (r *runner) control(ctx context.Context, c jobs.Control) {
 		if r.cancel.sig == "" {
 			r.cancel.raise("INT")
 			r.cancel.graceC = time.After(graceOf(c))
-			r.repeat = time.NewTicker(interruptRepeat)
-			r.repeatC = r.repeat.C
+			r.repeatInterrupt()
 		}
 	case c.Signal == "TERM":
 		reply(c.Done, nil)
@@ -76,6 +75,14 @@ func (r *runner) control(ctx context.Context, c jobs.Control) {
 		r.killGroup(ctx, "KILL")
 	default:
 		reply(c.Done, nil)
+	}
+}
+
+// repeatInterrupt sends ^C again every interruptRepeat until the job ends.
+func (r *runner) repeatInterrupt() {
+	if r.repeat == nil {
+		r.repeat = time.NewTicker(interruptRepeat)
+		r.repeatC = r.repeat.C
 	}
 }
 

@@ -110,8 +110,9 @@ func (r *runner) answerSudo(rep secretReply) {
 	r.stopJob(jobs.StateError, fmt.Sprintf(msgSudoNoPass, r.jr.SudoEnv))
 }
 
-// stopJob ends the job as state with msg: ^C now, its process group killed if
-// it has not ended after failStopWait.
+// stopJob ends the job as state with msg: ^C now and every second (sudo
+// between two password reads can miss one), its process group killed if it
+// has not ended after failStopWait.
 func (r *runner) stopJob(state jobs.State, msg string) {
 	if r.failMsg != "" {
 		return
@@ -119,4 +120,5 @@ func (r *runner) stopJob(state jobs.State, msg string) {
 	r.failState, r.failMsg = state, msg
 	r.s.writeAsync([]byte{0x03}, nil)
 	r.stopC = time.After(failStopWait)
+	r.repeatInterrupt()
 }

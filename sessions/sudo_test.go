@@ -1,0 +1,159 @@
+package sessions
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sshjobs/sshjobs/internal/sshtest"
+	"github.com/sshjobs/sshjobs/jobs"
+)
+
+// syncBuffer collects a logger's output for a test to search.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// newSudoPool is a pool on srv (logged in as sshtest.TestUser) whose secrets
+// are secrets, logging at debug level into the returned buffer.
+func newSudoPool(t *testing.T, srv *sshtest.Server, secrets Secrets) (*Pool, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
+	p := newTestPool(t, srv, PoolConfig{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	p.cfg.Dialer.Secrets = secrets
+	return p, logs
+}
+
+// runSudo runs command with j.Sudo set as asked.
+func runSudo(p *Pool, srv *sshtest.Server, command string, sudo bool, task *testTask) jobs.Result {
+	j := &jobs.Job{ID: "job-" + strconv.FormatInt(jobSeq.Add(1), 10), Target: srv.Alias, Session: "default",
+		Command: command, Sudo: sudo}
+	return p.Run(context.Background(), j, task)
+}
+
+func TestSudo(t *testing.T) {
+	sshtest.Each(t, sshtest.Options{User: sshtest.TestUser}, func(t *testing.T, srv *sshtest.Server) {
+		p, logs := newSudoPool(t, srv, StaticSecrets{SecretSudo: srv.Password})
+		check := func(t *testing.T, what, out string) {
+			t.Helper()
+			if strings.Contains(out, srv.Password) {
+				t.Errorf("%s: the password appears", what)
+			}
+			if what != "ps" && strings.Contains(out, "sshjobs sudo") {
+				t.Errorf("%s: our sudo prompt appears: %q", what, out)
+			}
+		}
+		sudo := func(t *testing.T, cmd string, want string, state jobs.State, exit int) *testTask {
+			t.Helper()
+			task := newTestTask()
+			res := runSudo(p, srv, cmd, true, task)
+			if task.Output() != want || res.State != state || res.ExitCode == nil || *res.ExitCode != exit {
+				t.Errorf("sudo %q: %s %q exit %s output %q; want %s exit %d output %q",
+					cmd, res.State, res.Error, code(res), task.Output(), state, exit, want)
+			}
+			check(t, "output of "+cmd, task.Output())
+			return task
+		}
+
+		t.Run("whoami", func(t *testing.T) { sudo(t, "whoami", "root\n", jobs.StateSucceeded, 0) })
+		t.Run("false", func(t *testing.T) { sudo(t, "false", "", jobs.StateFailed, 1) })
+		t.Run("exit 3 with output", func(t *testing.T) { sudo(t, "echo a; id -u; exit 3", "a\n0\n", jobs.StateFailed, 3) })
+		t.Run("cwd", func(t *testing.T) {
+			runJob(t, p, srv, "default", "cd /tmp")
+			sudo(t, "pwd; cd /", "/tmp\n", jobs.StateSucceeded, 0)
+			if task, _ := runJob(t, p, srv, "default", "pwd"); task.Output() != "/tmp\n" {
+				t.Errorf("the session's cwd after sudo: %q", task.Output())
+			}
+		})
+		t.Run("not in ps", func(t *testing.T) {
+			task := newTestTask()
+			resc := make(chan jobs.Result, 1)
+			go func() { resc <- runSudo(p, srv, "echo started; sleep 2; whoami", true, task) }()
+			task.waitOutput(t, "started\n")
+			ps := remoteRun(t, srv, "ps -eo pid,user,args")
+			if !strings.Contains(ps, "sleep 2") {
+				t.Errorf("ps does not show the job")
+			}
+			check(t, "ps", ps)
+			if res := waitResult(t, resc); task.Output() != "started\nroot\n" || res.State != jobs.StateSucceeded {
+				t.Errorf("%s %q", res.State, task.Output())
+			}
+		})
+		t.Run("own sudo", func(t *testing.T) {
+			// The command calls sudo itself; sudo's own prompt gets the
+			// known password once.
+			task, res := runJob(t, p, srv, "default", "sudo -k; sudo whoami")
+			if !strings.HasSuffix(task.Output(), "root\n") || res.State != jobs.StateSucceeded || len(task.Prompts()) != 0 {
+				t.Errorf("%s %q output %q prompts %v", res.State, res.Error, task.Output(), task.Prompts())
+			}
+			check(t, "own sudo", task.Output())
+		})
+		check(t, "logs", logs.String())
+	})
+}
+
+func TestSudoWrongPassword(t *testing.T) {
+	sshtest.Each(t, sshtest.Options{User: sshtest.TestUser}, func(t *testing.T, srv *sshtest.Server) {
+		p, logs := newSudoPool(t, srv, StaticSecrets{SecretSudo: "wrong-" + srv.Password})
+		task := newTestTask()
+		start := time.Now()
+		res := runSudo(p, srv, "whoami", true, task)
+		took := time.Since(start)
+		if res.State != jobs.StateFailed || res.Error != msgSudoRefused || took > 5*time.Second {
+			t.Errorf("%s %q after %v; output %q", res.State, res.Error, took, task.Output())
+		}
+		t.Logf("refused in %v, output %q", took.Round(time.Millisecond), task.Output())
+		if strings.Contains(task.Output(), "root") || strings.Contains(task.Output()+logs.String(), "wrong-"+srv.Password) {
+			t.Errorf("output %q", task.Output())
+		}
+		next, res := runJob(t, p, srv, "default", "echo next")
+		if next.Output() != "next\n" || res.State != jobs.StateSucceeded || next.starts[0].NewShell {
+			t.Errorf("next job: %s %q new shell %v", res.State, next.Output(), next.starts)
+		}
+	})
+}
+
+func TestSudoNoPassword(t *testing.T) {
+	sshtest.Each(t, sshtest.Options{User: sshtest.TestUser}, func(t *testing.T, srv *sshtest.Server) {
+		p, _ := newSudoPool(t, srv, nil)
+		task := newTestTask()
+		res := runSudo(p, srv, "whoami", true, task)
+		if res.State != jobs.StateError || !strings.Contains(res.Error, "OVRD_SSHTEST_") || !strings.Contains(res.Error, "_SUDO_PASS") {
+			t.Errorf("%s %q output %q", res.State, res.Error, task.Output())
+		}
+		t.Logf("error: %s", res.Error)
+
+		// The command's own sudo, with no password known: the job waits,
+		// and a secret input answers it.
+		task = newTestTask()
+		resc := make(chan jobs.Result, 1)
+		go func() { resc <- runSudo(p, srv, "sudo -k; sudo whoami", false, task) }()
+		pr := task.waitPrompt(t)
+		if pr.Kind != jobs.PromptPassword || !strings.HasPrefix(pr.Text, "[sudo] password for "+sshtest.TestUser) {
+			t.Errorf("prompt %+v", pr)
+		}
+		task.controls <- jobs.Control{Input: []byte(srv.Password + "\n"), Secret: true}
+		res = waitResult(t, resc)
+		if res.State != jobs.StateSucceeded || !strings.HasSuffix(task.Output(), "root\n") || strings.Contains(task.Output(), srv.Password) {
+			t.Errorf("%s %q output %q", res.State, res.Error, task.Output())
+		}
+	})
+}
