@@ -36,9 +36,10 @@ type attachInfo struct {
 	// output), pid, and code once it ended.
 	Spool string `json:"spool"`
 	// PID is the detached process (a sh that runs the command and then
-	// writes code); PGID its process group: equal to PID under setsid, whose
-	// group is then signalled as a whole; 0 when it leads none (nohup
-	// without job control): only PID is signalled.
+	// writes code); PGID its process group: equal to PID when it leads its
+	// group (setsid, or job control), which is then signalled as a whole;
+	// otherwise (no setsid and no job control, or unknown: 0) only PID is
+	// signalled.
 	PID  int `json:"pid"`
 	PGID int `json:"pgid"`
 	// Start tells the process from a later one with the same pid:

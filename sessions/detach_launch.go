@@ -126,8 +126,9 @@ func (p *Pool) launchOn(ctx context.Context, h *Host, j *jobs.Job) (l launched, 
 //     the detached process has the default signal dispositions.
 //   - Without job control, busybox's setsid would run the job in the
 //     foreground; it is then started with `&` (INT ignored: a cancel
-//     escalates to KILL after the grace period). Without setsid at all,
-//     nohup starts it with `&`.
+//     escalates to KILL after the grace period). Without setsid at all, it
+//     is started with `&` and SIGHUP ignored (nohup's way); with job control
+//     it still leads a process group of its own.
 //
 // The detached process writes its own pid file (pid.tmp, mv to pid), since a
 // forking setsid makes $! useless; the launcher waits for it and prints
@@ -135,7 +136,8 @@ func (p *Pool) launchOn(ctx context.Context, h *Host, j *jobs.Job) (l launched, 
 // nostart DIR. The command runs under the session's shell kind (bash, zsh,
 // else sh) so that it means what it would mean typed in the session.
 func launcherScript(nonce, spoolDir, jobID, command string) string {
-	start := `setsid sh -c "$__sj_w" sj "$__sj_d" "$__sj_s" "$__sj_c" < /dev/null > /dev/null 2>&1`
+	start := `setsid sh -c "$__sj_w" sj "$__sj_d" "$__sj_s" "$__sj_c" setsid < /dev/null > /dev/null 2>&1`
+	noSetsid := `sh -c "$__sj_w" sj "$__sj_d" "$__sj_s" "$__sj_c" hup < /dev/null > /dev/null 2>&1 &`
 	lines := []string{
 		`__sj_d=` + spoolBaseExpr(spoolDir) + `/` + shQuote(jobID),
 		`__sj_w=` + shQuote(wrapperScript),
@@ -145,7 +147,7 @@ func launcherScript(nonce, spoolDir, jobID, command string) string {
 		`  if setsid -f true < /dev/null > /dev/null 2>&1; then ` + strings.Replace(start, "setsid", "setsid -f", 1),
 		`  elif command -v setsid > /dev/null 2>&1; then`,
 		`    case $- in *m*) ` + start + ` ;; *) ` + start + ` & ;; esac`,
-		`  else ` + strings.Replace(start, "setsid", "nohup", 1) + ` &`,
+		`  else ` + noSetsid,
 		`  fi`,
 		`  __sj_i=0; until [ -f "$__sj_d/pid" ] || [ "$__sj_i" -ge 200 ]; do sleep 0.05 2> /dev/null || sleep 1; __sj_i=$((__sj_i+1)); done`,
 		`  if [ -f "$__sj_d/pid" ]; then echo "` + nonce + ` ok $__sj_d"; echo "` + nonce + ` pid $(cat "$__sj_d/pid")"; else echo "` + nonce + ` nostart $__sj_d"; fi`,

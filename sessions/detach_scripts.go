@@ -5,7 +5,8 @@ import (
 )
 
 // The shell scripts of detached jobs. They need only a POSIX sh and
-// coreutils or busybox (mkdir, mv, cat, dd, wc, sleep, rm, setsid or nohup).
+// coreutils or busybox (mkdir, chmod, mv, cat, dd, wc, sleep, rm; setsid if
+// there is one).
 //
 // All but the launcher run over exec channels, where the login shell, POSIX
 // or not (csh, fish), gets `sh -c '<script>' sj ARGS...`: so each script is
@@ -24,7 +25,10 @@ import (
 const procStart = `sjst() { st=; pg=; if [ -d /proc/self ]; then [ -r "/proc/$1/stat" ] && read -r st < "/proc/$1/stat" && st=${st##*) } && set -- $st && [ "$1" != Z ] && [ "$1" != X ] && pg=$3 && st=proc:${20}; else st=$(ps -o lstart= -p "$1" 2>/dev/null) && set -- $st && st="ps:$*" && pg=$(ps -o pgid= -p "$1" 2>/dev/null) && pg=$((pg)); fi; [ "$st" != proc: ] && [ "$st" != ps: ] && [ -n "$st" ]; }`
 
 // wrapperScript is the detached process itself, started by the launcher under
-// setsid (or nohup): sh -c WRAPPER sj DIR SHELL COMMAND. It traps INT and
+// setsid: sh -c WRAPPER sj DIR SHELL COMMAND MODE. MODE hup (no setsid on the
+// host) ignores SIGHUP for the command, as nohup would, since the process
+// keeps the session's terminal; the nohup program itself is not needed
+// (busybox often lacks it). It traps INT and
 // TERM so that a cancel, which signals the whole process group, stops the
 // command but still leaves its exit status; then it records who it is (pid,
 // process group, start identity) before the command starts, runs the command
@@ -33,6 +37,7 @@ const procStart = `sjst() { st=; pg=; if [ -d /proc/self ]; then [ -r "/proc/$1/
 // or the whole of it, and code appears only once all of out is written.
 var wrapperScript = oneLine(
 	`trap 'sjsig=1' INT TERM`,
+	`[ "$4" = hup ] && trap '' HUP`,
 	`d=$1 sjsh=$2 sjc=$3`,
 	procStart,
 	`sjst $$ || { st=unknown; pg=0; }`,
@@ -52,13 +57,15 @@ var wrapperScript = oneLine(
 // twice and the script never re-reads the file. The initial skip uses whole
 // dd reads (of a regular file, so never short). Each round checks for code
 // before reading out, so that once code is seen the round's read gets all of
-// out. A process that is gone (or whose pid now belongs to another process)
+// out. (A failed `exec 3<` exits a POSIX shell, hence the -f check first.)
+// A process that is gone (or whose pid now belongs to another process)
 // without a code file ends the stream too. The verdict is one stderr line,
 // after all the data: NONCE code N | gone | nospool | short SIZE.
 var followScript = oneLine(
 	`n=$1 d=$2 off=$3 pid=$4 want=$5`,
 	procStart,
-	`exec 3< "$d/out" || { echo "$n nospool" >&2; exit 0; }`,
+	`[ -f "$d/out" ] || { echo "$n nospool" >&2; exit 0; }`,
+	`exec 3< "$d/out"`,
 	`sz=$(wc -c < "$d/out") && sz=$((sz))`,
 	`[ "$sz" -ge "$off" ] || { echo "$n short $sz" >&2; exit 0; }`,
 	`b=1048576 k=$((off/1048576)) r=$((off%1048576))`,
