@@ -236,10 +236,15 @@ func (db *DB) List(ctx context.Context, f jobs.ListFilter) ([]*jobs.Job, error) 
 
 // Claim moves the oldest queued job of (host, session) owned by owner to
 // running, setting its lease and start time, unless a non-detached job of that
-// session is running or waiting for input. It is one statement, so two
-// workers (or two processes) never claim the same job, and a session never
+// session and owner is running or waiting for input. It is one statement, so
+// two workers (or two processes) never claim the same job, and a session never
 // runs two shell jobs at once. It returns nil, nil when there is nothing to
 // claim.
+//
+// A session is a shell of the owner's process: another process's "default"
+// session on the same host is another shell, and its running job does not hold
+// this one up. (It could not anyway without polling: nothing would wake this
+// owner's worker when that job ends.)
 func (db *DB) Claim(ctx context.Context, owner, host, session string, now, leaseUntil time.Time) (*jobs.Job, error) {
 	js, err := queryJobs(ctx, db.w, `UPDATE jobs
 		SET state = 'running', owner = ?1, lease_until_ms = ?2, started_at_ms = ?3
@@ -250,7 +255,8 @@ func (db *DB) Claim(ctx context.Context, owner, host, session string, now, lease
 			LIMIT 1)
 		AND NOT EXISTS (
 			SELECT 1 FROM jobs
-			WHERE host = ?4 AND session = ?5 AND state IN ('running', 'waiting_input') AND detached = 0)
+			WHERE host = ?4 AND session = ?5 AND state IN ('running', 'waiting_input') AND detached = 0
+			AND owner = ?1)
 		RETURNING `+jobCols,
 		owner, ms(leaseUntil), ms(now), host, session)
 	if err != nil {

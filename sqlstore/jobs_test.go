@@ -224,6 +224,9 @@ func TestClaim(t *testing.T) {
 	// Another owner's queue is not ours.
 	wantClaim("a", "h", "s3", nil)
 	wantClaim("b", "h", "s3", foreign)
+	// Another owner's shell of the same name is another shell.
+	mine := insert(t, db, newJob("h", "s3", "a", jobs.StateQueued))
+	wantClaim("a", "h", "s3", mine)
 
 	finish(q1)
 	wantClaim("a", "h", "s", q2)

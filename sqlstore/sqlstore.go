@@ -254,13 +254,19 @@ func check(ctx context.Context, path string, opts Options, latest int) error {
 	var appID, version int
 	var tables []string
 	err = func() error {
-		if err := db.QueryRowContext(ctx, "PRAGMA application_id").Scan(&appID); err != nil {
+		// One snapshot: another process may be migrating the file right now.
+		tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
 			return err
 		}
-		if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		defer tx.Rollback()
+		if err := tx.QueryRowContext(ctx, "PRAGMA application_id").Scan(&appID); err != nil {
 			return err
 		}
-		rows, err := db.QueryContext(ctx,
+		if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx,
 			"SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name")
 		if err != nil {
 			return err
