@@ -98,3 +98,22 @@ func TestOrphanSpools(t *testing.T) {
 		t.Errorf("no spool folder: %q %v", got, err)
 	}
 }
+
+// TestDetachedKillAfter: kill_after_s stops a detached job like a cancel.
+func TestDetachedKillAfter(t *testing.T) {
+	srv := sshtest.StartInProcess(t, sshtest.Options{})
+	pool := newDetachPool(t, srv.SSHConfig, t.TempDir())
+	e := newDetachEngine(t, filepath.Join(t.TempDir(), "sshjobs.db"), pool, 15*time.Second)
+	d, err := e.Enqueue(context.Background(), jobs.Spec{Target: srv.Alias, Host: srv.Alias, Command: "echo started; exec sleep 300", Detached: true, KillAfter: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := e.waitFor(t, d.ID, -1, 20*time.Second)
+	a := attachOf(t, j)
+	if j.State != jobs.StateCancelled || j.Signal != "INT" || !strings.Contains(j.Error, "kill_after") || e.output(t, d.ID) != "started\n" {
+		t.Errorf("kill_after: %s %q (%s), output %q", j.State, j.Signal, j.Error, e.output(t, d.ID))
+	}
+	if live := remoteGroup(t, a.PGID); len(live) > 0 {
+		t.Errorf("process group %d after kill_after: %q", a.PGID, live)
+	}
+}
