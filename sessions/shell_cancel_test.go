@@ -111,3 +111,46 @@ func TestShellCancelKeepsShell(t *testing.T) {
 		}
 	})
 }
+
+// TestShellCancelShells: prompts and a cancel that keeps the shell work in
+// dash, zsh and busybox ash as in bash.
+func TestShellCancelShells(t *testing.T) {
+	for _, shPath := range []string{"/bin/sh", "/usr/bin/zsh", "/usr/bin/busybox"} {
+		t.Run(shPath, func(t *testing.T) {
+			srv := sshtest.StartInProcess(t, sshtest.Options{Shell: shPath})
+			p := newTestPool(t, srv, PoolConfig{})
+			tty, shellPID := shellIdentity(t, p, srv, "default")
+
+			task := newTestTask()
+			resc := startJob(p, srv, "default", `printf 'Value: '; read v; echo "You said: $v"; sleep 0.4`, task)
+			if pr := task.waitPrompt(t); pr.Kind != jobs.PromptQuestion {
+				t.Errorf("prompt %+v", pr)
+			}
+			task.controls <- jobs.Control{Input: []byte("magic\n")}
+			if res := waitResult(t, resc); res.State != jobs.StateSucceeded || !strings.Contains(task.Output(), "You said: magic") {
+				t.Errorf("answered: %s %q", res.State, task.Output())
+			}
+
+			for _, sig := range []string{"KILL", "INT"} {
+				task = newTestTask()
+				resc = startJob(p, srv, "default", "trap '' INT; echo started; sleep 6004", task)
+				task.waitOutput(t, "started\n")
+				time.Sleep(100 * time.Millisecond)
+				task.controls <- jobs.Control{Signal: sig, Grace: 300 * time.Millisecond}
+				if res := waitResult(t, resc); res.State != jobs.StateCancelled || res.Signal != "KILL" {
+					t.Errorf("%s: %s %q signal %q", sig, res.State, res.Error, res.Signal)
+				}
+				if left := ttyProcs(t, srv, tty, shellPID); len(left) > 0 {
+					time.Sleep(time.Second)
+					if left = ttyProcs(t, srv, tty, shellPID); len(left) > 0 {
+						t.Errorf("%s: survivors %q", sig, left)
+					}
+				}
+				task, _ = runJob(t, p, srv, "default", "trap - INT; echo after $$")
+				if want := "after " + strconv.Itoa(shellPID) + "\n"; task.Output() != want || task.starts[0].NewShell {
+					t.Errorf("%s: next job %q (want %q) new shell %v", sig, task.Output(), want, task.starts)
+				}
+			}
+		})
+	}
+}
