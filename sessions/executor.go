@@ -76,7 +76,7 @@ func (p *Pool) runOn(ctx context.Context, h *Host, j *jobs.Job, t jobs.Task) (re
 	p.mu.Unlock()
 	t.Started(jobs.Start{NewShell: newShell})
 
-	out := sh.runJob(ctx, p.jobRun(c.host, j), t)
+	out := sh.runJob(ctx, p.jobRun(h, j), t)
 
 	if out.connLost || !c.alive() && out.shellGone {
 		// The shell's output ended without an exit status: wait for the
