@@ -19,7 +19,14 @@ import (
 // goroutine calls ReadOutput in a loop meanwhile, and the benchmark reports
 // its latency: a reader must never wait for the writer.
 //
-//	go test -run '^$' -bench BenchmarkAppendOutput -benchtime 3s ./sqlstore/
+//	go test -run '^$' -bench BenchmarkAppendOutput -benchtime 2s ./sqlstore/
+//
+// Measured on 2 cores (AMD EPYC, ext4): 32 KiB chunks ~160 MB/s batched and
+// ~145 MB/s one per transaction; 100 B chunks ~175k rows/s batched and ~12k
+// one per transaction; reader p99 about 1 ms. Page sizes of 8, 16 and 64 KiB
+// were no faster than the default 4 KiB (64 KiB was twice as slow), and a
+// WITHOUT ROWID output table was half as fast: its seeks compare whole records,
+// reading every overflow page of each 32 KiB blob they pass.
 func BenchmarkAppendOutput(b *testing.B) {
 	const jobCount = 16
 	for _, c := range []struct {

@@ -133,10 +133,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		"_pragma=busy_timeout("+busy+")",
 		"_pragma=foreign_keys(1)",
 		"_pragma=synchronous(NORMAL)",
-		// Applied after every _pragma, so that page_size above still takes
-		// effect on a new file: WAL mode fixes the page size.
-		"_pragma=page_size("+strconv.Itoa(pageSize)+")",
-		"_journal_mode=WAL",
+		"_pragma=journal_mode(WAL)",
 		// A deferred transaction that reads and then writes fails with
 		// SQLITE_BUSY, busy timeout or not, when another process committed
 		// in between; taking the write lock at BEGIN waits instead.
@@ -172,10 +169,6 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 	return db, nil
 }
-
-// pageSize for a new database. Output chunks are tens of KiB: larger pages
-// mean shorter overflow chains per chunk. See BenchmarkAppendOutput.
-const pageSize = 4096
 
 // Path is the database file's absolute path.
 func (db *DB) Path() string { return db.path }
