@@ -121,6 +121,10 @@ func TestRefused(t *testing.T) {
 		target error
 		msg    string
 	}{
+		{"folder", func(t *testing.T, path string) {
+			os.Mkdir(path, 0o700)
+			os.WriteFile(filepath.Join(path, "f"), []byte("x"), 0o600)
+		}, ErrNotSQLite, "it is a folder"},
 		{"garbage", func(t *testing.T, path string) {
 			os.WriteFile(path, bytes.Repeat([]byte("not a database\n"), 300), 0o600)
 		}, ErrNotSQLite, "does not start with the SQLite header"},
@@ -153,7 +157,12 @@ func TestRefused(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "x.db")
 			c.make(t, path)
-			before, err := os.ReadFile(path)
+			// The bytes that must not change: the file, or what the folder holds.
+			content := path
+			if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+				content = filepath.Join(path, "f")
+			}
+			before, err := os.ReadFile(content)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -162,10 +171,11 @@ func TestRefused(t *testing.T) {
 				db.Close()
 				t.Fatal("Open succeeded")
 			}
+			t.Log(err)
 			if !errors.Is(err, c.target) || !strings.Contains(err.Error(), c.msg) || !strings.Contains(err.Error(), path) {
 				t.Errorf("Open: %v; want %v saying %q and naming the file", err, c.target, c.msg)
 			}
-			after, err := os.ReadFile(path)
+			after, err := os.ReadFile(content)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -43,8 +43,9 @@ var (
 	ErrForeign = errors.New("not an sshjobs database")
 	// ErrNotSQLite: the file is not an SQLite database, or it is damaged.
 	ErrNotSQLite = errors.New("not a readable SQLite database")
-	// ErrTooNew: the database was migrated by a newer sshjobs.
-	ErrTooNew = errors.New("database schema is newer than this sshjobs")
+	// ErrTooNew: the database was migrated by a newer sshjobs. The text is
+	// the end of the sentence that explains it.
+	ErrTooNew = errors.New("upgrade sshjobs")
 )
 
 // Options tune Open; the zero value is what sshjobs uses.
@@ -225,10 +226,25 @@ func check(ctx context.Context, path string, opts Options, latest int) error {
 	if err != nil {
 		return err
 	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		what := "not a regular file"
+		if fi.IsDir() {
+			what = "a folder"
+		}
+		return fmt.Errorf("%w: it is %s", ErrNotSQLite, what)
+	}
 	head := make([]byte, 100)
 	n, err := io.ReadFull(f, head)
 	f.Close()
 	switch {
+	case err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF):
+		return err
 	case n == 0:
 		// New, or a WAL database whose first commit was never checkpointed:
 		// SQLite knows which.
@@ -291,8 +307,8 @@ func check(ctx context.Context, path string, opts Options, latest int) error {
 		return fmt.Errorf("%w: it belongs to another program (application_id %#x, user_version %d, tables: %s); refusing to change it",
 			ErrForeign, appID, version, strings.Join(tables, ", "))
 	case version > latest:
-		return fmt.Errorf("%w: database schema version %d is newer than this sshjobs (%d): upgrade sshjobs",
-			ErrTooNew, version, latest)
+		return fmt.Errorf("database schema version %d is newer than this sshjobs (%d): %w",
+			version, latest, ErrTooNew)
 	case version > 0 && !slices.Contains(tables, "jobs"):
 		return fmt.Errorf("%w: it is marked as sshjobs' (schema version %d) but has no jobs table", ErrForeign, version)
 	}
