@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/sshjobs/sshjobs/jobs"
 )
@@ -21,6 +24,9 @@ const (
 	// followStopWait bounds the wait for a follow channel's copy goroutine
 	// after the channel was closed; past it the writer is cut off anyway.
 	followStopWait = 2 * time.Second
+	// maxBrokenFollows ends a job lost once its follow script failed this
+	// many times in a row on a live connection.
+	maxBrokenFollows = 5
 )
 
 var errFollowStopped = errors.New("follow stopped")
@@ -45,6 +51,8 @@ type follower struct {
 	graceEnd time.Time        // when graceC fires
 	// recycled is set when a cancel found the pid taken by another process.
 	recycled string
+	// broken counts follows in a row whose script ended without a verdict.
+	broken int
 }
 
 func newFollower(p *Pool, h *Host, j *jobs.Job, t jobs.Task, att attachInfo) *follower {
@@ -78,7 +86,7 @@ func (f *follower) follow(ctx context.Context) jobs.Result {
 				return res
 			}
 			if f.offset() > start {
-				delay = followBackoffMin
+				delay, f.broken = followBackoffMin, 0
 			}
 		} else if ctx.Err() == nil {
 			f.log("detached job: cannot reconnect", "err", err, "retry_in", delay)
@@ -177,13 +185,24 @@ func (f *follower) round(ctx context.Context, c *conn) (jobs.Result, bool) {
 		case err := <-waitC:
 			waited = true
 			verdict := reportLines(nonce, stderr.String())
-			if err != nil || len(verdict) == 0 {
-				if ctx.Err() == nil {
-					f.log("detached job: follow channel ended", "err", err, "offset", f.offset(), "stderr", stderr.String())
-				}
-				return jobs.Result{}, false
+			if err == nil && len(verdict) > 0 {
+				return f.ended(ctx, c, verdict[len(verdict)-1]), true
 			}
-			return f.ended(ctx, c, verdict[len(verdict)-1]), true
+			if ctx.Err() == nil {
+				f.log("detached job: follow channel ended", "err", err, "offset", f.offset(), "stderr", stderr.String())
+			}
+			var exitErr *ssh.ExitError
+			if err != nil && !errors.As(err, &exitErr) {
+				return jobs.Result{}, false // the connection failed: reconnect
+			}
+			// The script itself ended without a verdict: a host where it
+			// cannot run. Retrying cannot help for ever.
+			if f.broken++; f.broken >= maxBrokenFollows {
+				return jobs.Result{State: jobs.StateLost, Error: fmt.Sprintf(
+					"cannot follow the detached job's spool %s on %s: the follow script failed %d times (%v; %s); the job may still run there",
+					f.att.Spool, f.h.Key(), f.broken, err, strings.TrimSpace(stderr.String()))}, true
+			}
+			return jobs.Result{}, false
 		case <-ctx.Done():
 			return f.leave(), true
 		case ctl := <-f.t.Controls():

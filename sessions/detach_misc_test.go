@@ -31,6 +31,12 @@ func TestDetachedShells(t *testing.T) {
 			if out := e.output(t, j.ID); out != "/tmp its\nno newline" || j.State != jobs.StateFailed || exitCode(j) != "4" {
 				t.Errorf("%s: %q %s exit %s (%s)", sh, out, j.State, exitCode(j), j.Error)
 			}
+			// Quotes, a heredoc, a tab and a non-ASCII byte survive the
+			// launcher's own quoting.
+			j2 := e.waitFor(t, e.enqueue(t, srv.Alias, "cat <<'EOF'\na 'b' \"c\" $d\t\u00e9\nEOF", true).ID, -1, 20*time.Second)
+			if out := e.output(t, j2.ID); out != "a 'b' \"c\" $d\t\u00e9\n" || j2.State != jobs.StateSucceeded {
+				t.Errorf("%s: heredoc: %q %s (%s)", sh, out, j2.State, j2.Error)
+			}
 			a := attachOf(t, j)
 			home, _ := os.UserHomeDir()
 			if cache := os.Getenv("XDG_CACHE_HOME"); cache == "" && !strings.HasPrefix(a.Spool, filepath.Join(home, ".cache", "sshjobs")+"/") {
