@@ -43,6 +43,9 @@ func (e *Engine) Cancel(ctx context.Context, id, signal string, grace time.Durat
 		reason := "cancelled before it started"
 		j2, err := e.store.Transition(ctx, id, StateCancelled, Update{Error: &reason, EndedAt: &now})
 		if err == nil {
+			e.mu.Lock()
+			delete(e.input, id)
+			e.mu.Unlock()
 			e.watch.changed(id)
 			return j2, nil
 		}
@@ -64,7 +67,7 @@ func (e *Engine) Cancel(ctx context.Context, id, signal string, grace time.Durat
 	} else if _, err := e.store.RequestCancel(ctx, id); err != nil {
 		return nil, err
 	}
-	return e.Wait(ctx, id, WaitOptions{Timeout: grace + 2*time.Second + e.cfg.Heartbeat, Offset: -1})
+	return e.Wait(ctx, id, WaitOptions{Timeout: grace + 2*time.Second + e.cfg.Heartbeat, Offset: -1, UntilFinal: true})
 }
 
 func validSignal(s string) bool {

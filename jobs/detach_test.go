@@ -35,6 +35,8 @@ func (x *detachExecutor) Reattach(ctx context.Context, j *jobs.Job, t jobs.Task)
 func (x *detachExecutor) follow(ctx context.Context, t jobs.Task) jobs.Result {
 	t.Write([]byte("tick\n"))
 	select {
+	case c := <-t.Controls():
+		return jobs.Result{State: jobs.StateCancelled, Signal: c.Signal}
 	case <-x.release:
 		code := 0
 		return jobs.Result{State: jobs.StateSucceeded, ExitCode: &code}
@@ -84,4 +86,29 @@ func getJob(t *testing.T, path, id string) *jobs.Job {
 		t.Fatal(err)
 	}
 	return j
+}
+
+// A cancel asked for while no server ran a detached job reaches the job when
+// a new server re-attaches it.
+func TestCancelDeliveredOnReattach(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sshjobs.db")
+	x := &detachExecutor{release: make(chan struct{}), reattached: make(chan string, 1)}
+	h := newHarness(t, path, func(c *jobs.Config) { c.Executor = x; c.Lease = time.Second })
+	d, err := h.eng.Enqueue(context.Background(), jobs.Spec{Host: "local", Command: "long", Detached: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, h, d.ID, jobs.StateRunning)
+	h.close()
+	other := newHarness(t, path, func(c *jobs.Config) { c.NoAdopt = true })
+	if _, err := other.db.RequestCancel(context.Background(), d.ID); err != nil {
+		t.Fatal(err)
+	}
+	other.close()
+	time.Sleep(1100 * time.Millisecond)
+	h2 := newHarness(t, path, func(c *jobs.Config) { c.Executor = x })
+	<-x.reattached
+	if j := h2.final(d.ID); j.State != jobs.StateCancelled || j.Signal != "INT" {
+		t.Fatalf("after re-attach with a pending cancel: %s %q %q", j.State, j.Signal, j.Error)
+	}
 }

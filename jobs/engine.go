@@ -122,6 +122,7 @@ type Engine struct {
 	mu      sync.Mutex // protects the fields below
 	workers map[sessionKey]*worker
 	running map[string]*task
+	input   map[string][]byte // Spec.Input of jobs not yet started
 	closed  bool
 }
 
@@ -143,6 +144,7 @@ func New(cfg Config) (*Engine, error) {
 		cancel:  cancel,
 		workers: map[sessionKey]*worker{},
 		running: map[string]*task{},
+		input:   map[string][]byte{},
 	}
 	e.out = newOutputWriter(cfg.Store, cfg.FlushInterval, cfg.FlushBytes, cfg.MaxJobOutput, cfg.Logger, e.watch)
 	return e, nil
@@ -196,6 +198,9 @@ type Spec struct {
 	Detached  bool
 	Sudo      bool
 	KillAfter time.Duration
+	// Input is typed into the job's terminal right after it starts. It is
+	// kept in memory only: a job adopted by another process starts without it.
+	Input []byte
 }
 
 // DefaultSession is the session a job runs in when none is named.
@@ -250,7 +255,15 @@ func (e *Engine) Enqueue(ctx context.Context, s Spec) (*Job, error) {
 		State: StateQueued, Owner: e.cfg.Owner, LeaseUntil: now.Add(e.cfg.Lease),
 		CreatedAt: now,
 	}
+	if len(s.Input) > 0 {
+		e.mu.Lock()
+		e.input[j.ID] = s.Input
+		e.mu.Unlock()
+	}
 	if err := e.store.Insert(ctx, j); err != nil {
+		e.mu.Lock()
+		delete(e.input, j.ID)
+		e.mu.Unlock()
 		return nil, fmt.Errorf("enqueue job %s: %w", j.ID, err)
 	}
 	e.kick(sessionKey{j.Host, j.Session})

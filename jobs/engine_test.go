@@ -243,6 +243,17 @@ func TestInput(t *testing.T) {
 	}
 }
 
+func TestSpecInput(t *testing.T) {
+	h := newHarness(t, "", nil)
+	j, err := h.eng.Enqueue(context.Background(), jobs.Spec{Host: "local", Command: `read a; read b; echo "$b $a"`, Input: []byte("one\ntwo\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := h.final(j.ID); j.State != jobs.StateSucceeded || h.output(j.ID) != "two one\n" {
+		t.Fatalf("%s %q", j.State, h.output(j.ID))
+	}
+}
+
 func waitState(t *testing.T, h *harness, id string, s jobs.State) {
 	t.Helper()
 	for range 200 {

@@ -300,6 +300,10 @@ type Task interface {
 	Started(s Start)
 	// Controls delivers input and cancel requests for the job.
 	Controls() <-chan Control
+	// Flush returns once all output written so far is stored: an executor
+	// that deletes the remote copy of the output (a detached job's spool)
+	// calls it first.
+	Flush(ctx context.Context) error
 }
 
 // Start is what an executor reports when a job begins.

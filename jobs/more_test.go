@@ -70,11 +70,18 @@ func (promptExecutor) Run(ctx context.Context, j *jobs.Job, t jobs.Task) jobs.Re
 	t.Prompt(&jobs.Prompt{Text: "Password:", Kind: jobs.PromptPassword})
 	select {
 	case c := <-t.Controls():
-		t.Prompt(nil)
 		if c.Done != nil {
 			c.Done <- nil
 		}
+		if c.Signal != "" {
+			time.Sleep(100 * time.Millisecond) // it takes a moment to stop
+			return jobs.Result{State: jobs.StateCancelled, Signal: c.Signal}
+		}
+		// Output resumes (the engine leaves waiting_input), then a while
+		// later the job ends.
 		t.Write([]byte("\nthanks, " + string(c.Input)))
+		t.Prompt(nil)
+		time.Sleep(200 * time.Millisecond)
 		code := 0
 		return jobs.Result{State: jobs.StateSucceeded, ExitCode: &code}
 	case <-ctx.Done():
@@ -97,7 +104,23 @@ func TestWaitingInput(t *testing.T) {
 	if err := h.eng.Input(context.Background(), j.ID, []byte("x"), true); err != nil {
 		t.Fatal(err)
 	}
-	if got := h.final(j.ID); got.State != jobs.StateSucceeded || got.Prompt != nil || h.output(j.ID) != "Password: \nthanks, x" {
+	// Waiting after input ignores the prompt being answered.
+	got, err = h.eng.Wait(context.Background(), j.ID, jobs.WaitOptions{Timeout: 10 * time.Second, Offset: -1, PromptAfter: got.OutputBytes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != jobs.StateSucceeded || got.Prompt != nil || h.output(j.ID) != "Password: \nthanks, x" {
 		t.Fatalf("%s %+v %q", got.State, got.Prompt, h.output(j.ID))
+	}
+}
+
+// Cancelling a job that waits for input returns once it has ended.
+func TestCancelWaitingInput(t *testing.T) {
+	h := newHarness(t, "", func(c *jobs.Config) { c.Executor = promptExecutor{} })
+	j := h.enqueue("", "ask")
+	waitState(t, h, j.ID, jobs.StateWaitingInput)
+	got, err := h.eng.Cancel(context.Background(), j.ID, "INT", time.Second)
+	if err != nil || got.State != jobs.StateCancelled || got.Prompt != nil {
+		t.Fatalf("cancel at a prompt: %v %v", got, err)
 	}
 }

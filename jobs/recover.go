@@ -24,16 +24,23 @@ func (e *Engine) recover(ctx context.Context) error {
 		switch {
 		case ours:
 			// Our own lease lapsed (the machine slept): the job still runs here.
+		case j.Detached && j.State != StateQueued && reattacher != nil:
+			// It runs on the remote whatever happened here: follow it again,
+			// and deliver a cancel that was asked for meanwhile.
+			e.log.Info("re-attaching detached job", "job", j.ID, "from", j.Owner)
+			t := newTask(e, j)
+			if j.CancelRequested {
+				t.setCancelReason("cancelled while its server was stopped")
+				t.control(Control{Signal: "INT", Grace: e.cfg.CancelGrace})
+			}
+			e.wg.Add(1)
+			go func() { defer e.wg.Done(); e.runTask(t, reattacher.Reattach) }()
 		case j.CancelRequested:
 			e.end(ctx, j, StateCancelled, "cancelled while its server was stopped")
 		case j.State == StateQueued && now.Sub(j.CreatedAt) > e.cfg.QueuedMaxAge:
 			e.end(ctx, j, StateLost, fmt.Sprintf("queued for %s when its server stopped; not started (limit %s)", now.Sub(j.CreatedAt).Round(time.Second), e.cfg.QueuedMaxAge))
 		case j.State == StateQueued:
 			e.log.Info("adopted queued job", "job", j.ID, "from", j.Owner)
-		case j.Detached && reattacher != nil:
-			e.log.Info("re-attaching detached job", "job", j.ID)
-			e.wg.Add(1)
-			go func() { defer e.wg.Done(); e.run(j, reattacher.Reattach) }()
 		default:
 			e.end(ctx, j, StateLost, "the sshjobs process running it stopped; the output up to then is kept")
 		}

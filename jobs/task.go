@@ -34,7 +34,14 @@ func (t *task) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	off := t.offset
 	t.offset += int64(len(p))
+	resumed := t.prompted
+	t.prompted = false
 	t.mu.Unlock()
+	if resumed {
+		// Output resumed: the job is running again before its new output
+		// counts, so that nobody sees a stale prompt with fresh output.
+		t.transition(StateRunning, Update{ClearPrompt: true})
+	}
 	t.e.out.append(t.job.ID, off, p)
 	return len(p), nil
 }
@@ -47,21 +54,24 @@ func (t *task) Prompt(p *Prompt) {
 	}
 	t.prompted = p != nil
 	t.mu.Unlock()
-
+	if p == nil {
+		t.transition(StateRunning, Update{ClearPrompt: true})
+		return
+	}
+	// The prompt's text must be readable when a waiter wakes on the state.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	// The prompt's text must be readable when a waiter wakes on the state.
 	if err := t.e.out.flush(ctx); err != nil {
 		t.e.log.Warn("flush output before prompt", "job", t.job.ID, "err", err)
 	}
-	var err error
-	if p != nil {
-		_, err = t.e.store.Transition(ctx, t.job.ID, StateWaitingInput, Update{Prompt: p})
-	} else {
-		_, err = t.e.store.Transition(ctx, t.job.ID, StateRunning, Update{ClearPrompt: true})
-	}
-	if err != nil {
-		t.e.log.Warn("record prompt", "job", t.job.ID, "err", err)
+	t.transition(StateWaitingInput, Update{Prompt: p})
+}
+
+func (t *task) transition(to State, u Update) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := t.e.store.Transition(ctx, t.job.ID, to, u); err != nil {
+		t.e.log.Warn("record prompt", "job", t.job.ID, "state", to, "err", err)
 	}
 	t.e.watch.changed(t.job.ID)
 }
@@ -83,6 +93,8 @@ func (t *task) Started(s Start) {
 }
 
 func (t *task) Controls() <-chan Control { return t.controls }
+
+func (t *task) Flush(ctx context.Context) error { return t.e.out.flush(ctx) }
 
 // control delivers c to the executor, or reports that the job has ended.
 func (t *task) control(c Control) bool {

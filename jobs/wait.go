@@ -9,21 +9,28 @@ import (
 // only that process can wake it in memory.
 const remotePoll = 250 * time.Millisecond
 
-// WaitOptions says when Wait returns. It always returns when the job is final
-// or waiting for input.
+// WaitOptions says when Wait returns. It always returns when the job is
+// final, and, unless told otherwise, when it waits for input.
 type WaitOptions struct {
 	// Timeout is the longest Wait blocks; zero returns at once.
 	Timeout time.Duration
 	// Offset, when not negative, makes Wait return as soon as the job's output
 	// passes it.
 	Offset int64
+	// UntilFinal: only the job's end (or Offset, or the timeout) ends the
+	// wait; waiting for input does not.
+	UntilFinal bool
+	// PromptAfter: waiting for input ends the wait only once the job's
+	// output passed this offset: a prompt that came after input was sent,
+	// not the one being answered. Zero counts any prompt.
+	PromptAfter int64
 	// Progress, if set, is called with the job at every change while waiting.
 	Progress func(*Job)
 }
 
 // Wait blocks until the job is final, waits for input, its output passes
-// opts.Offset, opts.Timeout passes or ctx ends, and returns the job then. A
-// waiter changes nothing: giving up leaves the job running.
+// opts.Offset, opts.Timeout passes or ctx ends (see WaitOptions), and returns
+// the job then. A waiter changes nothing: giving up leaves the job running.
 func (e *Engine) Wait(ctx context.Context, id string, opts WaitOptions) (*Job, error) {
 	if err := validID(id); err != nil {
 		return nil, err
@@ -39,8 +46,8 @@ func (e *Engine) Wait(ctx context.Context, id string, opts WaitOptions) (*Job, e
 		if err != nil {
 			return nil, err
 		}
-		if j.State.Final() || j.State == StateWaitingInput ||
-			(opts.Offset >= 0 && j.OutputBytes > opts.Offset) || opts.Timeout <= 0 {
+		prompted := j.State == StateWaitingInput && !opts.UntilFinal && j.OutputBytes > opts.PromptAfter
+		if j.State.Final() || prompted || (opts.Offset >= 0 && j.OutputBytes > opts.Offset) || opts.Timeout <= 0 {
 			return j, nil
 		}
 		if opts.Progress != nil {

@@ -92,7 +92,12 @@ func (e *Engine) runTask(t *task, runFn func(context.Context, *Job, Task) Result
 	j := t.job
 	e.mu.Lock()
 	e.running[j.ID] = t
+	input := e.input[j.ID]
+	delete(e.input, j.ID)
 	e.mu.Unlock()
+	if input != nil {
+		t.control(Control{Input: input})
+	}
 	defer func() {
 		e.mu.Lock()
 		delete(e.running, j.ID)

@@ -298,6 +298,12 @@ func (f *follower) removeSpool(ctx context.Context, c *conn) {
 	}
 	// The job's result must be recorded even when the engine stops now.
 	rctx := context.WithoutCancel(ctx)
+	// The spool is the only other copy of the output: it goes only once the
+	// output is stored.
+	if err := f.t.Flush(rctx); err != nil {
+		f.p.cfg.Logger.Warn("detached job: output not yet stored; spool kept", "job", f.j.ID, "spool", f.att.Spool, "err", err)
+		return
+	}
 	lines, err := execReport(rctx, c, removeScript, f.att.Spool)
 	if err == nil && (len(lines) == 0 || lines[0][0] != "removed") {
 		err = errors.New("rm -rf failed")

@@ -252,6 +252,7 @@ func (t *launchTask) Write(p []byte) (int, error) {
 func (t *launchTask) Prompt(*jobs.Prompt)           {}
 func (t *launchTask) Started(jobs.Start)            {}
 func (t *launchTask) Controls() <-chan jobs.Control { return nil }
+func (t *launchTask) Flush(context.Context) error   { return nil }
 func (t *launchTask) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()

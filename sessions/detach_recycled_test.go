@@ -33,6 +33,7 @@ func (t *detachTask) Write(p []byte) (int, error) {
 func (t *detachTask) Prompt(*jobs.Prompt)           {}
 func (t *detachTask) Started(jobs.Start)            {}
 func (t *detachTask) Controls() <-chan jobs.Control { return t.controls }
+func (t *detachTask) Flush(context.Context) error   { return nil }
 func (t *detachTask) Output() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()

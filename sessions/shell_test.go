@@ -78,6 +78,7 @@ func (t *testTask) Started(s jobs.Start) {
 	t.mu.Unlock()
 }
 func (t *testTask) Controls() <-chan jobs.Control { return t.controls }
+func (t *testTask) Flush(context.Context) error   { return nil }
 
 func (t *testTask) Output() string {
 	t.mu.Lock()

@@ -45,6 +45,7 @@ func openApp(ctx context.Context, cfg config, m mode) (*app, error) {
 	pool := sessions.NewPool(sessions.PoolConfig{
 		Dialer:      &sessions.Dialer{Resolver: resolver, Secrets: secrets, Logger: log},
 		IdleTimeout: cfg.IdleTimeout,
+		SpoolDir:    cfg.SpoolDir,
 		Logger:      log,
 	})
 	eng, err := jobs.New(jobs.Config{

@@ -16,6 +16,8 @@ func cmdRun(ctx context.Context, stopSignals func(), args []string, stdout, stde
 	fs := newFlags("run", "run [flags] HOST [--] COMMAND...", stderr, &cfg)
 	session := fs.String("session", jobs.DefaultSession, "persistent shell to run in")
 	killAfter := fs.Duration("kill-after", 0, "cancel the command after this long, e.g. 10m")
+	detach := fs.Bool("detach", false, "run detached from the connection: it survives a dropped connection and this process; follow it with logs -f")
+	sudo := fs.Bool("sudo", false, "run through sudo; the password comes from OVRD_{ALIAS}_SUDO_PASS, never the command line")
 	if err := parseFlags(fs, &cfg, args); err != nil {
 		return 0, err
 	}
@@ -36,26 +38,40 @@ func cmdRun(ctx context.Context, stopSignals func(), args []string, stdout, stde
 	}
 	defer a.Close()
 	// Like ssh, the words after the host are joined into one command line.
-	j, err := a.submit(ctx, host, jobs.Spec{Session: *session, Command: strings.Join(rest, " "), KillAfter: *killAfter})
+	j, err := a.submit(ctx, host, jobs.Spec{Session: *session, Command: strings.Join(rest, " "), KillAfter: *killAfter, Detached: *detach, Sudo: *sudo})
 	if err != nil {
 		return 0, err
 	}
-	// The first Ctrl-C cancels the job (as it would over ssh); its output up to
-	// the end is still shown.
-	followed := make(chan struct{})
-	defer close(followed)
-	go func() {
-		select {
-		case <-ctx.Done():
-		case <-followed:
-			return
-		}
-		stopSignals()
-		if _, err := a.eng.Cancel(context.Background(), j.ID, "INT", 0); err != nil {
-			a.log.Warn("cancel job", "job", j.ID, "err", err)
-		}
-	}()
-	j, err = follow(context.Background(), a, j.ID, 0, stdout, stderr)
+	if *detach {
+		// The job goes on without this process; say how to follow it.
+		fmt.Fprintf(stderr, "sshjobs: detached job %s; follow it with: sshjobs logs -f %s\n", j.ID, j.ID)
+	}
+	followCtx, stopFollowing := context.WithCancel(context.Background())
+	defer stopFollowing()
+	if *detach {
+		// Ctrl-C stops following; the job goes on.
+		followCtx = ctx
+	} else {
+		// The first Ctrl-C cancels the job (as it would over ssh); its output
+		// up to the end is still shown.
+		go func() {
+			select {
+			case <-ctx.Done():
+			case <-followCtx.Done():
+				return
+			}
+			stopSignals()
+			if _, err := a.eng.Cancel(context.Background(), j.ID, "INT", 0); err != nil {
+				a.log.Warn("cancel job", "job", j.ID, "err", err)
+			}
+		}()
+	}
+	id := j.ID
+	j, err = follow(followCtx, a, id, 0, stdout, stderr)
+	if *detach && ctx.Err() != nil {
+		fmt.Fprintf(stderr, "\nsshjobs: stopped following; job %s goes on. An sshjobs server (the MCP server) re-attaches it; sshjobs logs -f %s shows it.\n", id, id)
+		return 0, nil
+	}
 	if err != nil {
 		return 0, err
 	}

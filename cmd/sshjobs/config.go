@@ -22,6 +22,7 @@ type config struct {
 	Retention    time.Duration
 	QueuedMaxAge time.Duration
 	Lease        time.Duration
+	SpoolDir     string
 	LogLevel     string
 
 	raw map[string]*string // flag values before parse
@@ -41,6 +42,7 @@ var settings = []setting{
 	{"max-job-output", "SSHJOBS_MAX_JOB_OUTPUT", "bytes of output stored per job; past it the head and tail are kept (default 64MiB)"},
 	{"retention", "SSHJOBS_RETENTION", "delete finished jobs older than this, e.g. 720h (default 30 days; 0 keeps all)"},
 	{"queued-max-age", "SSHJOBS_QUEUED_MAX_AGE", "a queued job adopted after a restart older than this ends lost (default 24h)"},
+	{"spool-dir", "SSHJOBS_SPOOL_DIR", "folder on the remote hosts for detached jobs' output (default ${XDG_CACHE_HOME:-~/.cache}/sshjobs)"},
 	{"lease", "SSHJOBS_LEASE", "after this process dies, others adopt its jobs once this has passed (default 15s)"},
 	{"log-level", "SSHJOBS_LOG_LEVEL", "debug, info, warn or error; logs go to stderr (default info)"},
 }
@@ -66,6 +68,7 @@ func (c *config) parse() error {
 		c.DB = p
 	}
 	c.SSHConfig = get("ssh-config")
+	c.SpoolDir = get("spool-dir")
 	c.LogLevel = get("log-level")
 	if c.LogLevel != "" {
 		var l slog.Level

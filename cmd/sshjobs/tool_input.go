@@ -40,8 +40,9 @@ func addInputTool(s *mcp.Server, a *app) {
 		if err := a.eng.Input(ctx, in.JobID, text, in.Secret); err != nil {
 			return nil, nil, toolError(err)
 		}
-		// Wait for the job to react: its end or its next prompt, at most wait_s.
-		j, err := a.eng.Wait(ctx, in.JobID, jobs.WaitOptions{Timeout: wait, Offset: -1})
+		// Wait for the job to react: its end or its next prompt (not the one
+		// just answered), at most wait_s.
+		j, err := a.eng.Wait(ctx, in.JobID, jobs.WaitOptions{Timeout: wait, Offset: -1, PromptAfter: before.OutputBytes})
 		if err != nil {
 			return nil, nil, err
 		}

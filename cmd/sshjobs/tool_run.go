@@ -17,6 +17,9 @@ type runIn struct {
 	Session    string   `json:"session,omitempty" jsonschema:"named persistent shell on the host (default \"default\"); use another name to run in parallel with a busy session"`
 	TimeoutS   *float64 `json:"timeout_s,omitempty" jsonschema:"seconds this call waits (default 30, max 300); the command is NOT killed then: the job_id comes back and the job goes on"`
 	KillAfterS *float64 `json:"kill_after_s,omitempty" jsonschema:"hard limit: cancel the job after this many seconds"`
+	Detach     bool     `json:"detach,omitempty" jsonschema:"run detached from the connection (survives a dropped connection and a server restart): for long builds, upgrades, backups; no terminal"`
+	Sudo       bool     `json:"sudo,omitempty" jsonschema:"run through sudo; the password comes from the host's stored secret, never the command line"`
+	Input      string   `json:"input,omitempty" jsonschema:"text typed into the command's terminal once it starts (escapes decoded)"`
 	MaxOutput  int      `json:"max_output,omitempty" jsonschema:"bytes of output returned inline (default 16384); larger output keeps head and tail"`
 }
 
@@ -25,7 +28,7 @@ func addRunTool(s *mcp.Server, a *app) {
 		Name:         "ssh_run",
 		OutputSchema: jobSchema,
 		Description: "Run a shell command on a host in a persistent session (cwd and environment carry over). " +
-			"Returns when the command ends or timeout_s passes; then it goes on as a job: follow it with ssh_job. " +
+			"Returns when the command ends, asks for input (answer with ssh_input), or timeout_s passes; then it goes on as a job: follow it with ssh_job. " +
 			"Jobs in one session run one at a time, in order.",
 		Annotations: &mcp.ToolAnnotations{Title: "Run command", DestructiveHint: &yes, OpenWorldHint: &yes},
 	}, func(ctx context.Context, req *mcp.CallToolRequest, in runIn) (*mcp.CallToolResult, *jobView, error) {
@@ -40,7 +43,13 @@ func addRunTool(s *mcp.Server, a *app) {
 		if err := checkMaxOutput(in.MaxOutput); err != nil {
 			return nil, nil, err
 		}
-		j, err := a.submit(ctx, in.Host, jobs.Spec{Session: in.Session, Command: in.Command, KillAfter: killAfter})
+		spec := jobs.Spec{Session: in.Session, Command: in.Command, KillAfter: killAfter, Detached: in.Detach, Sudo: in.Sudo}
+		if in.Input != "" {
+			if spec.Input, err = decodeEscapes(in.Input); err != nil {
+				return nil, nil, err
+			}
+		}
+		j, err := a.submit(ctx, in.Host, spec)
 		if err != nil {
 			return nil, nil, toolError(err)
 		}
