@@ -129,11 +129,11 @@ func (db *DB) AppendOutput(ctx context.Context, chunks []jobs.Chunk, maxJobOutpu
 	return nil
 }
 
-// capOutput deletes the oldest rows past job j's head while the rest of its
-// output is longer than the tail allowance, and records the gap they leave.
-// Every row [o, e) with e <= total-tail goes: one range delete. The tail's length is known without
-// reading rows (total minus the gap's end, or minus the head when there is no
-// gap yet), so a job within its allowance costs no query.
+// capOutput deletes the oldest rows past job j's head that lie wholly before
+// the tail allowance (every row [o, e) with e <= total-tail: one range delete),
+// and records the gap they leave. The tail's length is known without reading
+// rows (total minus the gap's end, or minus the head when there is no gap
+// yet), so a job within its allowance costs no query.
 func capOutput(ctx context.Context, tx *sql.Tx, j *outJob, maxJobOutput int64) error {
 	head := maxJobOutput / 2
 	tail := maxJobOutput - head
@@ -168,8 +168,8 @@ func capOutput(ctx context.Context, tx *sql.Tx, j *outJob, maxJobOutput int64) e
 		return err
 	}
 	if first < 0 {
-		// Only a head row that reaches past head (stored before a cap was
-		// set) lies in the way; it stays.
+		// Nothing ends before the window: the rows past the head are one
+		// row reaching into it, or a head row stored before a cap was set.
 		return nil
 	}
 	if j.gapEnd == 0 {
