@@ -58,10 +58,7 @@ func (e *Engine) Cancel(ctx context.Context, id, signal string, grace time.Durat
 		return j, nil
 	}
 
-	e.mu.Lock()
-	t := e.running[id]
-	e.mu.Unlock()
-	if t != nil {
+	if t := e.taskFor(ctx, j); t != nil {
 		t.setCancelReason("cancelled with signal " + signal)
 		t.control(Control{Signal: signal, Grace: grace})
 	} else if _, err := e.store.RequestCancel(ctx, id); err != nil {
@@ -88,12 +85,13 @@ func (e *Engine) Input(ctx context.Context, id string, text []byte, secret bool)
 	if len(text) == 0 {
 		return fmt.Errorf("%w: text is empty", ErrBadInput)
 	}
-	e.mu.Lock()
-	t := e.running[id]
-	e.mu.Unlock()
+	j, err := e.store.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	t := e.taskFor(ctx, j)
 	if t == nil {
-		j, err := e.store.Get(ctx, id)
-		if err != nil {
+		if j, err = e.store.Get(ctx, id); err != nil { // it may have ended meanwhile
 			return err
 		}
 		if j.State.Final() || j.State == StateQueued {
@@ -116,4 +114,24 @@ func (e *Engine) Input(ctx context.Context, id string, text []byte, secret bool)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// taskFor returns the task of a job this engine runs. A job is running in
+// the store a moment before its task is registered here: for a job of ours
+// that is not final, it waits for that moment.
+func (e *Engine) taskFor(ctx context.Context, j *Job) *task {
+	for range 200 {
+		e.mu.Lock()
+		t := e.running[j.ID]
+		e.mu.Unlock()
+		if t != nil || j.Owner != e.cfg.Owner || j.State == StateQueued || j.State.Final() {
+			return t
+		}
+		select {
+		case <-time.After(5 * time.Millisecond):
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	return nil
 }

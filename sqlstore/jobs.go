@@ -162,7 +162,7 @@ func (db *DB) Insert(ctx context.Context, j *jobs.Job) error {
 	if j.Prompt != nil {
 		promptText, promptKind = j.Prompt.Text, string(j.Prompt.Kind)
 	}
-	_, err := db.w.ExecContext(ctx, `INSERT INTO jobs (`+jobCols+`)
+	_, err := db.wq.ExecContext(ctx, `INSERT INTO jobs (`+jobCols+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?)`,
 		j.ID, j.Host, j.Target, j.Session, j.Command, boolInt(j.Detached), boolInt(j.Sudo), j.KillAfter.Milliseconds(),
 		string(j.State), exitCode, j.Signal, j.Error, promptText, promptKind, j.Cwd, boolInt(j.NewShell),
@@ -176,7 +176,7 @@ func (db *DB) Insert(ctx context.Context, j *jobs.Job) error {
 
 // Get returns the job, or an error wrapping jobs.ErrNotFound.
 func (db *DB) Get(ctx context.Context, id string) (*jobs.Job, error) {
-	j, err := scanJob(db.r.QueryRowContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE id = ?`, id))
+	j, err := scanJob(db.rq.QueryRowContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		err = jobs.ErrNotFound
 	}
@@ -246,7 +246,7 @@ func (db *DB) List(ctx context.Context, f jobs.ListFilter) ([]*jobs.Job, error) 
 // this one up. (It could not anyway without polling: nothing would wake this
 // owner's worker when that job ends.)
 func (db *DB) Claim(ctx context.Context, owner, host, session string, now, leaseUntil time.Time) (*jobs.Job, error) {
-	js, err := queryJobs(ctx, db.w, `UPDATE jobs
+	js, err := queryJobs(ctx, db.wq, `UPDATE jobs
 		SET state = 'running', owner = ?1, lease_until_ms = ?2, started_at_ms = ?3
 		WHERE id = (
 			SELECT id FROM jobs
@@ -318,11 +318,13 @@ func updateSet(u jobs.Update) (sets []string, args []any) {
 
 // refused explains why a conditional update of job id matched no row: the job
 // does not exist (jobs.ErrNotFound), or its state, named in the error, does not
-// allow the change (jobs.ErrTransition). It must run in the update's
-// transaction so that the state it names is the one that refused.
-func refused(ctx context.Context, tx *sql.Tx, id string) error {
+// allow the change (jobs.ErrTransition). Read after the update, it names the
+// state the job is in by then.
+func refused(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, id string) error {
 	var state string
-	err := tx.QueryRowContext(ctx, `SELECT state FROM jobs WHERE id = ?`, id).Scan(&state)
+	err := q.QueryRowContext(ctx, `SELECT state FROM jobs WHERE id = ?`, id).Scan(&state)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return jobs.ErrNotFound
@@ -346,23 +348,18 @@ func (db *DB) Transition(ctx context.Context, id string, to jobs.State, u jobs.U
 	for _, s := range from {
 		args = append(args, string(s))
 	}
-	var j *jobs.Job
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		js, err := queryJobs(ctx, tx, `UPDATE jobs SET `+strings.Join(sets, ", ")+`
-			WHERE id = ? AND state IN `+placeholders(len(from))+` RETURNING `+jobCols, args...)
-		if err != nil {
-			return err
-		}
-		if len(js) == 0 {
-			return refused(ctx, tx, id)
-		}
-		j = js[0]
-		return nil
-	})
+	// One UPDATE is atomic by itself: no transaction, so that the statement
+	// can come from the cache (preparing needs the writer's only connection,
+	// which a transaction would hold).
+	js, err := queryJobs(ctx, db.wq, `UPDATE jobs SET `+strings.Join(sets, ", ")+`
+		WHERE id = ? AND state IN `+placeholders(len(from))+` RETURNING `+jobCols, args...)
+	if err == nil && len(js) == 0 {
+		err = refused(ctx, db.w, id)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("transition job %s to %s: %w", id, to, err)
 	}
-	return j, nil
+	return js[0], nil
 }
 
 // Set applies u to job id without changing its state; a final job refuses

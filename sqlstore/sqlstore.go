@@ -94,6 +94,9 @@ type DB struct {
 	stJobOutput   *sql.Stmt
 	stLastSeq     *sql.Stmt
 	stSetOutput   *sql.Stmt
+
+	// The queries of a job's life, prepared on first use.
+	wq, rq *stmtCache
 }
 
 // Open opens (creating it if needed) the database at path, "" meaning
@@ -164,6 +167,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	r.SetMaxOpenConns(opts.ReadConns)
 	r.SetMaxIdleConns(opts.ReadConns)
 	db.r = r
+	db.wq, db.rq = newStmtCache(db.w), newStmtCache(db.r)
 	if err := db.prepare(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
@@ -177,6 +181,11 @@ func (db *DB) Path() string { return db.path }
 // Close closes both pools.
 func (db *DB) Close() error {
 	var errs []error
+	for _, c := range []*stmtCache{db.wq, db.rq} {
+		if c != nil {
+			c.close()
+		}
+	}
 	for _, st := range []*sql.Stmt{db.stInsertChunk, db.stJobOutput, db.stLastSeq, db.stSetOutput} {
 		if st != nil {
 			errs = append(errs, st.Close())

@@ -54,6 +54,8 @@ func TestDetachSurvivesServerKill(t *testing.T) {
 	first := startBinary(t, bin, env)
 	d := first.job("ssh_run", map[string]any{"host": srv.Alias, "detach": true, "timeout_s": 0.5,
 		"command": "for i in $(seq 1 60); do echo line $i; sleep 0.05; done"})
+	// Kill it mid-way: once some output is stored, well before the end.
+	d = first.job("ssh_job", map[string]any{"job_id": d.JobID, "wait_s": 20, "offset": 0})
 	if d.State != jobs.StateRunning || d.OutputBytes == 0 {
 		t.Fatalf("before the kill: %+v", d)
 	}
