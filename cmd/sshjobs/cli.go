@@ -254,3 +254,36 @@ func cmdCancel(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	return nil
 }
+
+func cmdSpools(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg config
+	fs := newFlags("spools", "spools [flags] HOST", stderr, &cfg)
+	if err := parseFlags(fs, &cfg, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{"spools needs one HOST"}
+	}
+	a, err := openApp(ctx, cfg, modeRead)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	known := func(id string) bool {
+		_, err := a.eng.Get(ctx, id)
+		return err == nil
+	}
+	orphans, err := a.pool.OrphanSpools(ctx, fs.Arg(0), known)
+	if err != nil {
+		return err
+	}
+	if len(orphans) == 0 {
+		fmt.Fprintln(stderr, "no spool folders of unknown jobs")
+		return nil
+	}
+	for _, o := range orphans {
+		fmt.Fprintln(stdout, o)
+	}
+	fmt.Fprintf(stderr, "%d spool folder(s) of jobs this database does not know: their output is only there; remove them yourself when done\n", len(orphans))
+	return nil
+}

@@ -119,3 +119,22 @@ func TestCLIFollowAndCancelAcrossProcesses(t *testing.T) {
 		t.Fatalf("the runner of a cancelled job: %v, output %q", err, runnerOut.String())
 	}
 }
+
+// A spool folder of a job the database does not know is listed, not deleted.
+func TestCLISpools(t *testing.T) {
+	srv := sshtest.StartInProcess(t, sshtest.Options{})
+	spool := t.TempDir()
+	orphan := filepath.Join(spool, "01a1fd6c-0000-7000-8000-000000000000")
+	if err := os.MkdirAll(orphan, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(orphan, "out"), []byte("the only copy\n"), 0o600)
+	flags := []string{"-db", filepath.Join(t.TempDir(), "sshjobs.db"), "-ssh-config", srv.SSHConfig, "-spool-dir", spool}
+	code, out, errOut := cli(t, append(append([]string{"spools"}, flags...), srv.Alias)...)
+	if code != 0 || strings.TrimSpace(out) != orphan || !strings.Contains(errOut, "1 spool folder") {
+		t.Fatalf("spools: exit %d, %q, %q", code, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(orphan, "out")); err != nil {
+		t.Fatalf("the orphan spool was touched: %v", err)
+	}
+}

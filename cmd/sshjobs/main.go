@@ -31,6 +31,7 @@ Usage:
   sshjobs jobs                    list jobs, newest first
   sshjobs logs [-f] JOB_ID        print a job's output; -f follows it to its end
   sshjobs cancel JOB_ID           stop a job (Ctrl-C, then kill after a grace period)
+  sshjobs spools HOST             list detached jobs' spool folders on HOST that no job owns
   sshjobs version                 print the version
 
 Run "sshjobs COMMAND -h" for a command's flags. Every flag has an environment
@@ -70,6 +71,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdLogs(ctx, args, stdout, stderr)
 	case "cancel":
 		err = cmdCancel(ctx, args, stdout, stderr)
+	case "spools":
+		err = cmdSpools(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "sshjobs", version)
 	case "help":
