@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,30 +17,13 @@ import (
 	"github.com/sshjobs/sshjobs/sqlstore"
 )
 
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) Bytes() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]byte(nil), l.b.Bytes()...)
-}
-
 // TestInteractiveThroughEngine runs prompts, secret input and sudo through the
 // real engine over SQLite, then searches the database files and the logs for
 // the secrets.
 func TestInteractiveThroughEngine(t *testing.T) {
 	sshtest.Each(t, sshtest.Options{User: sshtest.TestUser}, func(t *testing.T, srv *sshtest.Server) {
 		ctx := context.Background()
-		logs := &lockedBuf{}
+		logs := &sshtest.Buffer{}
 		logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		pool := sessions.NewPool(sessions.PoolConfig{
 			Dialer: &sessions.Dialer{

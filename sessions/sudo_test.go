@@ -1,12 +1,10 @@
 package sessions
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,29 +12,11 @@ import (
 	"github.com/sshjobs/sshjobs/jobs"
 )
 
-// syncBuffer collects a logger's output for a test to search.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // newSudoPool is a pool on srv (logged in as sshtest.TestUser) whose secrets
 // are secrets, logging at debug level into the returned buffer.
-func newSudoPool(t *testing.T, srv *sshtest.Server, secrets Secrets) (*Pool, *syncBuffer) {
+func newSudoPool(t *testing.T, srv *sshtest.Server, secrets Secrets) (*Pool, *sshtest.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &sshtest.Buffer{}
 	p := newTestPool(t, srv, PoolConfig{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	p.cfg.Dialer.Secrets = secrets
 	return p, logs

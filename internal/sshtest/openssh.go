@@ -217,7 +217,7 @@ var errPortTaken = errors.New("port already in use")
 type sshdProc struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
-	log    lockedBuffer
+	log    Buffer
 }
 
 var penalties struct {
@@ -366,27 +366,4 @@ func descendants(root int, sshdOnly bool) []int {
 		queue = queue[1:]
 	}
 	return out
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *lockedBuffer) Len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Len()
 }
