@@ -36,14 +36,10 @@ var (
 	jobSchema = outputSchema[jobView]()
 )
 
-// toolError turns an error a caller can fix into a tool error whose text says
-// what to do; anything else is reported as it is.
+// toolError adds what to do next to an error about a job id.
 func toolError(err error) error {
-	switch {
-	case errors.Is(err, jobs.ErrNotFound):
+	if errors.Is(err, jobs.ErrNotFound) {
 		return fmt.Errorf("%v: list jobs with ssh_jobs", err)
-	case errors.Is(err, jobs.ErrBadInput):
-		return err
 	}
 	return err
 }
@@ -92,7 +88,7 @@ func progress(ctx context.Context, req *mcp.CallToolRequest, a *app) func(*jobs.
 		last = time.Now()
 		msg := fmt.Sprintf("%s, %d bytes", j.State, j.OutputBytes)
 		if j.OutputBytes > 0 {
-			if out, err := a.eng.Read(ctx, j.ID, max64(0, j.OutputBytes-200), 200); err == nil {
+			if out, err := a.eng.Read(ctx, j.ID, max(0, j.OutputBytes-200), 200); err == nil {
 				lines := strings.Split(strings.TrimRight(string(out.Data), "\n"), "\n")
 				msg += ": " + lines[len(lines)-1]
 			}

@@ -80,7 +80,7 @@ func (a *app) grep(ctx context.Context, j *jobs.Job, pattern string, maxOutput i
 	}
 	v.Matches, v.Truncated = matches, more
 	if more {
-		v.Output = fmt.Sprintf("[more lines match: narrow the pattern, or page with offset]\n")
+		v.Output = "[more lines match: narrow the pattern, or page with offset]\n"
 	}
 	if len(matches) == 0 {
 		v.Output = "[no line matches]\n"

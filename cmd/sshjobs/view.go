@@ -39,7 +39,7 @@ const defaultMaxOutput = 16384
 // slice says which part of the output a view shows.
 type slice struct {
 	offset    int64 // -1: the whole output, as head and tail if too large
-	tail      bool  // the last max bytes
+	tail      bool  // the last maxOutput bytes
 	maxOutput int
 }
 
@@ -65,14 +65,14 @@ func (a *app) view(ctx context.Context, j *jobs.Job, s slice) (*jobView, error) 
 		}
 		v.QueuePosition = pos
 	}
-	max := int64(s.maxOutput)
-	if max <= 0 {
-		max = defaultMaxOutput
+	limit := int64(s.maxOutput)
+	if limit <= 0 {
+		limit = defaultMaxOutput
 	}
 	total := j.OutputBytes
 	switch {
 	case s.offset >= 0:
-		out, err := a.eng.Read(ctx, j.ID, s.offset, max)
+		out, err := a.eng.Read(ctx, j.ID, s.offset, limit)
 		if err != nil {
 			return nil, err
 		}
@@ -81,9 +81,9 @@ func (a *app) view(ctx context.Context, j *jobs.Job, s slice) (*jobView, error) 
 		if out.Skipped > 0 {
 			v.Output = fmt.Sprintf("[%d bytes before offset %d were not stored: the job's output passed --max-job-output]\n", out.Skipped, out.Offset) + v.Output
 		}
-	case s.tail || total <= max:
-		from := max64(0, total-max)
-		out, err := a.eng.Read(ctx, j.ID, from, max)
+	case s.tail || total <= limit:
+		from := max(0, total-limit)
+		out, err := a.eng.Read(ctx, j.ID, from, limit)
 		if err != nil {
 			return nil, err
 		}
@@ -99,7 +99,7 @@ func (a *app) view(ctx context.Context, j *jobs.Job, s slice) (*jobView, error) 
 		v.NextOffset = from + int64(len(data))
 	default:
 		// Head and tail with one marked gap that says how to read the rest.
-		headN, tailN := max/4, max-max/4
+		headN, tailN := limit/4, limit-limit/4
 		head, err := a.eng.Read(ctx, j.ID, 0, headN)
 		if err != nil {
 			return nil, err
@@ -141,13 +141,6 @@ func trimUTF8(p []byte, fromStart bool) []byte {
 		}
 	}
 	return p
-}
-
-func max64(a, b int64) int64 {
-	if a > b {
-		return a
-	}
-	return b
 }
 
 // queuePosition counts the jobs ahead of a queued job in its session.
