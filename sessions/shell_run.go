@@ -272,6 +272,11 @@ func (s *shell) ended(sc *markerScanner, cancelSig string) jobOutcome {
 	switch {
 	case cancelSig != "":
 		res.State, res.Signal = jobs.StateCancelled, cancelSig
+		if r.HasCode && r.ExitCode > 128 {
+			// 128+n is the shell saying "killed by signal n": no exit code of
+			// its own (a job that caught the signal and exited keeps its code).
+			res.ExitCode = nil
+		}
 	case sc.err != nil:
 		res.State, res.Error = jobs.StateFailed, "reading the job's end marker: "+sc.err.Error()
 	case r.Aborted:

@@ -263,7 +263,7 @@ func TestToolsGolden(t *testing.T) {
 	for _, tool := range res.Tools {
 		props, _ := tool.InputSchema.(map[string]any)["properties"].(map[string]any)
 		for name, p := range props {
-			if d, _ := p.(map[string]any)["description"].(string); d == "" && name != "job_id" && name != "session" {
+			if d, _ := p.(map[string]any)["description"].(string); d == "" {
 				t.Errorf("%s.%s has no description", tool.Name, name)
 			}
 		}
@@ -402,4 +402,23 @@ func TestMCPInput(t *testing.T) {
 	if res := c.call("ssh_input", map[string]any{"job_id": v.JobID, "text": `late\n`}); !res.IsError {
 		t.Fatalf("input to a finished job: %s", text(res))
 	}
+}
+
+// ssh_cancel stops a running job (also one that ignores Ctrl-C) and keeps
+// the session usable; a killed job has no exit code, its signal says why.
+func TestMCPCancel(t *testing.T) {
+	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
+		c := newMCPClient(t, testConfig(t, srv, t.TempDir()))
+		for _, cmd := range []string{"sleep 600", "trap '' INT; sleep 600"} {
+			v := c.job("ssh_run", map[string]any{"host": srv.Alias, "command": cmd, "timeout_s": 0.5})
+			got := c.job("ssh_cancel", map[string]any{"job_id": v.JobID, "grace_s": 1})
+			if got.State != jobs.StateCancelled || got.ExitCode != nil || got.Signal == "" {
+				t.Fatalf("%q after ssh_cancel: %s exit %v signal %q", cmd, got.State, got.ExitCode, got.Signal)
+			}
+			if v := c.job("ssh_run", map[string]any{"host": srv.Alias, "command": "echo still here"}); v.Output != "still here\n" || v.NewShell {
+				t.Fatalf("the session after cancelling %q: %+v", cmd, v)
+			}
+		}
+		c.job("ssh_run", map[string]any{"host": srv.Alias, "command": "trap - INT"})
+	})
 }

@@ -12,7 +12,7 @@ import (
 )
 
 type inputIn struct {
-	JobID  string   `json:"job_id"`
+	JobID  string   `json:"job_id" jsonschema:"from ssh_run or ssh_jobs"`
 	Text   string   `json:"text" jsonschema:"text to type; escapes like \\n (Enter), \\t, \\x03 (Ctrl-C) are decoded"`
 	Secret bool     `json:"secret,omitempty" jsonschema:"never store or log the text, and mask it if echoed (passwords)"`
 	WaitS  *float64 `json:"wait_s,omitempty" jsonschema:"seconds to wait for the job to react (default 2)"`

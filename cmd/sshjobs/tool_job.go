@@ -11,7 +11,7 @@ import (
 )
 
 type jobIn struct {
-	JobID     string   `json:"job_id"`
+	JobID     string   `json:"job_id" jsonschema:"from ssh_run or ssh_jobs"`
 	WaitS     *float64 `json:"wait_s,omitempty" jsonschema:"seconds to wait for the job to end, ask for input, or (with offset) print past offset; default 0, max 300; keep it at 50 or less unless your client shows progress"`
 	Offset    *int64   `json:"offset,omitempty" jsonschema:"byte offset to read from (use next_offset of the previous call); default: the tail that fits max_output"`
 	MaxOutput int      `json:"max_output,omitempty" jsonschema:"bytes of output returned (default 16384)"`
@@ -90,7 +90,7 @@ func (a *app) grep(ctx context.Context, j *jobs.Job, pattern string, maxOutput i
 }
 
 type cancelIn struct {
-	JobID  string   `json:"job_id"`
+	JobID  string   `json:"job_id" jsonschema:"from ssh_run or ssh_jobs"`
 	Signal string   `json:"signal,omitempty" jsonschema:"INT (default, like Ctrl-C), TERM or KILL"`
 	GraceS *float64 `json:"grace_s,omitempty" jsonschema:"seconds before the job is killed if the signal did not stop it (default 3)"`
 }

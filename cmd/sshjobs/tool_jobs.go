@@ -14,7 +14,7 @@ import (
 
 type jobsIn struct {
 	Host     string `json:"host,omitempty" jsonschema:"only jobs on this host (as named, or user@host:port)"`
-	Session  string `json:"session,omitempty"`
+	Session  string `json:"session,omitempty" jsonschema:"only jobs of this session"`
 	State    string `json:"state,omitempty" jsonschema:"a state, or active for the unfinished ones"`
 	Contains string `json:"contains,omitempty" jsonschema:"substring of the command"`
 	Since    string `json:"since,omitempty" jsonschema:"RFC 3339 time, or a duration like 2h"`
