@@ -3,6 +3,7 @@ package sessions
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"unicode"
@@ -19,7 +20,7 @@ type target struct {
 // badHostChars are refused in a host name: OpenSSH's own list (they would reach
 // a shell through ProxyCommand's %h) plus ssh_config pattern characters and the
 // ProxyJump separator, which would make a lookup mean something else.
-const badHostChars = "'`\"$\\;&<>|(){}*?!,/@="
+const badHostChars = "'`\"$\\;&<>|(){}[]*?!,/@="
 
 // badUserChars are refused in a user name (OpenSSH's valid_ruser list).
 const badUserChars = "'`\";&<>|(){}"
@@ -72,6 +73,11 @@ func splitHostPort(s string) (string, int, error) {
 			return "", 0, errors.New("missing ']'")
 		}
 		host, after := s[1:end], s[end+1:]
+		if strings.Contains(host, ":") {
+			if _, err := netip.ParseAddr(host); err != nil {
+				return "", 0, fmt.Errorf("[%s] is not an IPv6 address", host)
+			}
+		}
 		if after == "" {
 			return host, 0, nil
 		}
