@@ -78,16 +78,12 @@ func (e *Engine) runQueued(k sessionKey) {
 			}
 			continue
 		}
-		e.run(j, e.exec.Run)
+		e.runTask(newTask(e, j), e.exec.Run)
 	}
 }
 
-// run runs a claimed job through runFn (the executor's Run or Reattach) and
-// records how it ended once all its output is committed.
-func (e *Engine) run(j *Job, runFn func(context.Context, *Job, Task) Result) {
-	e.runTask(newTask(e, j), runFn)
-}
-
+// runTask runs a claimed job through runFn (the executor's Run or Reattach)
+// and records how it ended once all its output is committed.
 func (e *Engine) runTask(t *task, runFn func(context.Context, *Job, Task) Result) {
 	j := t.job
 	e.mu.Lock()
