@@ -39,14 +39,8 @@ func (e *Engine) Cancel(ctx context.Context, id, signal string, grace time.Durat
 		return nil, err
 	}
 	if j.State == StateQueued {
-		now := e.cfg.Now()
-		reason := "cancelled before it started"
-		j2, err := e.store.Transition(ctx, id, StateCancelled, Update{Error: &reason, EndedAt: &now})
+		j2, err := e.cancelQueued(ctx, id)
 		if err == nil {
-			e.mu.Lock()
-			delete(e.input, id)
-			e.mu.Unlock()
-			e.watch.changed(id)
 			return j2, nil
 		}
 		if !errors.Is(err, ErrTransition) {
@@ -65,6 +59,22 @@ func (e *Engine) Cancel(ctx context.Context, id, signal string, grace time.Durat
 		return nil, err
 	}
 	return e.Wait(ctx, id, WaitOptions{Timeout: grace + 2*time.Second + e.cfg.Heartbeat, Offset: -1, UntilFinal: true})
+}
+
+// cancelQueued ends a job that has not started, so that it never does. It
+// fails with ErrTransition when the job started meanwhile.
+func (e *Engine) cancelQueued(ctx context.Context, id string) (*Job, error) {
+	now := e.cfg.Now()
+	reason := "cancelled before it started"
+	j, err := e.store.Transition(ctx, id, StateCancelled, Update{Error: &reason, EndedAt: &now})
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	delete(e.input, id)
+	e.mu.Unlock()
+	e.watch.changed(id)
+	return j, nil
 }
 
 func validSignal(s string) bool {

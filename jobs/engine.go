@@ -153,9 +153,6 @@ func New(cfg Config) (*Engine, error) {
 // Owner is the name of this engine in job rows.
 func (e *Engine) Owner() string { return e.cfg.Owner }
 
-// Store is the store the engine writes to, for reads that need no engine.
-func (e *Engine) Store() Store { return e.store }
-
 // Start adopts the jobs of processes that died, starts their workers, and
 // starts the background loops (output writer, heartbeat, pruning).
 func (e *Engine) Start(ctx context.Context) error {

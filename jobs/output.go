@@ -51,7 +51,8 @@ func newOutputWriter(s Store, interval time.Duration, limit int, capBytes int64,
 	}
 }
 
-// append queues a copy of p as the job's output at offset off.
+// append queues a copy of p as the job's output at offset off, merged into
+// the job's last pending chunk when it continues it.
 func (w *outputWriter) append(id string, off int64, p []byte) {
 	w.mu.Lock()
 	for w.bytes >= maxPending && !w.stopped {
@@ -61,36 +62,21 @@ func (w *outputWriter) append(id string, off int64, p []byte) {
 		<-ch
 		w.mu.Lock()
 	}
-	if i, ok := w.last[id]; ok {
-		c := &w.pending[i]
-		if c.Offset+int64(len(c.Data)) == off && len(c.Data)+len(p) <= maxChunk {
-			c.Data = append(c.Data, p...)
-			w.bytes += len(p)
-			w.appended++
-			w.mu.Unlock()
-			w.maybeSignal()
-			return
-		}
+	if i, ok := w.last[id]; ok && w.pending[i].Offset+int64(len(w.pending[i].Data)) == off && len(w.pending[i].Data)+len(p) <= maxChunk {
+		w.pending[i].Data = append(w.pending[i].Data, p...)
+	} else {
+		w.pending = append(w.pending, Chunk{JobID: id, Offset: off, Data: append([]byte(nil), p...), At: time.Now()})
+		w.last[id] = len(w.pending) - 1
 	}
-	w.pending = append(w.pending, Chunk{JobID: id, Offset: off, Data: append([]byte(nil), p...), At: time.Now()})
-	w.last[id] = len(w.pending) - 1
 	w.bytes += len(p)
 	w.appended++
-	stopped := w.stopped
+	stopped, full := w.stopped, w.bytes >= w.limit
 	w.mu.Unlock()
-	if stopped {
+	switch {
+	case stopped:
 		// Late output of a job that ends after shutdown: commit it directly.
 		_ = w.commit()
-		return
-	}
-	w.maybeSignal()
-}
-
-func (w *outputWriter) maybeSignal() {
-	w.mu.Lock()
-	full := w.bytes >= w.limit
-	w.mu.Unlock()
-	if full {
+	case full:
 		w.signal()
 	}
 }

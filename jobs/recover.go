@@ -114,10 +114,7 @@ func (e *Engine) cancelRequested(id string) {
 		t.control(Control{Signal: "INT", Grace: e.cfg.CancelGrace})
 		return
 	}
-	// Queued here and not yet started: it never starts.
-	now := e.cfg.Now()
-	reason := "cancelled before it started"
-	if _, err := e.store.Transition(e.ctx, id, StateCancelled, Update{Error: &reason, EndedAt: &now}); err == nil {
-		e.watch.changed(id)
-	}
+	// Queued here and not yet started: it never starts. (If it just started,
+	// the next heartbeat finds its task.)
+	_, _ = e.cancelQueued(e.ctx, id)
 }

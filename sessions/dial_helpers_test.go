@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -126,8 +125,4 @@ func TestHelperNC(t *testing.T) {
 	go func() { io.Copy(c, os.Stdin); c.(*net.TCPConn).CloseWrite() }()
 	io.Copy(os.Stdout, c)
 	os.Exit(0)
-}
-
-func dialTempFile(t *testing.T, name string) string {
-	return filepath.Join(t.TempDir(), name)
 }

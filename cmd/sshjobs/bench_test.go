@@ -36,7 +36,7 @@ func BenchmarkTrue(b *testing.B) {
 	// measure pyenv rather than either side.
 	srv := sshtest.StartOpenSSH(b, sshtest.Options{Env: []string{"HOME=" + b.TempDir()}})
 	dir := b.TempDir()
-	cfg := benchConfig(b, srv, dir)
+	cfg := testConfig(b, srv, dir)
 	ctx := context.Background()
 	masters := 0
 
@@ -97,15 +97,6 @@ func BenchmarkTrue(b *testing.B) {
 			}
 		})
 	})
-}
-
-func benchConfig(b *testing.B, srv *sshtest.Server, dir string) config {
-	var cfg config
-	fs := newFlags("bench", "", nil, &cfg)
-	if err := parseFlags(fs, &cfg, []string{"-db", filepath.Join(dir, "bench.db"), "-ssh-config", srv.SSHConfig}); err != nil {
-		b.Fatal(err)
-	}
-	return cfg
 }
 
 func runTrue(b *testing.B, a *app, host string) {

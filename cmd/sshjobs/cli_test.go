@@ -71,10 +71,7 @@ func TestCLIUsage(t *testing.T) {
 
 // A job run by one sshjobs process is followed and cancelled from another.
 func TestCLIFollowAndCancelAcrossProcesses(t *testing.T) {
-	srv := sshtest.StartInProcess(t, sshtest.Options{})
-	if sshtest.HaveOpenSSH() {
-		srv = sshtest.StartOpenSSH(t, sshtest.Options{})
-	}
+	srv := sshtest.Start(t, sshtest.Options{})
 	bin := buildBinary(t)
 	db := filepath.Join(t.TempDir(), "sshjobs.db")
 	flags := []string{"-db", db, "-ssh-config", srv.SSHConfig}

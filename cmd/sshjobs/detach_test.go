@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/sshjobs/sshjobs/internal/sshtest"
@@ -45,12 +44,9 @@ func TestMCPDetach(t *testing.T) {
 // A detached job survives the server being killed: a new server process
 // re-attaches it and stores the rest of its output, byte for byte.
 func TestDetachSurvivesServerKill(t *testing.T) {
-	srv := sshtest.StartInProcess(t, sshtest.Options{})
-	if sshtest.HaveOpenSSH() {
-		srv = sshtest.StartOpenSSH(t, sshtest.Options{})
-	}
+	srv := sshtest.Start(t, sshtest.Options{})
 	bin := buildBinary(t)
-	env := []string{"SSHJOBS_DB=" + filepath.Join(t.TempDir(), "sshjobs.db"), "SSHJOBS_SSH_CONFIG=" + srv.SSHConfig, "SSHJOBS_LEASE=1s"}
+	env := binaryEnv(t, srv)
 	first := startBinary(t, bin, env)
 	d := first.job("ssh_run", map[string]any{"host": srv.Alias, "detach": true, "timeout_s": 0.5,
 		"command": "for i in $(seq 1 60); do echo line $i; sleep 0.05; done"})
@@ -59,8 +55,7 @@ func TestDetachSurvivesServerKill(t *testing.T) {
 	if d.State != jobs.StateRunning || d.OutputBytes == 0 {
 		t.Fatalf("before the kill: %+v", d)
 	}
-	first.cmd.Process.Signal(syscall.SIGKILL)
-	first.cs.Close()
+	first.kill()
 
 	second := startBinary(t, bin, env)
 	v := second.job("ssh_job", map[string]any{"job_id": d.JobID, "wait_s": 30, "offset": 0, "max_output": 65536})

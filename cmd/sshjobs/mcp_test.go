@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,22 +21,17 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-// testConfig is the configuration of an sshjobs that reaches srv through
-// its ssh_config file, with its history in dir.
-func testConfig(t *testing.T, srv *sshtest.Server, dir string) config {
-	t.Helper()
+// testConfig is the configuration of an sshjobs that reaches srv (if any)
+// through its ssh_config file, with its history in dir.
+func testConfig(tb testing.TB, srv *sshtest.Server, dir string) config {
+	tb.Helper()
 	var cfg config
-	fs := flag.NewFlagSet("test", flag.ContinueOnError)
-	cfg.register(fs)
-	args := []string{"-db", filepath.Join(dir, "sshjobs.db"), "-lease", "1s"}
+	args := []string{"-db", filepath.Join(dir, "sshjobs.db")}
 	if srv != nil {
 		args = append(args, "-ssh-config", srv.SSHConfig)
 	}
-	if err := fs.Parse(args); err != nil {
-		t.Fatal(err)
-	}
-	if err := cfg.parse(); err != nil {
-		t.Fatal(err)
+	if err := parseFlags(newFlags("test", "", io.Discard, &cfg), &cfg, args); err != nil {
+		tb.Fatal(err)
 	}
 	return cfg
 }
@@ -168,10 +164,7 @@ func TestMCPTimeoutHandsBackJob(t *testing.T) {
 }
 
 func TestMCPLargeOutputPagingAndGrep(t *testing.T) {
-	srv := sshtest.StartInProcess(t, sshtest.Options{})
-	if sshtest.HaveOpenSSH() {
-		srv = sshtest.StartOpenSSH(t, sshtest.Options{})
-	}
+	srv := sshtest.Start(t, sshtest.Options{})
 	c := newMCPClient(t, testConfig(t, srv, t.TempDir()))
 	var want strings.Builder
 	for i := 1; i <= 100000; i++ {

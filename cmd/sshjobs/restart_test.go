@@ -63,17 +63,26 @@ func startBinary(t *testing.T, bin string, env []string) *stdioServer {
 	return s
 }
 
+// binaryEnv configures a built sshjobs for srv, with its history in a new
+// folder; the jobs of a killed one are adopted after a second.
+func binaryEnv(t *testing.T, srv *sshtest.Server) []string {
+	return []string{"SSHJOBS_DB=" + filepath.Join(t.TempDir(), "sshjobs.db"), "SSHJOBS_SSH_CONFIG=" + srv.SSHConfig, "SSHJOBS_LEASE=1s"}
+}
+
+// kill kills the server with SIGKILL: no chance to clean up.
+func (s *stdioServer) kill() {
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	s.cs.Close() // the transport reaps the process
+}
+
 // TestRestartAnswersJobIDs: the server is killed with SIGKILL while one job
 // runs, one is queued behind it and one has finished. A new process answers
 // all three ids: the finished one with its output, the queued one runs, the
 // running one is lost with its output kept.
 func TestRestartAnswersJobIDs(t *testing.T) {
-	srv := sshtest.StartInProcess(t, sshtest.Options{})
-	if sshtest.HaveOpenSSH() {
-		srv = sshtest.StartOpenSSH(t, sshtest.Options{})
-	}
+	srv := sshtest.Start(t, sshtest.Options{})
 	bin := buildBinary(t)
-	env := []string{"SSHJOBS_DB=" + filepath.Join(t.TempDir(), "sshjobs.db"), "SSHJOBS_SSH_CONFIG=" + srv.SSHConfig, "SSHJOBS_LEASE=1s"}
+	env := binaryEnv(t, srv)
 
 	first := startBinary(t, bin, env)
 	finished := first.job("ssh_run", map[string]any{"host": srv.Alias, "command": "echo finished"})
@@ -82,8 +91,7 @@ func TestRestartAnswersJobIDs(t *testing.T) {
 	if finished.State != jobs.StateSucceeded || running.State != jobs.StateRunning || queued.State != jobs.StateQueued {
 		t.Fatalf("before the kill: %s %s %s", finished.State, running.State, queued.State)
 	}
-	first.cmd.Process.Signal(syscall.SIGKILL)
-	first.cs.Close() // the transport reaps the process
+	first.kill()
 
 	second := startBinary(t, bin, env)
 	if v := second.job("ssh_job", map[string]any{"job_id": finished.JobID}); v.State != jobs.StateSucceeded || v.Output != "finished\n" || !exitIs(v, 0) {

@@ -74,18 +74,14 @@ func (a *app) grep(ctx context.Context, j *jobs.Job, pattern string, maxOutput i
 			break
 		}
 	}
-	v, err := a.view(ctx, j, slice{offset: j.OutputBytes, maxOutput: 1})
-	if err != nil {
-		return nil, nil, err
-	}
-	v.Matches, v.Truncated = matches, more
-	if more {
+	v := newJobView(j)
+	v.Matches, v.Truncated, v.NextOffset = matches, more, j.OutputBytes
+	switch {
+	case more:
 		v.Output = "[more lines match: narrow the pattern, or page with offset]\n"
-	}
-	if len(matches) == 0 {
+	case len(matches) == 0:
 		v.Output = "[no line matches]\n"
 	}
-	v.Offset, v.NextOffset = 0, j.OutputBytes
 	return result(v), v, nil
 }
 

@@ -50,14 +50,19 @@ func rfc3339(t time.Time) string {
 	return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") // RFC 3339, fixed width: sorts as text
 }
 
-// view renders j with the part of its output s asks for.
-func (a *app) view(ctx context.Context, j *jobs.Job, s slice) (*jobView, error) {
-	v := &jobView{
+// newJobView is j's fields as the tools show them, without output.
+func newJobView(j *jobs.Job) *jobView {
+	return &jobView{
 		JobID: j.ID, Host: j.Host, Session: j.Session, State: j.State, ExitCode: j.ExitCode,
 		Signal: j.Signal, Error: j.Error, OutputBytes: j.OutputBytes, Prompt: j.Prompt, Cwd: j.Cwd,
 		NewShell: j.NewShell, StartedAt: rfc3339(j.StartedAt), EndedAt: rfc3339(j.EndedAt),
 		DurationMS: j.Duration(time.Now()).Milliseconds(),
 	}
+}
+
+// view renders j with the part of its output s asks for.
+func (a *app) view(ctx context.Context, j *jobs.Job, s slice) (*jobView, error) {
+	v := newJobView(j)
 	if j.State == jobs.StateQueued {
 		pos, err := a.queuePosition(ctx, j)
 		if err != nil {

@@ -171,6 +171,16 @@ func Each(t *testing.T, o Options, f func(t *testing.T, s *Server)) {
 	t.Run(string(KindInProcess), func(t *testing.T) { f(t, StartInProcess(t, o)) })
 }
 
+// Start starts one server for a test that needs only one: the real sshd when
+// it is installed, else the in-process server.
+func Start(t testing.TB, o Options) *Server {
+	t.Helper()
+	if HaveOpenSSH() {
+		return StartOpenSSH(t, o)
+	}
+	return StartInProcess(t, o)
+}
+
 // newServer fills in what both kinds share: the temp folder, the login user and
 // the client key. It returns the new host key.
 func newServer(t testing.TB, kind Kind, o Options) (*Server, ed25519.PrivateKey) {
