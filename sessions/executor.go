@@ -26,9 +26,9 @@ func (p *Pool) Run(ctx context.Context, j *jobs.Job, t jobs.Task) jobs.Result {
 	if err != nil {
 		return errorResult(fmt.Errorf("job %s: %w", j.ID, err))
 	}
-	// One retry: a connection that died quietly since its last job (the
-	// keepalive has not noticed yet) fails at opening a session; the job has
-	// not started, so it may go to a fresh connection.
+	// One retry, for a job that did not start: a connection that died quietly
+	// since its last job (the keepalive has not noticed yet) fails at opening
+	// a session, or the shell had exited before it read the job's line.
 	for attempt := 0; ; attempt++ {
 		res, retry := p.runOn(ctx, h, j, t)
 		if !retry || attempt > 0 {
@@ -38,7 +38,7 @@ func (p *Pool) Run(ctx context.Context, j *jobs.Job, t jobs.Task) jobs.Result {
 }
 
 // runOn runs j on the pool's connection to h. retry reports that the job did
-// not start because the connection turned out dead.
+// not start because the connection or the shell turned out dead.
 func (p *Pool) runOn(ctx context.Context, h *Host, j *jobs.Job, t jobs.Task) (res jobs.Result, retry bool) {
 	c, err := p.acquire(ctx, h)
 	if err != nil {
@@ -98,6 +98,10 @@ func (p *Pool) runOn(ctx context.Context, h *Host, j *jobs.Job, t jobs.Task) (re
 		s.cwd = sh.cwd
 	}
 	p.mu.Unlock()
+	if out.notRun {
+		p.cfg.Logger.Info("the shell exited before the job began; running it on a new shell", "job", j.ID, "host", c.key, "session", j.Session)
+		return out.Result, true
+	}
 	if out.State == jobs.StateLost || out.State == jobs.StateCancelled {
 		p.cfg.Logger.Info("job ended without its end marker", "job", j.ID, "host", c.key,
 			"session", j.Session, "state", out.State, "error", out.Error)

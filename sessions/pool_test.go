@@ -191,6 +191,24 @@ func TestPoolExit(t *testing.T) {
 	})
 }
 
+// A shell that exits before it reads the next job's line has not run it: the
+// job runs on a new shell instead of ending with the old shell's exit status.
+func TestPoolShellGoneBeforeJob(t *testing.T) {
+	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
+		p := newTestPool(t, srv, PoolConfig{})
+		// The shell's stdin becomes a pipe that ends in 0.5s: the shell is
+		// alive when the next job is typed, and exits without reading it.
+		runJob(t, p, srv, "default", "exec 0< <(sleep 0.5)")
+		task, res := runJob(t, p, srv, "default", "echo ran")
+		if task.Output() != "ran\n" || res.State != jobs.StateSucceeded {
+			t.Fatalf("job after the shell exited: %q %s %q", task.Output(), res.State, res.Error)
+		}
+		if n := len(task.starts); n == 0 || !task.starts[n-1].NewShell {
+			t.Errorf("the job did not say that its shell is new: %v", task.starts)
+		}
+	})
+}
+
 func TestPoolInputAndCancel(t *testing.T) {
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		p := newTestPool(t, srv, PoolConfig{})
@@ -201,7 +219,7 @@ func TestPoolInputAndCancel(t *testing.T) {
 		task.controls <- jobs.Control{Input: []byte("hello\n"), Done: done}
 		res := runTask(p, srv, "default", "read x; echo got $x", task)
 		if task.Output() != "got hello\n" || res.State != jobs.StateSucceeded {
-			t.Errorf("read: %q %s", task.Output(), res.State)
+			t.Errorf("read: %q %s %q", task.Output(), res.State, res.Error)
 		}
 		if err := <-done; err != nil {
 			t.Errorf("input delivery: %v", err)

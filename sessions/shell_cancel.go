@@ -8,14 +8,22 @@ import (
 	"github.com/sshjobs/sshjobs/jobs"
 )
 
-// cancelState is how far stopping a job has gone. ^C (INT) comes first and is
-// repeated; after the grace period, or at once for TERM and KILL, the job's
-// process group is signalled through another channel (shell_kill.go) and the
-// shell stays; only if the job outlives SIGKILL by killWait is the shell
-// closed.
+// cancelState is how far stopping a job has gone. SIGINT comes first and is
+// repeated; after the grace period, or at once for TERM and KILL, a stronger
+// signal follows. Every signal goes to the job's process group through another
+// channel (shell_kill.go), so the shell stays; only if the job outlives
+// SIGKILL by killWait is the shell closed.
+//
+// SIGINT is not typed as ^C: a ^C that lands while the shell is between two
+// commands of the job (forking the next one) interrupts the shell, which then
+// abandons the line while the new command holds the terminal; bash, reading
+// its next line from a terminal it no longer controls, gets EIO and exits. ^C
+// is typed only when the job is the shell itself (a builtin such as read),
+// which nothing else can interrupt.
 type cancelState struct {
 	requested bool   // a caller asked to cancel (not our own stop)
 	sig       string // the strongest signal sent so far: the job's Signal
+	intBusy   bool   // a SIGINT is on its way (repeats wait for it)
 	graceC    <-chan time.Time
 	lastC     <-chan time.Time
 }
@@ -53,11 +61,10 @@ func (r *runner) control(ctx context.Context, c jobs.Control) {
 		}
 		s.writeAsync(c.Input, replyTo(c.Done))
 	case c.Signal == "INT":
-		// ^C through the PTY: SIGINT to the foreground process group.
-		s.writeAsync([]byte{0x03}, replyTo(c.Done))
+		reply(c.Done, nil)
 		r.cancel.requested = true
 		if r.cancel.sig == "" {
-			r.cancel.raise("INT")
+			r.interrupt(ctx)
 			r.cancel.graceC = time.After(graceOf(c))
 			r.repeatInterrupt()
 		}
@@ -78,7 +85,17 @@ func (r *runner) control(ctx context.Context, c jobs.Control) {
 	}
 }
 
-// repeatInterrupt sends ^C again every interruptRepeat until the job ends.
+// interrupt sends SIGINT to the job, unless one is still on its way.
+func (r *runner) interrupt(ctx context.Context) {
+	if r.cancel.intBusy {
+		return
+	}
+	r.cancel.intBusy = true
+	r.killGroup(ctx, "INT")
+}
+
+// repeatInterrupt interrupts the job again every interruptRepeat until it
+// ends.
 func (r *runner) repeatInterrupt() {
 	if r.repeat == nil {
 		r.repeat = time.NewTicker(interruptRepeat)
@@ -105,13 +122,16 @@ func (r *runner) killGroup(ctx context.Context, sig string) {
 		detail, err := r.s.signalJob(ctx, sig)
 		select { // the run may have ended: then nobody reads
 		case r.killC <- killReply{sig: sig, detail: detail, err: err}:
-		default:
+		case <-r.done:
 		}
 	}()
 }
 
 // killed handles the result of killGroup.
 func (r *runner) killed(rep killReply) {
+	if rep.sig == "INT" {
+		r.cancel.intBusy = false
+	}
 	switch {
 	case errors.Is(rep.err, errShellInForeground):
 		// A builtin (read, a loop in the shell itself): only ^C stops it.

@@ -110,9 +110,10 @@ func (r *runner) answerSudo(rep secretReply) {
 	r.stopJob(jobs.StateError, fmt.Sprintf(msgSudoNoPass, r.jr.SudoEnv))
 }
 
-// stopJob ends the job as state with msg: ^C now and every second (sudo
-// between two password reads can miss one), its process group killed if it
-// has not ended after failStopWait.
+// stopJob ends the job as state with msg: ^C now (sudo holds the terminal,
+// reading a password), SIGINT every second after (sudo between two password
+// reads can miss one), its process group killed if it has not ended after
+// failStopWait.
 func (r *runner) stopJob(state jobs.State, msg string) {
 	if r.failMsg != "" {
 		return

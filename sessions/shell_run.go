@@ -25,9 +25,9 @@ const (
 	// exitStatusWait is how long to wait for the exit status of a shell whose
 	// output ended, to tell `exit` from a dead connection.
 	exitStatusWait = 2 * time.Second
-	// interruptRepeat is how often ^C is sent again while an interrupted job
-	// runs on: a ^C that lands while the shell is forking the command goes to
-	// the shell, which then waits for the command before acting on it.
+	// interruptRepeat is how often SIGINT is sent again while an interrupted
+	// job runs on: one that lands between two of the job's commands is lost
+	// on the shell, which waits for the next command before acting on it.
 	interruptRepeat = time.Second
 	// killWait is how long a job may take to end after its process group got
 	// SIGKILL (a process stuck in the kernel, or one outside the group holding
@@ -55,6 +55,9 @@ type jobOutcome struct {
 	// connLost: the shell's output ended without an exit status: the
 	// connection under it is probably dead.
 	connLost bool
+	// notRun: the shell exited before the job's begin marker, so the command
+	// never ran and may run on a new shell.
+	notRun bool
 }
 
 // run runs command as a plain job (no sudo, no secrets).
@@ -76,7 +79,8 @@ func (s *shell) runJob(ctx context.Context, jr jobRun, t jobs.Task) jobOutcome {
 		commit:  stoppedTimer(),
 		quiet:   stoppedTimer(),
 		secretC: make(chan secretReply, 2),
-		killC:   make(chan killReply, 4),
+		killC:   make(chan killReply),
+		done:    make(chan struct{}),
 	}
 	defer r.stop()
 	command := jr.Command
@@ -119,6 +123,7 @@ type runner struct {
 
 	// cancel (shell_cancel.go)
 	killC   chan killReply
+	done    chan struct{} // closed when the run ends: signals in flight give up
 	cancel  cancelState
 	repeat  *time.Ticker
 	repeatC <-chan time.Time
@@ -131,6 +136,7 @@ func stoppedTimer() *time.Timer {
 }
 
 func (r *runner) stop() {
+	close(r.done)
 	r.commit.Stop()
 	r.quiet.Stop()
 	if r.repeat != nil {
@@ -166,7 +172,7 @@ func (r *runner) loop(ctx context.Context) jobOutcome {
 		case p, ok := <-s.chunks:
 			if !ok {
 				r.flush()
-				return r.finish(s.died(r.cancel.sig))
+				return r.finish(s.died(r.cancel.sig, r.sc.phase != phaseBegin))
 			}
 			if r.output(ctx, p) {
 				r.flush()
@@ -194,7 +200,7 @@ func (r *runner) loop(ctx context.Context) jobOutcome {
 			r.killed(rep)
 
 		case <-r.repeatC:
-			s.writeAsync([]byte{0x03}, nil)
+			r.interrupt(ctx)
 
 		case <-r.cancel.graceC:
 			r.cancel.graceC = nil
@@ -289,14 +295,20 @@ func (s *shell) ended(sc *markerScanner, cancelSig string) jobOutcome {
 	return jobOutcome{Result: res}
 }
 
-// died is the result of a job whose shell's output ended.
-func (s *shell) died(cancelSig string) jobOutcome {
+// died is the result of a job whose shell's output ended; begun says whether
+// the job's begin marker was seen.
+func (s *shell) died(cancelSig string, begun bool) jobOutcome {
 	reason := s.closedBy()
 	s.close()
 	out := jobOutcome{shellGone: true, Result: jobs.Result{State: jobs.StateLost, Cwd: s.cwd}}
 	if reason != "" {
 		out.Error = reason
-	} else if code, ok := s.exitStatus(exitStatusWait); ok {
+	} else if code, ok := s.exitStatus(exitStatusWait); ok && !begun && cancelSig == "" {
+		// The shell was gone before the job's line was read (its output is
+		// complete: the exit status came after it).
+		out.notRun = true
+		out.Error = "the shell exited before the command began"
+	} else if ok {
 		// The command ran `exit N`: like `ssh host 'cmd; exit N'`, the job
 		// ends with N; the note says that the shell is gone.
 		out.Error = msgShellExited
