@@ -23,6 +23,9 @@ type conn struct {
 	failReason error // why we closed it (set before dead closes)
 	waitErr    error // client.Wait's result
 
+	overflowMu sync.Mutex    // protects overflow; held while dialing one
+	overflow   []*ssh.Client // more connections, for sessions (pool_channels.go)
+
 	// Guarded by pool.mu.
 	busy      int // jobs holding the connection (see Pool.acquire)
 	idleSince time.Time
@@ -82,6 +85,7 @@ func (c *conn) watch() {
 	for _, sh := range shells {
 		sh.close()
 	}
+	c.closeOverflow()
 	c.pool.forget(c)
 	c.pool.cfg.Logger.Info("ssh connection closed", "host", c.key, "reason", c.lostReason())
 }
@@ -201,7 +205,7 @@ func (c *conn) shellFor(ctx context.Context, s *slot) (sh *shell, newShell bool,
 	if sh != nil && sh.alive() {
 		return sh, false, nil
 	}
-	sh, err = startShell(ctx, c.client, s.name, c.pool.cfg.Logger)
+	sh, err = startShell(ctx, c.newSession, s.name, c.pool.cfg.Logger)
 	if err != nil {
 		return nil, false, fmt.Errorf("start shell %q on %s: %w", s.name, c.key, err)
 	}

@@ -209,6 +209,36 @@ func TestPoolShellGoneBeforeJob(t *testing.T) {
 	})
 }
 
+// A server that limits sessions per connection (OpenSSH's MaxSessions) gets
+// another connection for the sessions past its limit; shells keep their state
+// and jobs on them can be cancelled.
+func TestPoolMaxSessions(t *testing.T) {
+	sshtest.Each(t, sshtest.Options{MaxSessions: 2}, func(t *testing.T, srv *sshtest.Server) {
+		p := newTestPool(t, srv, PoolConfig{})
+		for _, name := range []string{"a", "b", "c"} {
+			runJob(t, p, srv, name, "cd /tmp && X="+name)
+		}
+		for _, name := range []string{"a", "b", "c"} {
+			task, res := runJob(t, p, srv, name, `echo "$X $PWD"`)
+			if got, want := task.Output(), name+" /tmp\n"; got != want || res.State != jobs.StateSucceeded || task.starts[0].NewShell {
+				t.Errorf("session %s: %q %s %q, want %q in the same shell", name, got, res.State, res.Error, want)
+			}
+		}
+		if n := srv.Connections(); n != 2 {
+			t.Errorf("connections to the server: %d, want 2", n)
+		}
+		// Signalling a job takes a channel too: on the second connection.
+		task := newTestTask()
+		resc := make(chan jobs.Result, 1)
+		go func() { resc <- runTask(p, srv, "c", "echo started; sleep 30", task) }()
+		task.waitOutput(t, "started\n")
+		task.controls <- jobs.Control{Signal: "INT", Grace: 10 * time.Second}
+		if res := waitResult(t, resc); res.State != jobs.StateCancelled || res.Signal != "INT" {
+			t.Errorf("cancel in session c: %s %q %q", res.State, res.Signal, res.Error)
+		}
+	})
+}
+
 func TestPoolInputAndCancel(t *testing.T) {
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		p := newTestPool(t, srv, PoolConfig{})

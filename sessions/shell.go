@@ -37,8 +37,10 @@ var errShellClosed = errors.New("shell closed")
 // driven by the marker protocol (see marker.go and marker_frame.go). It runs
 // one job at a time.
 type shell struct {
-	name   string
-	client *ssh.Client // the connection: a job is signalled over a channel of its own
+	name string
+	// open opens a session channel to the shell's host: a job is signalled
+	// over a channel of its own.
+	open   openSession
 	sess   *ssh.Session
 	stdin  io.WriteCloser
 	logger *slog.Logger
@@ -76,17 +78,20 @@ type writeReq struct {
 	done func(error)
 }
 
-// startShell opens a session on client, starts the login shell on a PTY, and
-// runs the init script up to its ready marker; everything printed before it
-// (banner, MOTD, rc file noise, prompts) is dropped.
-func startShell(ctx context.Context, client *ssh.Client, name string, logger *slog.Logger) (*shell, error) {
-	sess, err := client.NewSession()
+// openSession opens a session channel to a host.
+type openSession func(context.Context) (*ssh.Session, error)
+
+// startShell opens a session, starts the login shell on a PTY, and runs the
+// init script up to its ready marker; everything printed before it (banner,
+// MOTD, rc file noise, prompts) is dropped.
+func startShell(ctx context.Context, open openSession, name string, logger *slog.Logger) (*shell, error) {
+	sess, err := open(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("open session: %w", err)
 	}
 	s := &shell{
 		name:      name,
-		client:    client,
+		open:      open,
 		sess:      sess,
 		logger:    logger,
 		chunks:    make(chan []byte, 16),

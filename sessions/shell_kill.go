@@ -79,7 +79,7 @@ func (s *shell) signalJob(ctx context.Context, sig string) (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, killTimeout)
 	defer cancel()
-	sess, err := s.client.NewSession()
+	sess, err := s.open(ctx)
 	if err != nil {
 		return "", fmt.Errorf("signal job: open channel: %w", err)
 	}

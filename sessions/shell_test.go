@@ -113,7 +113,9 @@ func dialTest(t testing.TB, s *sshtest.Server) *ssh.Client {
 
 func startTestShell(t testing.TB, s *sshtest.Server) *shell {
 	t.Helper()
-	sh, err := startShell(context.Background(), dialTest(t, s), "default", quietLogger())
+	client := dialTest(t, s)
+	open := func(context.Context) (*ssh.Session, error) { return client.NewSession() }
+	sh, err := startShell(context.Background(), open, "default", quietLogger())
 	if err != nil {
 		t.Fatalf("start shell: %v", err)
 	}

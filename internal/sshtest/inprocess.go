@@ -90,6 +90,26 @@ type conn struct {
 	nc   net.Conn
 	done chan struct{}
 	once sync.Once
+
+	mu       sync.Mutex // protects the field below
+	sessions int        // session channels open
+}
+
+// openSession counts a new session channel, unless max are open.
+func (c *conn) openSession(max int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sessions >= max {
+		return false
+	}
+	c.sessions++
+	return true
+}
+
+func (c *conn) closeSession() {
+	c.mu.Lock()
+	c.sessions--
+	c.mu.Unlock()
 }
 
 func (c *conn) close() {
@@ -272,6 +292,11 @@ type session struct {
 }
 
 func (s *Server) serveSession(c *conn, sc ssh.Conn, nch ssh.NewChannel) {
+	if !c.openSession(s.opts.maxSessions()) {
+		nch.Reject(ssh.ConnectionFailed, "open failed") // as sshd says it
+		return
+	}
+	defer c.closeSession()
 	ch, reqs, err := nch.Accept()
 	if err != nil {
 		return

@@ -150,9 +150,9 @@ PermitUserRC no
 AllowTcpForwarding yes
 LogLevel ERROR
 MaxStartups 200
-MaxSessions 50
+MaxSessions %d
 Subsystem sftp internal-sftp
-`, s.Port, hostKeyFile, filepath.Join(s.Dir, "authorized_keys"))
+`, s.Port, hostKeyFile, filepath.Join(s.Dir, "authorized_keys"), s.opts.maxSessions())
 	// No AcceptEnv line: sshd then accepts no "env" requests, unlike the
 	// in-process server, which accepts them all.
 	if s.opts.Banner != "" {

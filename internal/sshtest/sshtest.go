@@ -83,6 +83,10 @@ type Options struct {
 	KeyboardInteractive bool
 	// SlowOutput delays each write of command output by this much (in-process).
 	SlowOutput time.Duration
+	// MaxSessions limits the session channels open at once on one connection,
+	// as OpenSSH's MaxSessions does (its default is 10); 0 means 50. One more
+	// is refused with "connect failed: open failed", as sshd refuses it.
+	MaxSessions int
 	// User, if set, must be TestUser: the server logs that account in (with
 	// the client key) instead of the user running the tests. The account is
 	// created as root if needed, with a password (Server.Password) and a
@@ -308,4 +312,11 @@ func passwdShell(name string) string {
 		}
 	}
 	return ""
+}
+
+func (o Options) maxSessions() int {
+	if o.MaxSessions > 0 {
+		return o.MaxSessions
+	}
+	return 50
 }
