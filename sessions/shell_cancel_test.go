@@ -1,6 +1,8 @@
 package sessions
 
 import (
+	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -8,6 +10,7 @@ import (
 
 	"github.com/sshjobs/sshjobs/internal/sshtest"
 	"github.com/sshjobs/sshjobs/jobs"
+	"golang.org/x/crypto/ssh"
 )
 
 // remoteRun runs command over a connection of its own (not the pool's), as an
@@ -153,4 +156,28 @@ func TestShellCancelShells(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Where no channel can be opened to signal the job (a restricted account),
+// an interrupt falls back to ^C.
+func TestShellInterruptWithoutExecChannel(t *testing.T) {
+	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
+		sh := startTestShell(t, srv)
+		sh.open = func(context.Context) (*ssh.Session, error) {
+			return nil, errors.New("no more channels")
+		}
+		task := newTestTask()
+		outc := make(chan jobOutcome, 1)
+		go func() { outc <- sh.run(context.Background(), "echo started; sleep 30; echo not reached", task) }()
+		task.waitOutput(t, "started\n")
+		task.controls <- jobs.Control{Signal: "INT", Grace: 10 * time.Second}
+		select {
+		case out := <-outc:
+			if out.State != jobs.StateCancelled || out.shellGone || strings.Contains(task.Output(), "not reached") {
+				t.Errorf("interrupt: %s %q shell gone %v, output %q", out.State, out.Error, out.shellGone, task.Output())
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the interrupt did not stop the job")
+		}
+	})
 }
