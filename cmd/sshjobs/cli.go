@@ -98,9 +98,9 @@ func exitCode(j *jobs.Job) int {
 // follow writes a job's output from offset as it is stored, until the job
 // is final, and returns it then.
 func follow(ctx context.Context, a *app, id string, offset int64, stdout, stderr io.Writer) (*jobs.Job, error) {
-	prompted := false
+	prompted, orphanSaid := false, false
 	for {
-		j, err := a.eng.Wait(ctx, id, jobs.WaitOptions{Timeout: time.Minute, Offset: offset})
+		j, err := a.eng.Wait(ctx, id, jobs.WaitOptions{Timeout: 5 * time.Second, Offset: offset})
 		if err != nil {
 			return nil, err
 		}
@@ -123,6 +123,12 @@ func follow(ctx context.Context, a *app, id string, offset int64, stdout, stderr
 		if j.State.Final() {
 			return j, nil
 		}
+		if !orphanSaid && j.Owner != "" && j.Owner != a.eng.Owner() && time.Now().After(j.LeaseUntil) {
+			orphanSaid = true
+			if err := orphaned(j, stderr); err != nil {
+				return nil, err
+			}
+		}
 		if j.State == jobs.StateWaitingInput {
 			if !prompted && j.Prompt != nil {
 				fmt.Fprintf(stderr, "\n[sshjobs: job waits for input (%s): %q]\n", j.Prompt.Kind, j.Prompt.Text)
@@ -138,6 +144,22 @@ func follow(ctx context.Context, a *app, id string, offset int64, stdout, stderr
 			prompted = false
 		}
 	}
+}
+
+// orphaned tells what becomes of job j, whose process stopped renewing its
+// lease: it died or lost the database. A job that ran in a shell of that
+// process is gone with it.
+func orphaned(j *jobs.Job, stderr io.Writer) error {
+	gone := fmt.Sprintf("the process that ran job %s (%s) stopped at %s", j.ID, j.Owner, j.LeaseUntil.Local().Format(time.TimeOnly))
+	switch {
+	case j.Detached:
+		fmt.Fprintf(stderr, "\n[sshjobs: %s; the command runs on, detached, and its output is followed again when `sshjobs serve` runs (your MCP client starts it)]\n", gone)
+	case j.State == jobs.StateQueued:
+		fmt.Fprintf(stderr, "\n[sshjobs: %s; the job runs when `sshjobs serve` runs (your MCP client starts it)]\n", gone)
+	default:
+		return fmt.Errorf("%s, and the command with it (its shell closed); the job is marked lost when `sshjobs serve` next runs", gone)
+	}
+	return nil
 }
 
 func cmdJobs(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -117,6 +117,36 @@ func TestCLIFollowAndCancelAcrossProcesses(t *testing.T) {
 	}
 }
 
+// Following a job whose process died says so: a job that ran in that
+// process's shell is gone with it, so following ends.
+func TestCLIFollowOrphan(t *testing.T) {
+	srv := sshtest.StartInProcess(t, sshtest.Options{})
+	bin := buildBinary(t)
+	db := filepath.Join(t.TempDir(), "sshjobs.db")
+	flags := []string{"-db", db, "-ssh-config", srv.SSHConfig}
+	runner := exec.Command(bin, append(append([]string{"run", "-lease", "1s"}, flags...), srv.Alias, "echo started; sleep 60")...)
+	if err := runner.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	waitFor(t, "the job's first line to be stored", func() bool {
+		_, out, _ := cli(t, append([]string{"jobs", "-json", "-state", "running"}, flags...)...)
+		var list jobsOut
+		if json.Unmarshal([]byte(out), &list) == nil && len(list.Jobs) == 1 && list.Jobs[0].OutputBytes > 0 {
+			id = list.Jobs[0].JobID
+		}
+		return id != ""
+	})
+	runner.Process.Kill()
+	runner.Wait()
+
+	code, out, errOut := cli(t, append(append([]string{"logs", "-f"}, flags...), id)...)
+	if code != 1 || out != "started\n" || !strings.Contains(errOut, "stopped at") || !strings.Contains(errOut, "marked lost") {
+		t.Fatalf("logs -f of a job whose process died: exit %d, %q, %q", code, out, errOut)
+	}
+	t.Logf("logs -f: %s", errOut)
+}
+
 // A spool folder of a job the database does not know is listed, not deleted.
 func TestCLISpools(t *testing.T) {
 	srv := sshtest.StartInProcess(t, sshtest.Options{})
