@@ -1,10 +1,14 @@
 package sessions
 
 import (
+	"bufio"
 	"context"
+	"io"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/sshjobs/sshjobs/internal/sshtest"
 	"github.com/sshjobs/sshjobs/jobs"
@@ -77,6 +81,67 @@ func BenchmarkTrue(b *testing.B) {
 			cmd := exec.Command("ssh", "-F", srv.SSHConfig, srv.Alias, "true")
 			if out, err := cmd.CombinedOutput(); err != nil {
 				b.Fatalf("ssh true: %v: %s", err, out)
+			}
+		}
+	})
+}
+
+// BenchmarkInterrupt times stopping `sleep 60` with SIGINT, from the
+// request to the job's end, side by side with typing ^C into `ssh -tt`:
+//
+//	go test -run '^$' -bench Interrupt -benchtime 50x ./sessions/
+func BenchmarkInterrupt(b *testing.B) {
+	if !sshtest.HaveOpenSSH() {
+		b.Skip("OpenSSH sshd not installed")
+	}
+	if _, err := exec.LookPath("ssh"); err != nil {
+		b.Skip("no ssh client")
+	}
+	// A clean HOME for the remote user: this machine's root .bashrc runs
+	// pyenv init, 80 ms for every exec channel.
+	srv := sshtest.StartOpenSSH(b, sshtest.Options{Env: []string{"HOME=" + b.TempDir()}})
+	const command = "echo started; sleep 60"
+
+	b.Run("Pool", func(b *testing.B) {
+		p := newTestPool(b, srv, PoolConfig{})
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			task := newTestTask()
+			resc := make(chan jobs.Result, 1)
+			go func() { resc <- runTask(p, srv, "default", command, task) }()
+			task.waitOutput(b, "started\n")
+			b.StartTimer()
+			task.controls <- jobs.Control{Signal: "INT", Grace: 10 * time.Second}
+			if r := waitResult(b, resc); r.State != jobs.StateCancelled {
+				b.Fatalf("interrupt: %s %s", r.State, r.Error)
+			}
+		}
+	})
+
+	b.Run("SSH", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			cmd := exec.Command("ssh", "-F", srv.SSHConfig, "-tt", srv.Alias, command)
+			stdin, _ := cmd.StdinPipe()
+			stdout, _ := cmd.StdoutPipe()
+			if err := cmd.Start(); err != nil {
+				b.Fatal(err)
+			}
+			r := bufio.NewReader(stdout)
+			for {
+				line, err := r.ReadString('\n')
+				if err != nil {
+					b.Fatalf("ssh -tt: %v", err)
+				}
+				if strings.HasPrefix(line, "started") {
+					break
+				}
+			}
+			b.StartTimer()
+			stdin.Write([]byte{0x03})
+			io.Copy(io.Discard, r)
+			if err := cmd.Wait(); err == nil {
+				b.Fatal("ssh -tt: sleep was not interrupted")
 			}
 		}
 	})
