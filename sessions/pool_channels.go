@@ -13,9 +13,9 @@ import (
 //
 // Every shell, detached job follower and signal is a session channel. A
 // server may limit how many a connection has open at once (OpenSSH's
-// MaxSessions, 10 by default). Past that limit, the channel is opened on another connection to
-// the same host, dialed when first needed and closed with the pool's
-// connection; the jobs never notice.
+// MaxSessions, 10 by default). Past that limit, the channel is opened on
+// another connection to the same host, dialed when first needed and closed
+// with the pool's connection; the jobs never notice.
 
 // newSession opens a session channel to c's host, on c or, when the server
 // refuses more on c, on one of c's overflow connections.
