@@ -179,12 +179,14 @@ func (s *shell) waitReady(ctx context.Context, prefix []byte) error {
 	timer := time.NewTimer(shellStartTimeout)
 	defer timer.Stop()
 	var tail []byte
+	var last lastBytes // what the login printed, for the error
 	for {
 		select {
 		case p, ok := <-s.chunks:
 			if !ok {
-				return fmt.Errorf("the shell ended before it was ready (%s)", s.exitDetail())
+				return fmt.Errorf("the shell ended before it was ready (%s)%s", s.exitDetail(), last.suffix())
 			}
+			last.add(p)
 			buf := append(tail, p...)
 			if i := bytes.Index(buf, prefix); i >= 0 {
 				rest := buf[i+len(prefix):]
@@ -204,7 +206,7 @@ func (s *shell) waitReady(ctx context.Context, prefix []byte) error {
 			}
 			tail = append([]byte(nil), buf[len(buf)-partialSuffix(buf, prefix):]...)
 		case <-timer.C:
-			return fmt.Errorf("the shell was not ready after %v (a login script waiting for input? not a POSIX shell?)", shellStartTimeout)
+			return fmt.Errorf("the shell was not ready after %v (a login script waiting for input? not a POSIX shell?)%s", shellStartTimeout, last.suffix())
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -335,4 +337,24 @@ func (s *shell) exitDetail() string {
 	case <-time.After(time.Second):
 		return "no exit status"
 	}
+}
+
+// lastBytes keeps the end of what a starting shell printed.
+type lastBytes struct{ b []byte }
+
+const lastBytesMax = 200
+
+func (l *lastBytes) add(p []byte) {
+	l.b = append(l.b, p...)
+	if len(l.b) > lastBytesMax {
+		l.b = append(l.b[:0], l.b[len(l.b)-lastBytesMax:]...)
+	}
+}
+
+// suffix is ": it printed last: ..." for an error, or "" if it printed nothing.
+func (l *lastBytes) suffix() string {
+	if len(l.b) == 0 {
+		return "; it printed nothing"
+	}
+	return fmt.Sprintf("; it printed last: %q", l.b)
 }

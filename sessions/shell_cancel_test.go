@@ -181,3 +181,27 @@ func TestShellInterruptWithoutExecChannel(t *testing.T) {
 		}
 	})
 }
+
+// A loop that forks all the time holds the terminal only between its
+// commands; interrupting it must not catch the shell in a fork (bash would
+// then lose its terminal and exit), so the session's next job runs in the
+// same shell, every time.
+func TestShellInterruptForkingLoop(t *testing.T) {
+	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
+		p := newTestPool(t, srv, PoolConfig{})
+		for i := range 8 {
+			task := newTestTask()
+			resc := make(chan jobs.Result, 1)
+			go func() { resc <- runTask(p, srv, "default", "echo started; while :; do /bin/true; done", task) }()
+			task.waitOutput(t, "started\n")
+			task.controls <- jobs.Control{Signal: "INT", Grace: 10 * time.Second}
+			if res := waitResult(t, resc); res.State != jobs.StateCancelled || res.Signal != "INT" {
+				t.Fatalf("interrupt %d: %s %q %q", i, res.State, res.Signal, res.Error)
+			}
+			next, res := runJob(t, p, srv, "default", "echo after")
+			if next.Output() != "after\n" || res.State != jobs.StateSucceeded || len(next.starts) != 1 || next.starts[0].NewShell {
+				t.Fatalf("after interrupt %d: %q %s, starts %v: the shell was lost", i, next.Output(), res.State, next.starts)
+			}
+		}
+	})
+}

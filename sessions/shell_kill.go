@@ -21,36 +21,44 @@ import (
 //
 // The group is read from /proc/PID/stat (fields pgrp and tpgid), which works
 // with any userland (procps or busybox); elsewhere from `ps -o pgid=,tpgid=`
-// (BSD and macOS ps know tpgid, busybox ps does not). When the foreground
-// group is the shell's own (job control off, or the job is a builtin such as
-// `read` running in the shell itself), the shell's children in its own group
-// are signalled instead, and the script exits 3 when there are none: only ^C
-// can interrupt a builtin.
+// (BSD and macOS ps know tpgid, busybox ps does not). The foreground group is
+// the shell's own between two commands of the job (a loop forking), while it
+// runs a builtin such as `read`, or without job control: the script looks
+// again every 10 ms for 100 ms, so that a loop is caught in one of its
+// commands; then it signals the shell's children in its own group, and exits
+// 3 when there are none: only ^C can interrupt a builtin.
 //
 // The script is POSIX sh run by `sh -c`, so that the login shell (bash, zsh,
 // fish, csh) only has to pass it on; its arguments are the pid and a signal
-// name from a fixed list, never text from a caller.
+// name from a fixed list, never text from a caller. It reads /proc with the
+// read builtin: a process per read would make a scan of /proc slow.
 const killScript = `p=$1 s=$2
-fg() {
-	if [ -r /proc/$1/stat ]; then
-		st=$(cat /proc/$1/stat) || return 1
+groups() {
+	g= f=
+	if [ -r /proc/$p/stat ]; then
+		read -r st 2>/dev/null </proc/$p/stat || return
 		st=${st##*) }
 		set -- $st
-		echo "$3 $6"
+		g=$3 f=$6
 	else
-		ps -o pgid= -o tpgid= -p $1
+		set -- $(ps -o pgid= -o tpgid= -p $p)
+		g=$1 f=$2
 	fi
 }
-set -- $(fg $p)
-g=$1 f=$2
-[ -n "$g" ] || { echo "sshjobs: shell $p is gone" >&2; exit 2; }
-if [ -n "$f" ] && [ "$f" -gt 1 ] && [ "$f" != "$g" ]; then
-	kill -s $s -- -$f && echo "group $f"
-	exit
-fi
+i=0
+while :; do
+	groups
+	[ -n "$g" ] || { echo "sshjobs: shell $p is gone" >&2; exit 2; }
+	if [ -n "$f" ] && [ "$f" -gt 1 ] && [ "$f" != "$g" ]; then
+		kill -s $s -- -$f && echo "group $f"
+		exit
+	fi
+	i=$((i+1))
+	[ $i -lt 10 ] && sleep 0.01 2>/dev/null || break
+done
 n=0
 for d in /proc/[0-9]*; do
-	st=$(cat $d/stat 2>/dev/null) || continue
+	read -r st 2>/dev/null <$d/stat || continue
 	st=${st##*) }
 	set -- $st
 	[ "$2" = "$p" ] && [ "$3" = "$g" ] && kill -s $s ${d#/proc/} && n=$((n+1))
