@@ -30,6 +30,10 @@ const (
 // ready marker.
 const shellStartTimeout = 20 * time.Second
 
+// initRetype is how long a starting shell may take to print its ready
+// marker before its init script is typed again (see waitReady).
+const initRetype = 3 * time.Second
+
 // errShellClosed is returned for writes to a shell that was closed.
 var errShellClosed = errors.New("shell closed")
 
@@ -140,10 +144,11 @@ func (s *shell) start(ctx context.Context) error {
 	nonce := newNonce()
 	s.defined[rs], s.defined['\n'] = true, true
 	s.idle.Store(false)
-	if err := s.write(initScript(nonce)); err != nil {
+	script := initScript(nonce)
+	if err := s.write(script); err != nil {
 		return fmt.Errorf("write init script: %w", err)
 	}
-	if err := s.waitReady(ctx, readyPrefix(nonce)); err != nil {
+	if err := s.waitReady(ctx, readyPrefix(nonce), script); err != nil {
 		return err
 	}
 	s.idle.Store(true)
@@ -174,10 +179,17 @@ func initScript(nonce string) string {
 }
 
 // waitReady drops output until the ready marker (prefix, then the shell's
-// pid and RS), and records the pid.
-func (s *shell) waitReady(ctx context.Context, prefix []byte) error {
+// pid and RS), and records the pid. If the marker has not come after
+// initRetype, the init script is typed once more: what is typed before a login is
+// ready can be lost (a login script that reads the terminal, a shell that
+// flushes its input when it sets up the terminal). If the first copy was
+// only slow, the second runs after it and changes nothing; its marker is
+// dropped with the idle shell's output.
+func (s *shell) waitReady(ctx context.Context, prefix []byte, script string) error {
 	timer := time.NewTimer(shellStartTimeout)
 	defer timer.Stop()
+	retype := time.NewTimer(initRetype)
+	defer retype.Stop()
 	var tail []byte
 	var last lastBytes // what the login printed, for the error
 	for {
@@ -205,6 +217,9 @@ func (s *shell) waitReady(ctx context.Context, prefix []byte) error {
 				continue
 			}
 			tail = append([]byte(nil), buf[len(buf)-partialSuffix(buf, prefix):]...)
+		case <-retype.C:
+			s.logger.Info("shell not ready: typing the init script again", "shell", s.name)
+			s.writeAsync([]byte(script), nil)
 		case <-timer.C:
 			return fmt.Errorf("the shell was not ready after %v (a login script waiting for input? not a POSIX shell?)%s", shellStartTimeout, last.suffix())
 		case <-ctx.Done():

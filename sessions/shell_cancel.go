@@ -139,7 +139,7 @@ func (r *runner) killed(rep killReply) {
 		r.log().Info("job runs in the shell itself: sent ^C", "job", r.jr.ID, "shell", r.s.name, "signal", rep.sig)
 	case rep.err != nil:
 		r.log().Warn("signal job's process group", "job", r.jr.ID, "shell", r.s.name, "signal", rep.sig, "err", rep.err)
-		if rep.sig == "INT" {
+		if rep.sig == "INT" && errors.Is(rep.err, errNoSignalChannel) {
 			// No exec channel (a restricted account?): ^C is still better
 			// than nothing, and KILL after the grace closes the shell if
 			// need be.

@@ -205,3 +205,10 @@ func TestShellInterruptForkingLoop(t *testing.T) {
 		}
 	})
 }
+
+// The kill script is typed inside single quotes.
+func TestKillScriptHasNoQuote(t *testing.T) {
+	if strings.Contains(killScript, "'") {
+		t.Fatal("killScript contains a single quote")
+	}
+}

@@ -2,9 +2,12 @@ package sessions
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 )
 
 // How a job is stopped without losing its shell.
@@ -50,8 +53,8 @@ while :; do
 	groups
 	[ -n "$g" ] || { echo "sshjobs: shell $p is gone" >&2; exit 2; }
 	if [ -n "$f" ] && [ "$f" -gt 1 ] && [ "$f" != "$g" ]; then
-		kill -s $s -- -$f && echo "group $f"
-		exit
+		# The short command of a loop may be gone already: look again.
+		kill -s $s -- -$f 2>/dev/null && { echo "group $f"; exit; }
 	fi
 	i=$((i+1))
 	[ $i -lt 10 ] && sleep 0.01 2>/dev/null || break
@@ -72,7 +75,11 @@ const killTimeout = 10 * time.Second
 
 // errShellInForeground: the job is the shell itself (a builtin): nothing but
 // ^C can stop it without killing the shell.
-var errShellInForeground = fmt.Errorf("the job runs in the shell itself (a builtin): no process to signal")
+var errShellInForeground = errors.New("the job runs in the shell itself (a builtin): no process to signal")
+
+// errNoSignalChannel: the kill script could not be run at all (no exec
+// channel, or it ended without an exit status).
+var errNoSignalChannel = errors.New("no channel to signal the job")
 
 // signalJob sends sig (INT, TERM, KILL) to the job running in the shell: the
 // foreground process group of its terminal, never the shell itself.
@@ -89,7 +96,7 @@ func (s *shell) signalJob(ctx context.Context, sig string) (string, error) {
 	defer cancel()
 	sess, err := s.open(ctx)
 	if err != nil {
-		return "", fmt.Errorf("signal job: open channel: %w", err)
+		return "", fmt.Errorf("signal job: %w: %w", errNoSignalChannel, err)
 	}
 	defer sess.Close()
 	cmd := fmt.Sprintf("sh -c '%s' sshjobs-kill %d %s", killScript, s.pid, sig)
@@ -105,10 +112,14 @@ func (s *shell) signalJob(ctx context.Context, sig string) (string, error) {
 	select {
 	case r := <-done:
 		out := strings.TrimSpace(string(r.out))
-		if r.err != nil {
-			if strings.HasPrefix(out, "children 0") {
-				return out, errShellInForeground
-			}
+		var exit *ssh.ExitError
+		switch {
+		case r.err == nil:
+		case !errors.As(r.err, &exit):
+			return out, fmt.Errorf("signal job with %s in shell %d: %w: %w", sig, s.pid, errNoSignalChannel, r.err)
+		case strings.HasPrefix(out, "children 0"):
+			return out, errShellInForeground
+		default:
 			return out, fmt.Errorf("signal job with %s in shell %d: %w (%s)", sig, s.pid, r.err, out)
 		}
 		return out, nil

@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -165,4 +167,21 @@ type testWriter struct{ t testing.TB }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(bytes.TrimSpace(p)))
 	return len(p), nil
+}
+
+// A login that swallows what is typed before it is ready (as a login script
+// reading the terminal would) still gives a working shell: the init script is
+// typed again.
+func TestShellStartRetypesInit(t *testing.T) {
+	login := filepath.Join(t.TempDir(), "eat-typeahead")
+	script := "#!/bin/sh\ntimeout --foreground 0.5 cat >/dev/null\nexec /bin/bash\n"
+	if err := os.WriteFile(login, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv := sshtest.StartInProcess(t, sshtest.Options{Shell: login})
+	sh := startTestShell(t, srv)
+	task := newTestTask()
+	if out := sh.run(context.Background(), "echo ready", task); task.Output() != "ready\n" || out.State != jobs.StateSucceeded {
+		t.Fatalf("echo ready: %q %s %q", task.Output(), out.State, out.Error)
+	}
 }
