@@ -228,12 +228,7 @@ func TestPoolMaxSessions(t *testing.T) {
 			t.Errorf("connections to the server: %d, want 2", n)
 		}
 		// Signalling a job takes a channel too: on the second connection.
-		task := newTestTask()
-		resc := make(chan jobs.Result, 1)
-		go func() { resc <- runTask(p, srv, "c", "echo started; sleep 30", task) }()
-		task.waitOutput(t, "started\n")
-		task.controls <- jobs.Control{Signal: "INT", Grace: 10 * time.Second}
-		if res := waitResult(t, resc); res.State != jobs.StateCancelled || res.Signal != "INT" {
+		if res := interruptStarted(t, p, srv, "c", "echo started; sleep 30"); res.State != jobs.StateCancelled || res.Signal != "INT" {
 			t.Errorf("cancel in session c: %s %q %q", res.State, res.Signal, res.Error)
 		}
 	})
@@ -295,6 +290,18 @@ func TestPoolInputAndCancel(t *testing.T) {
 			t.Errorf("INT ignored: %s %q", res.State, res.Error)
 		}
 	})
+}
+
+// interruptStarted runs command (which prints "started" first) in session,
+// sends it INT once it has started, and returns how it ended.
+func interruptStarted(t testing.TB, p *Pool, srv *sshtest.Server, session, command string) jobs.Result {
+	t.Helper()
+	task := newTestTask()
+	resc := make(chan jobs.Result, 1)
+	go func() { resc <- runTask(p, srv, session, command, task) }()
+	task.waitOutput(t, "started\n")
+	task.controls <- jobs.Control{Signal: "INT", Grace: 10 * time.Second}
+	return waitResult(t, resc)
 }
 
 func waitResult(t testing.TB, resc <-chan jobs.Result) jobs.Result {

@@ -190,12 +190,7 @@ func TestShellInterruptForkingLoop(t *testing.T) {
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		p := newTestPool(t, srv, PoolConfig{})
 		for i := range 8 {
-			task := newTestTask()
-			resc := make(chan jobs.Result, 1)
-			go func() { resc <- runTask(p, srv, "default", "echo started; while :; do /bin/true; done", task) }()
-			task.waitOutput(t, "started\n")
-			task.controls <- jobs.Control{Signal: "INT", Grace: 10 * time.Second}
-			if res := waitResult(t, resc); res.State != jobs.StateCancelled || res.Signal != "INT" {
+			if res := interruptStarted(t, p, srv, "default", "echo started; while :; do /bin/true; done"); res.State != jobs.StateCancelled || res.Signal != "INT" {
 				t.Fatalf("interrupt %d: %s %q %q", i, res.State, res.Signal, res.Error)
 			}
 			next, res := runJob(t, p, srv, "default", "echo after")
