@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -23,7 +24,7 @@ func (e *Engine) Cancel(ctx context.Context, id, signal string, grace time.Durat
 	if signal == "" {
 		signal = "INT"
 	}
-	signal = strings.ToUpper(strings.TrimPrefix(strings.ToUpper(signal), "SIG"))
+	signal = strings.TrimPrefix(strings.ToUpper(signal), "SIG")
 	if !validSignal(signal) {
 		return nil, fmt.Errorf("%w: signal %q: use INT, TERM or KILL", ErrBadInput, signal)
 	}
@@ -47,6 +48,9 @@ func (e *Engine) Cancel(ctx context.Context, id, signal string, grace time.Durat
 			return nil, err
 		}
 		// It started meanwhile: cancel it as a running job.
+		if j, err = e.store.Get(ctx, id); err != nil {
+			return nil, err
+		}
 	}
 	if j.State.Final() {
 		return j, nil
@@ -77,14 +81,7 @@ func (e *Engine) cancelQueued(ctx context.Context, id string) (*Job, error) {
 	return j, nil
 }
 
-func validSignal(s string) bool {
-	for _, v := range Signals {
-		if s == v {
-			return true
-		}
-	}
-	return false
-}
+func validSignal(s string) bool { return slices.Contains(Signals, s) }
 
 // Input writes text to a running job's terminal. A secret is never stored or
 // logged.

@@ -8,6 +8,7 @@ package jobs
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -53,14 +54,7 @@ func (s State) Final() bool {
 }
 
 // Valid reports whether s is one of the defined states.
-func (s State) Valid() bool {
-	for _, v := range States {
-		if s == v {
-			return true
-		}
-	}
-	return false
-}
+func (s State) Valid() bool { return slices.Contains(States, s) }
 
 // transitions maps a state to the states a job may move to from it. Final
 // states have no entry: nothing leaves them.
@@ -71,14 +65,7 @@ var transitions = map[State][]State{
 }
 
 // CanTransition reports whether a job in state from may move to state to.
-func CanTransition(from, to State) bool {
-	for _, s := range transitions[from] {
-		if s == to {
-			return true
-		}
-	}
-	return false
-}
+func CanTransition(from, to State) bool { return slices.Contains(transitions[from], to) }
 
 // AllowedFrom lists the states from which a job may move to state to; a Store
 // uses it to make a transition one atomic compare-and-set.

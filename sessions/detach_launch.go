@@ -29,71 +29,36 @@ type launched struct {
 // launch began (as Run does). A zero launched.att.PID comes with the result
 // that ends the job.
 func (p *Pool) launchDetached(ctx context.Context, h *Host, j *jobs.Job) (launched, jobs.Result) {
-	for attempt := 0; ; attempt++ {
-		l, res, retry := p.launchOn(ctx, h, j)
-		if !retry || attempt > 0 {
-			return l, res
-		}
+	l, res, retry := p.launchOn(ctx, h, j)
+	if retry {
+		l, res, _ = p.launchOn(ctx, h, j)
 	}
+	return l, res
 }
 
 // launchOn runs the launcher in the session's shell. It holds the session
-// only for that: the slot is unlocked when it returns, before the caller
-// reports the job started (the engine starts the session's next job as soon
-// as it does, and that job takes the slot).
+// only for that: the hold ends when it returns, before the caller reports
+// the job started (the engine starts the session's next job as soon as it
+// does, and that job takes the slot).
 func (p *Pool) launchOn(ctx context.Context, h *Host, j *jobs.Job) (l launched, res jobs.Result, retry bool) {
-	c, err := p.acquire(ctx, h)
-	if err != nil {
-		if ctx.Err() != nil {
-			return l, jobs.Result{State: jobs.StateLost, Error: msgShutdown}, false
-		}
-		return l, errorResult(fmt.Errorf("job %s: connect %s: %w", j.ID, h.Key(), err)), false
+	hold, res, retry := p.holdSession(ctx, h, j)
+	if hold == nil {
+		return l, res, retry
 	}
-	defer p.release(c)
-
-	s := c.slot(j.Session)
-	if !s.run.TryLock() {
-		p.mu.Lock()
-		busy := s.busyJob
-		p.mu.Unlock()
-		return l, errorResult(fmt.Errorf("job %s: session %q on %s is busy with job %s", j.ID, j.Session, c.key, busy)), false
-	}
-	defer s.run.Unlock()
-
-	sh, newShell, err := c.shellFor(ctx, s)
-	if err != nil {
-		if ctx.Err() != nil {
-			return l, jobs.Result{State: jobs.StateLost, Error: msgShutdown}, false
-		}
-		if !c.alive() || c.ping(5*time.Second) != nil {
-			c.fail(fmt.Errorf("opening a session failed: %w", err))
-			return l, errorResult(fmt.Errorf("job %s: %w", j.ID, err)), true
-		}
-		return l, errorResult(fmt.Errorf("job %s: %w", j.ID, err)), false
-	}
-
-	p.mu.Lock()
-	s.busyJob = j.ID
-	p.mu.Unlock()
+	c, sh := hold.c, hold.sh
 
 	nonce := newNonce()
 	lt := &launchTask{}
 	lctx, cancel := context.WithTimeout(ctx, launchTimeout)
 	out := sh.run(lctx, launcherScript(nonce, p.cfg.SpoolDir, j.ID, j.Command), lt)
 	cancel()
-
-	p.mu.Lock()
-	s.busyJob = ""
-	if out.shellGone && s.sh == sh {
-		s.sh = nil
-	}
-	p.mu.Unlock()
+	hold.done(out.shellGone)
 
 	att, err := parseLaunch(nonce, lt.String())
 	switch {
 	case err == nil:
 		att.LaunchedAt = time.Now().UTC().Truncate(time.Millisecond)
-		return launched{att: att, newShell: newShell}, jobs.Result{}, false
+		return launched{att: att, newShell: hold.newShell}, jobs.Result{}, false
 	case out.State == jobs.StateLost && ctx.Err() != nil:
 		return l, jobs.Result{State: jobs.StateLost, Error: msgShutdown}, false
 	case out.State == jobs.StateLost:

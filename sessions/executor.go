@@ -29,54 +29,24 @@ func (p *Pool) Run(ctx context.Context, j *jobs.Job, t jobs.Task) jobs.Result {
 	// One retry, for a job that did not start: a connection that died quietly
 	// since its last job (the keepalive has not noticed yet) fails at opening
 	// a session, or the shell had exited before it read the job's line.
-	for attempt := 0; ; attempt++ {
-		res, retry := p.runOn(ctx, h, j, t)
-		if !retry || attempt > 0 {
-			return res
-		}
+	res, retry := p.runOn(ctx, h, j, t)
+	if retry {
+		res, _ = p.runOn(ctx, h, j, t)
 	}
+	return res
 }
 
 // runOn runs j on the pool's connection to h. retry reports that the job did
 // not start because the connection or the shell turned out dead.
 func (p *Pool) runOn(ctx context.Context, h *Host, j *jobs.Job, t jobs.Task) (res jobs.Result, retry bool) {
-	c, err := p.acquire(ctx, h)
-	if err != nil {
-		if ctx.Err() != nil {
-			return jobs.Result{State: jobs.StateLost, Error: msgShutdown}, false
-		}
-		return errorResult(fmt.Errorf("job %s: connect %s: %w", j.ID, h.Key(), err)), false
+	hold, res, retry := p.holdSession(ctx, h, j)
+	if hold == nil {
+		return res, retry
 	}
-	defer p.release(c)
+	c := hold.c
+	t.Started(jobs.Start{NewShell: hold.newShell})
 
-	s := c.slot(j.Session)
-	if !s.run.TryLock() {
-		// The engine runs one job at a time per session; this is a guard.
-		p.mu.Lock()
-		busy := s.busyJob
-		p.mu.Unlock()
-		return errorResult(fmt.Errorf("job %s: session %q on %s is busy with job %s", j.ID, j.Session, c.key, busy)), false
-	}
-	defer s.run.Unlock()
-
-	sh, newShell, err := c.shellFor(ctx, s)
-	if err != nil {
-		if ctx.Err() != nil {
-			return jobs.Result{State: jobs.StateLost, Error: msgShutdown}, false
-		}
-		if !c.alive() || c.ping(5*time.Second) != nil {
-			c.fail(fmt.Errorf("opening a session failed: %w", err))
-			return errorResult(fmt.Errorf("job %s: %w", j.ID, err)), true
-		}
-		return errorResult(fmt.Errorf("job %s: %w", j.ID, err)), false
-	}
-
-	p.mu.Lock()
-	s.busyJob = j.ID
-	p.mu.Unlock()
-	t.Started(jobs.Start{NewShell: newShell})
-
-	out := sh.runJob(ctx, p.jobRun(h, j), t)
+	out := hold.sh.runJob(ctx, p.jobRun(h, j), t)
 
 	if out.connLost || !c.alive() && out.shellGone {
 		// The shell's output ended without an exit status: wait for the
@@ -88,16 +58,7 @@ func (p *Pool) runOn(ctx context.Context, h *Host, j *jobs.Job, t jobs.Task) (re
 			out.Error = fmt.Sprintf("the session's channel to %s closed without an exit status; the next command gets a new shell", c.key)
 		}
 	}
-	p.mu.Lock()
-	s.busyJob = ""
-	if out.shellGone {
-		if s.sh == sh {
-			s.sh = nil
-		}
-	} else {
-		s.cwd = sh.cwd
-	}
-	p.mu.Unlock()
+	hold.done(out.shellGone)
 	if out.notRun {
 		p.cfg.Logger.Info("the shell exited before the job began; running it on a new shell", "job", j.ID, "host", c.key, "session", j.Session)
 		return out.Result, true

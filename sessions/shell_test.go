@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -125,37 +126,20 @@ func startTestShell(t testing.TB, s *sshtest.Server) *shell {
 	return sh
 }
 
+// The core cases straight on a shell, without the pool (TestPoolShells runs
+// them through the pool in each shell).
 func TestShellDirect(t *testing.T) {
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		sh := startTestShell(t, srv)
-		for _, cmd := range []string{"echo 'Hello World'", "printf 'no newline'", "cd /tmp", "pwd", "false", "cat <<'EOF'\na $b\nEOF"} {
+		for _, c := range coreCases() {
 			task := newTestTask()
-			out := sh.run(context.Background(), cmd, task)
-			code := -1
-			if out.ExitCode != nil {
-				code = *out.ExitCode
+			out := sh.run(context.Background(), c.cmd, task)
+			if task.Output() != c.want || code(out.Result) != strconv.Itoa(c.code) || out.State != c.state {
+				t.Errorf("%s: %q -> output %q exit %s state %s (%s); want %q exit %d state %s",
+					c.name, c.cmd, task.Output(), code(out.Result), out.State, out.Error, c.want, c.code, c.state)
 			}
-			t.Logf("%q -> %q state=%s code=%d cwd=%q err=%q", cmd, task.Output(), out.State, code, out.Cwd, out.Error)
 		}
 	})
-}
-
-func TestShellVarietyDirect(t *testing.T) {
-	for _, shPath := range []string{"/bin/sh", "/usr/bin/zsh", "/usr/bin/busybox"} {
-		t.Run(shPath, func(t *testing.T) {
-			srv := sshtest.StartInProcess(t, sshtest.Options{Shell: shPath})
-			sh := startTestShell(t, srv)
-			for _, cmd := range []string{"echo 'Hello World'", "printf 'no newline'", "cd /tmp", "pwd", "(exit 3)", "cat <<'EOF'\na $b\nEOF", "echo a &&", "echo hi # c", "printf 'a\\tb\\n'; echo 'é'"} {
-				task := newTestTask()
-				out := sh.run(context.Background(), cmd, task)
-				code := -1
-				if out.ExitCode != nil {
-					code = *out.ExitCode
-				}
-				t.Logf("%q -> %q state=%s code=%d cwd=%q err=%q", cmd, task.Output(), out.State, code, out.Cwd, out.Error)
-			}
-		})
-	}
 }
 
 func testSlog(t testing.TB) *slog.Logger {

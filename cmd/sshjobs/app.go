@@ -15,7 +15,6 @@ import (
 // app is sshjobs wired together: the store, the SSH pool, and the engine
 // that runs jobs through the pool into the store.
 type app struct {
-	cfg  config
 	log  *slog.Logger
 	db   *sqlstore.DB
 	pool *sessions.Pool
@@ -63,7 +62,7 @@ func openApp(ctx context.Context, cfg config, m mode) (*app, error) {
 		db.Close()
 		return nil, err
 	}
-	a := &app{cfg: cfg, log: log, db: db, pool: pool, eng: eng}
+	a := &app{log: log, db: db, pool: pool, eng: eng}
 	if m != modeRead {
 		if err := eng.Start(ctx); err != nil {
 			a.Close()

@@ -21,10 +21,7 @@ func cmdRun(ctx context.Context, stopSignals func(), args []string, stdout, stde
 	if err := parseFlags(fs, &cfg, args); err != nil {
 		return 0, err
 	}
-	rest := fs.Args()
-	if len(rest) > 0 && rest[0] == "--" {
-		rest = rest[1:]
-	}
+	rest := fs.Args() // flag.Parse has taken a "--" that ends the flags
 	if len(rest) < 2 {
 		return 0, usageError{"run needs a HOST and a COMMAND"}
 	}
@@ -42,16 +39,14 @@ func cmdRun(ctx context.Context, stopSignals func(), args []string, stdout, stde
 	if err != nil {
 		return 0, err
 	}
+	// Detached, the job goes on without this process: Ctrl-C stops following.
+	followCtx := ctx
 	if *detach {
-		// The job goes on without this process; say how to follow it.
 		fmt.Fprintf(stderr, "sshjobs: detached job %s; follow it with: sshjobs logs -f %s\n", j.ID, j.ID)
-	}
-	followCtx, stopFollowing := context.WithCancel(context.Background())
-	defer stopFollowing()
-	if *detach {
-		// Ctrl-C stops following; the job goes on.
-		followCtx = ctx
 	} else {
+		var stopFollowing context.CancelFunc
+		followCtx, stopFollowing = context.WithCancel(context.Background())
+		defer stopFollowing()
 		// The first Ctrl-C cancels the job (as it would over ssh); its output
 		// up to the end is still shown.
 		go func() {
@@ -104,21 +99,8 @@ func follow(ctx context.Context, a *app, id string, offset int64, stdout, stderr
 		if err != nil {
 			return nil, err
 		}
-		for offset < j.OutputBytes {
-			out, err := a.eng.Read(ctx, id, offset, 1<<20)
-			if err != nil {
-				return nil, err
-			}
-			if out.Skipped > 0 {
-				fmt.Fprintf(stderr, "\n[sshjobs: %d bytes not stored (output cap)]\n", out.Skipped)
-			}
-			if _, err := stdout.Write(out.Data); err != nil {
-				return nil, err
-			}
-			offset = out.Offset + int64(len(out.Data))
-			if len(out.Data) == 0 {
-				break
-			}
+		if offset, err = copyOutput(ctx, a, id, offset, j.OutputBytes, stdout, stderr); err != nil {
+			return nil, err
 		}
 		if j.State.Final() {
 			return j, nil
@@ -222,20 +204,30 @@ func cmdLogs(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	for off := int64(0); off < j.OutputBytes; {
-		out, err := a.eng.Read(ctx, id, off, 1<<20)
+	_, err = copyOutput(ctx, a, id, 0, j.OutputBytes, stdout, stderr)
+	return err
+}
+
+// copyOutput writes job id's stored output from offset up to end, noting on
+// stderr what the output cap dropped, and returns where it stopped.
+func copyOutput(ctx context.Context, a *app, id string, offset, end int64, stdout, stderr io.Writer) (int64, error) {
+	for offset < end {
+		out, err := a.eng.Read(ctx, id, offset, 1<<20)
 		if err != nil {
-			return err
+			return offset, err
+		}
+		if out.Skipped > 0 {
+			fmt.Fprintf(stderr, "\n[sshjobs: %d bytes not stored (output cap)]\n", out.Skipped)
 		}
 		if _, err := stdout.Write(out.Data); err != nil {
-			return err
+			return offset, err
 		}
 		if len(out.Data) == 0 {
 			break
 		}
-		off = out.Offset + int64(len(out.Data))
+		offset = out.Offset + int64(len(out.Data))
 	}
-	return nil
+	return offset, nil
 }
 
 func exitSuffix(j *jobs.Job) string {

@@ -110,9 +110,6 @@ func duration(v, name string, def time.Duration) (time.Duration, error) {
 	if v == "" {
 		return def, nil
 	}
-	if v == "0" {
-		return 0, nil
-	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d < 0 {
 		return 0, fmt.Errorf("-%s %q: want a duration like 90s, 10m or 720h", name, v)

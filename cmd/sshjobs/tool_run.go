@@ -9,6 +9,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/sshjobs/sshjobs/jobs"
+	"github.com/sshjobs/sshjobs/sessions"
 )
 
 type runIn struct {
@@ -70,12 +71,22 @@ func (a *app) submit(ctx context.Context, target string, s jobs.Spec) (*jobs.Job
 	if target == "" {
 		return nil, fmt.Errorf("%w: host is required", jobs.ErrBadInput)
 	}
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	h, err := a.pool.Resolve(rctx, target)
+	h, err := a.resolve(ctx, target)
 	if err != nil {
-		return nil, errors.Join(jobs.ErrBadInput, fmt.Errorf("host %q: %w", target, err))
+		return nil, err
 	}
 	s.Target, s.Host = target, h.Key()
 	return a.eng.Enqueue(ctx, s)
+}
+
+// resolve resolves target as ssh would, within 10s so that a stuck
+// `ssh -G` cannot hang a call; a target that does not resolve is bad input.
+func (a *app) resolve(ctx context.Context, target string) (*sessions.Host, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	h, err := a.pool.Resolve(ctx, target)
+	if err != nil {
+		return nil, errors.Join(jobs.ErrBadInput, fmt.Errorf("host %q: %w", target, err))
+	}
+	return h, nil
 }

@@ -120,9 +120,9 @@ func (a *app) close(ctx context.Context, in closeIn) (string, error) {
 	case in.Host == "":
 		return "", fmt.Errorf("%w: give host (and optionally session), or all=true", jobs.ErrBadInput)
 	}
-	h, err := a.pool.Resolve(ctx, in.Host)
+	h, err := a.resolve(ctx, in.Host)
 	if err != nil {
-		return "", fmt.Errorf("%w: host %q: %v", jobs.ErrBadInput, in.Host, err)
+		return "", err
 	}
 	if err := a.pool.Close(h.Key(), in.Session); err != nil {
 		if errors.Is(err, sessions.ErrNotConnected) {
