@@ -80,12 +80,8 @@ func (a *app) listJobs(ctx context.Context, in jobsIn) (*jobsOut, error) {
 	}
 	out := &jobsOut{Jobs: []jobRow{}}
 	for _, j := range list {
-		cmd := j.Command
-		if len(cmd) > 200 {
-			cmd = strings.ToValidUTF8(cmd[:200], "") + "…"
-		}
 		out.Jobs = append(out.Jobs, jobRow{
-			JobID: j.ID, Host: j.Host, Session: j.Session, Command: cmd, State: j.State,
+			JobID: j.ID, Host: j.Host, Session: j.Session, Command: clip(j.Command, 200), State: j.State,
 			ExitCode: j.ExitCode, CreatedAt: rfc3339(j.CreatedAt),
 			DurationMS: j.Duration(now).Milliseconds(), OutputBytes: j.OutputBytes, Detached: j.Detached,
 		})
@@ -106,10 +102,7 @@ func (o *jobsOut) table() string {
 		if r.ExitCode != nil {
 			exit = fmt.Sprint(*r.ExitCode)
 		}
-		cmd := strings.ReplaceAll(r.Command, "\n", "⏎")
-		if len(cmd) > 60 {
-			cmd = strings.ToValidUTF8(cmd[:60], "") + "…"
-		}
+		cmd := clip(strings.ReplaceAll(r.Command, "\n", "⏎"), 60)
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.JobID, r.State, exit, r.Host, r.Session,
 			r.CreatedAt, time.Duration(r.DurationMS)*time.Millisecond, r.OutputBytes, cmd)
 	}
@@ -130,4 +123,12 @@ func addJobsTool(s *mcp.Server, a *app) {
 		}
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: out.table()}}}, out, nil
 	})
+}
+
+// clip cuts s to at most n bytes (not inside a UTF-8 sequence), marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }
