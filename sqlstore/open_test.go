@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,7 +85,7 @@ func TestReopen(t *testing.T) {
 	db = openAt(t, path)
 	get(t, db, j.ID)
 	var v int
-	if err := db.r.QueryRow("PRAGMA user_version").Scan(&v); err != nil || v != 1 {
+	if err := db.r.QueryRow("PRAGMA user_version").Scan(&v); err != nil || v != latestVersion(t) {
 		t.Errorf("user_version %d, %v", v, err)
 	}
 	var mode string
@@ -141,7 +142,7 @@ func TestRefused(t *testing.T) {
 			db := openAt(t, path)
 			db.Close()
 			rawExec(t, path, "PRAGMA user_version = 7")
-		}, ErrTooNew, "database schema version 7 is newer than this sshjobs (1): upgrade sshjobs"},
+		}, ErrTooNew, fmt.Sprintf("database schema version 7 is newer than this sshjobs (%d): upgrade sshjobs", latestVersion(t))},
 		{"corrupt", func(t *testing.T, path string) {
 			db := openAt(t, path)
 			db.Close()
@@ -266,4 +267,14 @@ func TestViews(t *testing.T) {
 	if err := db.r.QueryRow("SELECT count(*) FROM active_jobs").Scan(&active); err != nil || active != 1 {
 		t.Errorf("active_jobs: %d, %v", active, err)
 	}
+}
+
+// latestVersion is the number of the newest embedded migration.
+func latestVersion(t *testing.T) int {
+	t.Helper()
+	v, _, err := migrationFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
