@@ -188,13 +188,17 @@ func (e *Engine) Close() error {
 
 // Spec is what a caller submits.
 type Spec struct {
-	Target    string // the host as named
-	Host      string // the host resolved to user@host:port
-	Session   string // default "default"
-	Command   string
-	Detached  bool
-	Sudo      bool
-	KillAfter time.Duration
+	Target string // the host as named
+	// Host and Destination are the resolved destination's Key and Spec. Left
+	// empty, Enqueue resolves Target through the executor
+	// (DestinationResolver).
+	Host        string
+	Destination string
+	Session     string // default "default"
+	Command     string
+	Detached    bool
+	Sudo        bool
+	KillAfter   time.Duration
 	// Input is typed into the job's terminal right after it starts. It is
 	// kept in memory only: a job adopted by another process starts without it.
 	Input []byte
@@ -216,8 +220,8 @@ func (s *Spec) validate() error {
 		return fmt.Errorf("%w: command contains a NUL byte", ErrBadInput)
 	case !utf8.ValidString(s.Command):
 		return fmt.Errorf("%w: command is not valid UTF-8", ErrBadInput)
-	case s.Host == "":
-		return fmt.Errorf("%w: host is empty", ErrBadInput)
+	case s.Host == "" && s.Target == "":
+		return fmt.Errorf("%w: host is required", ErrBadInput)
 	case s.KillAfter < 0:
 		return fmt.Errorf("%w: kill_after must not be negative", ErrBadInput)
 	}
@@ -241,13 +245,18 @@ func (e *Engine) Enqueue(ctx context.Context, s Spec) (*Job, error) {
 	if err := s.validate(); err != nil {
 		return nil, err
 	}
+	if s.Host == "" {
+		if err := e.resolve(ctx, &s); err != nil {
+			return nil, err
+		}
+	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return nil, fmt.Errorf("new job id: %w", err)
 	}
 	now := e.cfg.Now()
 	j := &Job{
-		ID: id.String(), Host: s.Host, Target: s.Target, Session: s.Session,
+		ID: id.String(), Host: s.Host, Target: s.Target, Destination: s.Destination, Session: s.Session,
 		Command: s.Command, Detached: s.Detached, Sudo: s.Sudo, KillAfter: s.KillAfter,
 		State: StateQueued, Owner: e.cfg.Owner, LeaseUntil: now.Add(e.cfg.Lease),
 		CreatedAt: now,
@@ -265,6 +274,28 @@ func (e *Engine) Enqueue(ctx context.Context, s Spec) (*Job, error) {
 	}
 	e.kick(sessionKey{j.Host, j.Session})
 	return j, nil
+}
+
+// resolveTimeout bounds resolving a target (it may run `ssh -G`), so that a
+// stuck resolver cannot hang a call.
+const resolveTimeout = 10 * time.Second
+
+// resolve fills in s.Host and s.Destination from s.Target. A target that does
+// not resolve is bad input.
+func (e *Engine) resolve(ctx context.Context, s *Spec) error {
+	r, ok := e.exec.(DestinationResolver)
+	if !ok {
+		s.Host = s.Target
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+	defer cancel()
+	d, err := r.ResolveDestination(ctx, s.Target)
+	if err != nil {
+		return fmt.Errorf("%w: host %q: %w", ErrBadInput, s.Target, err)
+	}
+	s.Host, s.Destination = d.Key, d.Spec
+	return nil
 }
 
 // Get returns a job as stored.

@@ -315,21 +315,51 @@ func TestKillAfter(t *testing.T) {
 func TestGrep(t *testing.T) {
 	h := newHarness(t, "", nil)
 	j := h.final(h.enqueue("", "seq 1 30000; printf 'last 123'").ID)
-	m, more, err := h.eng.Grep(context.Background(), j.ID, `^(2999[0-9]|last.*)$`, 0)
+	g, err := h.eng.Grep(context.Background(), j.ID, `^(2999[0-9]|last.*)$`, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if more || len(m) != 11 || m[0].Line != 29990 || m[0].Text != "29990" || m[10].Line != 30001 || m[10].Text != "last 123" {
-		t.Fatalf("grep: %+v more=%v", m, more)
+	m := g.Matches
+	if g.More || g.Incomplete || len(m) != 11 || m[0].Line != 29990 || m[0].Text != "29990" || m[10].Line != 30001 || m[10].Text != "last 123" {
+		t.Fatalf("grep: %+v", g)
+	}
+	if g.SearchedTo != j.OutputBytes {
+		t.Errorf("searched to %d of %d", g.SearchedTo, j.OutputBytes)
 	}
 	if m[0].Offset != int64(strings.Index(h.output(j.ID), "\n29990\n")+1) {
 		t.Fatalf("offset of line 29990: %d", m[0].Offset)
 	}
-	if _, more, _ := h.eng.Grep(context.Background(), j.ID, `0$`, 5); !more {
+	if g, _ := h.eng.Grep(context.Background(), j.ID, `0$`, 5); !g.More {
 		t.Fatal("grep limited to 5 should report more")
 	}
-	if _, _, err := h.eng.Grep(context.Background(), j.ID, `(unclosed`, 0); !errors.Is(err, jobs.ErrBadInput) {
+	if _, err := h.eng.Grep(context.Background(), j.ID, `(unclosed`, 0); !errors.Is(err, jobs.ErrBadInput) {
 		t.Fatalf("bad regexp: %v", err)
+	}
+}
+
+// A costly pattern over a large output stops at the caller's deadline with
+// what it found and where it stopped, instead of running for minutes (issue
+// 9, item 17).
+func TestGrepBounded(t *testing.T) {
+	h := newHarness(t, "", nil)
+	// 8 MiB of 100-byte lines, and a match on the first line.
+	j := h.final(h.enqueue("", "echo Q; yes $(printf '%099d' 0) | head -c 8388608").ID)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	g, err := h.eng.Grep(ctx, j.ID, `(.{0,100}){10}Q`, 0)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !g.Incomplete || g.SearchedTo <= 0 || g.SearchedTo >= j.OutputBytes {
+		t.Errorf("grep: incomplete=%v searched to %d of %d; want a partial search", g.Incomplete, g.SearchedTo, j.OutputBytes)
+	}
+	if len(g.Matches) != 1 || g.Matches[0].Text != "Q" {
+		t.Errorf("matches %+v; want the first line", g.Matches)
+	}
+	if took > 5*time.Second {
+		t.Errorf("grep took %s past a 300ms deadline", took)
 	}
 }
 

@@ -99,11 +99,15 @@ type Prompt struct {
 // Job is one command, from the moment it is accepted. Times are zero when not
 // yet reached.
 type Job struct {
-	ID      string // UUIDv7: ids sort by creation time
-	Host    string // resolved user@host:port
-	Target  string // the host as the caller named it (alias, user@host, ...)
-	Session string // name of the persistent shell on Host
-	Command string
+	ID     string // UUIDv7: ids sort by creation time
+	Host   string // the destination's key (Destination.Key), e.g. user@host:port
+	Target string // the host as the caller named it (alias, user@host, ...)
+	// Destination is what the executor resolved Target to when the job was
+	// accepted (Destination.Spec, opaque here): the job runs there or not at
+	// all. Empty for jobs accepted before destinations were stored.
+	Destination string
+	Session     string // name of the persistent shell on Host
+	Command     string
 
 	Detached bool // runs detached from the connection (survives restarts)
 	Sudo     bool
@@ -268,6 +272,23 @@ type Executor interface {
 	// Run may return a non-final state for it: the job goes on remotely and
 	// the next process re-attaches it (Reattacher).
 	Run(ctx context.Context, j *Job, t Task) Result
+}
+
+// Destination is where a job runs, as resolved once, when it is accepted.
+type Destination struct {
+	// Key names the destination: Job.Host, and the key of its sessions'
+	// queues. Two targets that land in the same place share a key; two that
+	// do not, never do.
+	Key string
+	// Spec is everything the executor needs to run there, stored on the row
+	// as Job.Destination.
+	Spec string
+}
+
+// DestinationResolver is implemented by an Executor that resolves the host a
+// caller named; the Engine calls it once per job, in Enqueue.
+type DestinationResolver interface {
+	ResolveDestination(ctx context.Context, target string) (Destination, error)
 }
 
 // Reattacher is implemented by an Executor that can resume a detached job after

@@ -103,9 +103,9 @@ func (p *Pool) runDetached(ctx context.Context, j *jobs.Job, t jobs.Task) jobs.R
 	if j.Sudo {
 		return errorResult(fmt.Errorf("job %s: sudo is not supported for detached jobs yet; run `sudo -n` in the command, or drop detach", j.ID))
 	}
-	h, err := p.Resolve(ctx, jobTarget(j))
+	h, err := p.destination(ctx, j)
 	if err != nil {
-		return errorResult(fmt.Errorf("job %s: %w", j.ID, err))
+		return errorResult(err)
 	}
 	l, res := p.launchDetached(ctx, h, j)
 	if l.att.PID == 0 {
@@ -125,17 +125,10 @@ func (p *Pool) Reattach(ctx context.Context, j *jobs.Job, t jobs.Task) jobs.Resu
 	if err != nil {
 		return jobs.Result{State: jobs.StateLost, Error: "cannot re-attach: " + err.Error()}
 	}
-	h, err := p.Resolve(ctx, jobTarget(j))
+	h, err := p.destination(ctx, j)
 	if err != nil {
-		return jobs.Result{State: jobs.StateLost, Error: fmt.Sprintf("cannot re-attach job %s: %v", j.ID, err)}
+		return jobs.Result{State: jobs.StateLost, Error: "cannot re-attach: " + err.Error()}
 	}
 	p.cfg.Logger.Info("re-attaching detached job", "job", j.ID, "host", h.Key(), "pid", att.PID, "offset", j.OutputBytes)
 	return newFollower(p, h, j, t, att).follow(ctx)
-}
-
-func jobTarget(j *jobs.Job) string {
-	if j.Target != "" {
-		return j.Target
-	}
-	return j.Host
 }

@@ -103,6 +103,15 @@ func (d *Dialer) dial(ctx context.Context, h *Host, depth int) (*ssh.Client, Dia
 	return ssh.NewClient(chain, chans, reqs), info, nil
 }
 
+// jumpHost is hop i of h's ProxyJump: as resolved with h (a stored
+// destination) or, for a Host built by hand, resolved now.
+func (d *Dialer) jumpHost(ctx context.Context, h *Host, i int) (*Host, error) {
+	if len(h.JumpHosts) == len(h.ProxyJump) {
+		return h.JumpHosts[i], nil
+	}
+	return d.resolver().Resolve(ctx, h.ProxyJump[i])
+}
+
 // dialJumps connects the ProxyJump chain of h. The first hop is dialled with
 // its own ssh_config (its own ProxyJump or ProxyCommand apply, as with
 // `ssh -J`); each later hop is reached through the previous one.
@@ -115,7 +124,7 @@ func (d *Dialer) dialJumps(ctx context.Context, h *Host, depth int) ([]*ssh.Clie
 		return nil, fmt.Errorf("dial %s: %w", h.Key(), err)
 	}
 	for i, hop := range h.ProxyJump {
-		hh, err := d.resolver().Resolve(ctx, hop)
+		hh, err := d.jumpHost(ctx, h, i)
 		if err != nil {
 			return fail(fmt.Errorf("jump host %d: %w", i+1, err))
 		}

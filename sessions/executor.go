@@ -8,7 +8,50 @@ import (
 	"github.com/sshjobs/sshjobs/jobs"
 )
 
-var _ jobs.Executor = (*Pool)(nil)
+var (
+	_ jobs.Executor            = (*Pool)(nil)
+	_ jobs.DestinationResolver = (*Pool)(nil)
+)
+
+// ResolveDestination resolves target as `ssh target` would, once, when a job
+// is accepted (jobs.DestinationResolver): the job's row keeps the whole
+// destination, and the job runs there whatever ssh_config says later.
+func (p *Pool) ResolveDestination(ctx context.Context, target string) (jobs.Destination, error) {
+	h, err := p.Resolve(ctx, target)
+	if err != nil {
+		return jobs.Destination{}, err
+	}
+	return jobs.Destination{Key: h.Key(), Spec: h.MarshalDestination()}, nil
+}
+
+// destination is the host j runs on: the destination stored on its row. A
+// row from before destinations were stored is resolved again, and runs only
+// if that lands where the row says; never somewhere else. (A job with no
+// Host at all, from a caller that is not the engine, is resolved now.)
+func (p *Pool) destination(ctx context.Context, j *jobs.Job) (*Host, error) {
+	if j.Destination != "" {
+		h, err := UnmarshalDestination(j.Destination)
+		if err != nil {
+			return nil, fmt.Errorf("job %s: %w; not run", j.ID, err)
+		}
+		if h.Key() != j.Host {
+			return nil, fmt.Errorf("job %s: its stored destination is %s, not %s as its row says; not run", j.ID, h.Key(), j.Host)
+		}
+		return h, nil
+	}
+	target := j.Target
+	if target == "" {
+		target = j.Host
+	}
+	h, err := p.Resolve(ctx, target)
+	if err != nil {
+		return nil, fmt.Errorf("job %s: %w", j.ID, err)
+	}
+	if j.Host != "" && j.Host != h.Key() && j.Host != h.User+"@"+h.Addr() {
+		return nil, fmt.Errorf("job %s was accepted for %s, but %q now resolves to %s (ssh_config or the environment changed); not run there", j.ID, j.Host, target, h.Key())
+	}
+	return h, nil
+}
 
 // Run runs j in its session's shell on its host and blocks until it ends
 // (jobs.Executor). A connection or shell that cannot be had ends the job in
@@ -18,13 +61,9 @@ func (p *Pool) Run(ctx context.Context, j *jobs.Job, t jobs.Task) jobs.Result {
 	if j.Detached {
 		return p.runDetached(ctx, j, t)
 	}
-	target := j.Target
-	if target == "" {
-		target = j.Host
-	}
-	h, err := p.Resolve(ctx, target)
+	h, err := p.destination(ctx, j)
 	if err != nil {
-		return errorResult(fmt.Errorf("job %s: %w", j.ID, err))
+		return errorResult(err)
 	}
 	// One retry, for a job that did not start: a connection that died quietly
 	// since its last job (the keepalive has not noticed yet) fails at opening

@@ -7,7 +7,8 @@ import (
 
 // ConnInfo describes one pooled connection (for the ssh_sessions tool).
 type ConnInfo struct {
-	Host        string // user@host:port
+	Host        string // the destination's key (Host.Key)
+	Route       string // what besides user@host:port decides it (Host.Route)
 	ConnectedAt time.Time
 	// Idle is how long the connection has run no job; zero while one runs.
 	Idle time.Duration
@@ -36,7 +37,7 @@ func (p *Pool) Snapshot() []ConnInfo {
 		if !c.alive() {
 			continue
 		}
-		ci := ConnInfo{Host: c.key, ConnectedAt: c.connectedAt, ClosesIn: p.cfg.IdleTimeout}
+		ci := ConnInfo{Host: c.key, Route: c.host.Route(), ConnectedAt: c.connectedAt, ClosesIn: p.cfg.IdleTimeout}
 		if c.busy == 0 {
 			ci.Idle = now.Sub(c.idleSince)
 			ci.ClosesIn = max(p.cfg.IdleTimeout-ci.Idle, 0)

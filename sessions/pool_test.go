@@ -38,7 +38,18 @@ func runJob(t testing.TB, p *Pool, srv *sshtest.Server, session, command string)
 }
 
 func runTask(p *Pool, srv *sshtest.Server, session, command string, task *testTask) jobs.Result {
-	j := &jobs.Job{ID: "job-" + strconv.FormatInt(jobSeq.Add(1), 10), Target: srv.Alias, Session: session, Command: command}
+	return runTarget(p, srv.Alias, session, command, task)
+}
+
+// runTarget runs command as the engine would: resolved once (the job's
+// destination), then run.
+func runTarget(p *Pool, target, session, command string, task *testTask) jobs.Result {
+	j := &jobs.Job{ID: "job-" + strconv.FormatInt(jobSeq.Add(1), 10), Target: target, Session: session, Command: command}
+	d, err := p.ResolveDestination(context.Background(), target)
+	if err != nil {
+		return jobs.Result{State: jobs.StateError, Error: err.Error()}
+	}
+	j.Host, j.Destination = d.Key, d.Spec
 	return p.Run(context.Background(), j, task)
 }
 

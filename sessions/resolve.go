@@ -43,7 +43,17 @@ type request struct {
 // Resolve parses target (alias, host, user@host, user@host:port, [v6]:port),
 // applies ssh_config and the environment overrides, and fills in defaults.
 // User and port given in the target win over everything else.
+//
+// The destination is complete: ProxyJump hops are resolved too (JumpHosts),
+// and SecretAlias says whether the alias's secrets belong to it.
 func (r *Resolver) Resolve(ctx context.Context, target string) (*Host, error) {
+	return r.resolve(ctx, target, 0)
+}
+
+func (r *Resolver) resolve(ctx context.Context, target string, depth int) (*Host, error) {
+	if depth > maxHops {
+		return nil, fmt.Errorf("resolve %s: more than %d ProxyJump hops (a loop in ssh_config?)", target, maxHops)
+	}
 	t, err := parseTarget(target)
 	if err != nil {
 		return nil, fmt.Errorf("resolve: %w", err)
@@ -81,7 +91,35 @@ func (r *Resolver) Resolve(ctx context.Context, target string) (*Host, error) {
 		k := expandTilde(ov.key, homeDir())
 		h.IdentityFiles = append([]string{k}, without(h.IdentityFiles, k)...)
 	}
+	for i, hop := range h.ProxyJump {
+		hh, err := r.resolve(ctx, hop, depth+1)
+		if err != nil {
+			return nil, fmt.Errorf("resolve %s: jump host %d: %w", target, i+1, err)
+		}
+		h.JumpHosts = append(h.JumpHosts, hh)
+	}
+	if err := r.bindSecrets(ctx, h, t, depth); err != nil {
+		return nil, fmt.Errorf("resolve %s: %w", target, err)
+	}
 	return h, nil
+}
+
+// bindSecrets sets h.SecretAlias: the alias's secrets go only where the alias
+// itself lands. A target that names a user or port (web1:2222, other@web1)
+// gets them only when the alias resolves to that same destination anyway.
+func (r *Resolver) bindSecrets(ctx context.Context, h *Host, t target, depth int) error {
+	if t.User == "" && t.Port == 0 {
+		h.SecretAlias = h.Alias
+		return nil
+	}
+	bare, err := r.resolve(ctx, t.Host, depth)
+	if err != nil {
+		return err
+	}
+	if bare.Key() == h.Key() {
+		h.SecretAlias = h.Alias
+	}
+	return nil
 }
 
 // openSSH reports the path of the OpenSSH client to ask, if any.
@@ -209,7 +247,7 @@ func hostFromOptions(targetStr string, req request, o sshOptions, fromOpenSSH bo
 		return nil, err
 	}
 	if len(user) == 0 {
-		user = []string{tk.home + "/.ssh/known_hosts", tk.home + "/.ssh/known_hosts2"}
+		user = defaultUserKnownHosts(tk.home)
 	}
 	h.UserKnownHostsFiles = user
 	global, err := knownHostsList(tk, o["globalknownhostsfile"], fromOpenSSH)
@@ -217,7 +255,7 @@ func hostFromOptions(targetStr string, req request, o sshOptions, fromOpenSSH bo
 		return nil, err
 	}
 	if len(global) == 0 && !fromOpenSSH {
-		global = []string{"/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"}
+		global = defaultGlobalKnownHosts
 	}
 	h.GlobalKnownHostsFiles = global
 	return h, nil
@@ -244,6 +282,23 @@ func knownHostsList(tk tokens, vals []string, expanded bool) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// defaultUserKnownHosts are OpenSSH's UserKnownHostsFile default.
+func defaultUserKnownHosts(home string) []string {
+	return []string{home + "/.ssh/known_hosts", home + "/.ssh/known_hosts2"}
+}
+
+// defaultGlobalKnownHosts are OpenSSH's GlobalKnownHostsFile default.
+var defaultGlobalKnownHosts = []string{"/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"}
+
+// expandAll expands a leading ~ in each of paths.
+func expandAll(paths []string, home string) []string {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = expandTilde(p, home)
+	}
+	return out
 }
 
 // defaultIdentityFiles are tried when ssh_config names none; only the existing

@@ -21,6 +21,27 @@ func envName(alias string) string {
 	return b.String()
 }
 
+// envNames are the prefixes under which alias's variables are looked up, in
+// order: verbatim (the seeds' OVRD_{alias}_), then envName's upper-cased form.
+func envNames(alias string) []string {
+	verbatim, upper := "OVRD_"+alias+"_", envName(alias)
+	if verbatim == upper {
+		return []string{upper}
+	}
+	return []string{verbatim, upper}
+}
+
+// lookupEnv returns the first non-empty OVRD_{alias}_{suffix} of envNames and
+// the variable's name ("" when none is set).
+func lookupEnv(getenv func(string) string, alias, suffix string) (value, name string) {
+	for _, p := range envNames(alias) {
+		if v := getenv(p + suffix); v != "" {
+			return v, p + suffix
+		}
+	}
+	return "", ""
+}
+
 // overrides are the resolution values the environment gives for an alias.
 type overrides struct {
 	hostName string // OVRD_{ALIAS}_HOST
@@ -37,30 +58,29 @@ func envOverrides(getenv func(string) string, alias string) (overrides, error) {
 	if getenv == nil {
 		return o, nil
 	}
-	p := envName(alias)
-	if v := getenv(p + "HOST"); v != "" {
+	if v, name := lookupEnv(getenv, alias, "HOST"); v != "" {
 		if err := checkHostName(v); err != nil {
-			return o, fmt.Errorf("%sHOST: %w", p, err)
+			return o, fmt.Errorf("%s: %w", name, err)
 		}
 		o.hostName = v
 	}
-	if v := getenv(p + "PORT"); v != "" {
+	if v, name := lookupEnv(getenv, alias, "PORT"); v != "" {
 		n, err := parsePort(v)
 		if err != nil {
-			return o, fmt.Errorf("%sPORT: %w", p, err)
+			return o, fmt.Errorf("%s: %w", name, err)
 		}
 		o.port = n
 	}
-	if v := getenv(p + "USER"); v != "" {
-		if err := checkChars(p+"USER", v); err != nil {
+	if v, name := lookupEnv(getenv, alias, "USER"); v != "" {
+		if err := checkChars(name, v); err != nil {
 			return o, err
 		}
 		if strings.ContainsAny(v, badUserChars+"@") {
-			return o, fmt.Errorf("%sUSER: contains one of %s@", p, badUserChars)
+			return o, fmt.Errorf("%s: contains one of %s@", name, badUserChars)
 		}
 		o.user = v
 	}
-	if v := getenv(p + "KEY"); v != "" {
+	if v, _ := lookupEnv(getenv, alias, "KEY"); v != "" {
 		o.key = v
 	}
 	return o, nil

@@ -50,8 +50,13 @@ func (c SecretChain) Secret(ctx context.Context, h *Host, kind SecretKind) (stri
 //	OVRD_{ALIAS}_SUDO_PASS    sudo
 //	OVRD_{ALIAS}_ENABLE_PASS  enable
 //
-// ALIAS is the host part of the target as the caller named it, upper-cased
-// with every other character than A-Z and 0-9 turned into '_' (see envName).
+// ALIAS is the host part of the target as the caller named it: first verbatim
+// (OVRD_web-1_PASS, as the seeds read it), then upper-cased with every other
+// character than A-Z and 0-9 turned into '_' (OVRD_WEB_1_PASS, see envName).
+// The upper-cased name is shared by web-1, web_1 and web.1: give the verbatim
+// name where such aliases lead to different hosts. The secrets are given only
+// to the destination the alias itself resolves to (Host.SecretAlias): a
+// target that changes its user or port gets none.
 // The resolution overrides (_HOST, _PORT, _USER, _KEY) are applied by
 // Resolver when its Env is set. An empty variable counts as unset.
 type EnvSecrets struct {
@@ -71,10 +76,10 @@ func (e EnvSecrets) Secret(_ context.Context, h *Host, kind SecretKind) (string,
 	if !ok {
 		return "", false, fmt.Errorf("secret: unknown kind %q", kind)
 	}
-	if e.Getenv == nil || h == nil || h.Alias == "" {
+	if e.Getenv == nil || h == nil || h.SecretAlias == "" {
 		return "", false, nil
 	}
-	v := e.Getenv(envName(h.Alias) + suffix)
+	v, _ := lookupEnv(e.Getenv, h.SecretAlias, suffix)
 	return v, v != "", nil
 }
 

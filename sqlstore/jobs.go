@@ -15,7 +15,7 @@ import (
 
 // jobCols is the column list every query that returns jobs selects, in the
 // order scanJob reads them.
-const jobCols = `id, host, target, session, command, detached, sudo, kill_after_ms,
+const jobCols = `id, host, target, destination, session, command, detached, sudo, kill_after_ms,
 	state, exit_code, signal, error, prompt_text, prompt_kind, cwd, new_shell,
 	owner, lease_until_ms, cancel_requested, attach, output_bytes, gap_start, gap_end,
 	created_at_ms, started_at_ms, ended_at_ms`
@@ -85,7 +85,7 @@ func scanJob(s scanner) (*jobs.Job, error) {
 		exitCode, lease, created, started, end sql.NullInt64
 		promptText, promptKind                 sql.NullString
 	)
-	err := s.Scan(&j.ID, &j.Host, &j.Target, &j.Session, &j.Command, &detached, &sudo, &killAfter,
+	err := s.Scan(&j.ID, &j.Host, &j.Target, &j.Destination, &j.Session, &j.Command, &detached, &sudo, &killAfter,
 		&state, &exitCode, &j.Signal, &j.Error, &promptText, &promptKind, &j.Cwd, &newShell,
 		&j.Owner, &lease, &cancel, &j.Attach, &j.OutputBytes, &j.GapStart, &j.GapEnd,
 		&created, &started, &end)
@@ -163,8 +163,8 @@ func (db *DB) Insert(ctx context.Context, j *jobs.Job) error {
 		promptText, promptKind = j.Prompt.Text, string(j.Prompt.Kind)
 	}
 	_, err := db.wq.ExecContext(ctx, `INSERT INTO jobs (`+jobCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?)`,
-		j.ID, j.Host, j.Target, j.Session, j.Command, boolInt(j.Detached), boolInt(j.Sudo), j.KillAfter.Milliseconds(),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?)`,
+		j.ID, j.Host, j.Target, j.Destination, j.Session, j.Command, boolInt(j.Detached), boolInt(j.Sudo), j.KillAfter.Milliseconds(),
 		string(j.State), exitCode, j.Signal, j.Error, promptText, promptKind, j.Cwd, boolInt(j.NewShell),
 		j.Owner, ms(j.LeaseUntil), boolInt(j.CancelRequested), j.Attach,
 		j.CreatedAt.UnixMilli(), ms(j.StartedAt), ms(j.EndedAt))

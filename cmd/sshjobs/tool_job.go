@@ -44,10 +44,11 @@ func addJobTool(s *mcp.Server, a *app) {
 		if err != nil {
 			return nil, nil, toolError(err)
 		}
-		ctx = context.WithoutCancel(ctx)
 		if in.Grep != "" {
+			// The request's context: a client that gives up stops the search.
 			return a.grep(ctx, j, in.Grep, in.MaxOutput)
 		}
+		ctx = context.WithoutCancel(ctx)
 		v, err := a.view(ctx, j, sl)
 		if err != nil {
 			return nil, nil, toolError(err)
@@ -61,10 +62,11 @@ func (a *app) grep(ctx context.Context, j *jobs.Job, pattern string, maxOutput i
 	if maxOutput <= 0 {
 		maxOutput = defaultMaxOutput
 	}
-	matches, more, err := a.eng.Grep(ctx, j.ID, pattern, 1000)
+	g, err := a.eng.Grep(ctx, j.ID, pattern, 1000)
 	if err != nil {
 		return nil, nil, toolError(err)
 	}
+	matches, more := g.Matches, g.More
 	// Keep the matches within max_output.
 	size := 0
 	for i, m := range matches {
@@ -75,8 +77,11 @@ func (a *app) grep(ctx context.Context, j *jobs.Job, pattern string, maxOutput i
 		}
 	}
 	v := newJobView(j)
-	v.Matches, v.Truncated, v.NextOffset = matches, more, j.OutputBytes
+	v.Matches, v.Truncated, v.NextOffset = matches, more || g.Incomplete, j.OutputBytes
 	switch {
+	case g.Incomplete:
+		v.Output = fmt.Sprintf("[search stopped at byte %d of %d (time limit %s): the pattern is too costly for this much output; simplify it (nested repetition like (.{0,100}){10} is slow), or read with offset]\n",
+			g.SearchedTo, j.OutputBytes, jobs.GrepTimeout)
 	case more:
 		v.Output = "[more lines match: narrow the pattern, or page with offset]\n"
 	case len(matches) == 0:

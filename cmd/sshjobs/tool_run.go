@@ -66,16 +66,10 @@ func addRunTool(s *mcp.Server, a *app) {
 	})
 }
 
-// submit resolves the host as ssh would and enqueues the job.
+// submit enqueues the job; the engine resolves the host as ssh would, once,
+// and stores the destination on the row.
 func (a *app) submit(ctx context.Context, target string, s jobs.Spec) (*jobs.Job, error) {
-	if target == "" {
-		return nil, fmt.Errorf("%w: host is required", jobs.ErrBadInput)
-	}
-	h, err := a.resolve(ctx, target)
-	if err != nil {
-		return nil, err
-	}
-	s.Target, s.Host = target, h.Key()
+	s.Target = target
 	return a.eng.Enqueue(ctx, s)
 }
 

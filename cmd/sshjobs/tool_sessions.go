@@ -21,6 +21,7 @@ type sessionRow struct {
 
 type connectionRow struct {
 	Host        string       `json:"host"`
+	Route       string       `json:"route,omitempty"`
 	ConnectedAt string       `json:"connected_at"`
 	IdleS       int64        `json:"idle_s"`
 	ClosesInS   int64        `json:"closes_in_s"`
@@ -80,7 +81,7 @@ func (a *app) sessions(ctx context.Context) (*sessionsOut, error) {
 	}
 	out := &sessionsOut{Connections: []connectionRow{}}
 	for _, c := range a.pool.Snapshot() {
-		row := connectionRow{Host: c.Host, ConnectedAt: rfc3339(c.ConnectedAt),
+		row := connectionRow{Host: c.Host, Route: c.Route, ConnectedAt: rfc3339(c.ConnectedAt),
 			IdleS: int64(c.Idle.Seconds()), ClosesInS: int64(c.ClosesIn.Seconds()), Sessions: []sessionRow{}}
 		for _, s := range c.Sessions {
 			row.Sessions = append(row.Sessions, sessionRow{Name: s.Name, Cwd: s.Cwd, BusyJobID: s.BusyJobID,
@@ -98,6 +99,9 @@ func (o *sessionsOut) text() string {
 	var b strings.Builder
 	for _, c := range o.Connections {
 		fmt.Fprintf(&b, "%s connected %s, idle %ds, closes in %ds\n", c.Host, c.ConnectedAt, c.IdleS, c.ClosesInS)
+		if c.Route != "" {
+			fmt.Fprintf(&b, "  route: %s\n", c.Route)
+		}
 		for _, s := range c.Sessions {
 			fmt.Fprintf(&b, "  %s cwd=%s", s.Name, s.Cwd)
 			if s.BusyJobID != "" {
