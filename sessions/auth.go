@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -34,6 +36,12 @@ type AuthError struct {
 	Notes   []string // keys skipped and why
 	Cause   error    // the transport's error
 	alias   string
+
+	// For the advice: a password was sent (and refused); keyboard-interactive
+	// cannot take the password here (refused at once, or it asked something
+	// else).
+	passwordSent bool
+	kbdNoUse     bool
 }
 
 func (e *AuthError) Unwrap() error { return e.Cause }
@@ -52,20 +60,34 @@ func (e *AuthError) Error() string {
 	for _, n := range e.Notes {
 		b.WriteString("; " + n)
 	}
-	accepts := func(m string) bool { return len(e.Allowed) == 0 || contains(e.Allowed, m) }
+	// The advice names only what sshjobs reads today: ssh_config, the agent
+	// and the OVRD_ variables (EnvSecrets, envOverrides).
+	accepts := func(m string) bool { return len(e.Allowed) == 0 || slices.Contains(e.Allowed, m) }
 	var fixes []string
-	if accepts(AuthPassword) || accepts(AuthKeyboardInteractive) {
-		fixes = append(fixes, fmt.Sprintf("set a password with `sshjobs secret set %s`, %sPASS, or ssh_connect password=...",
-			e.alias, envName(e.alias)))
-	}
 	if accepts(AuthPublicKey) {
-		fixes = append(fixes, fmt.Sprintf("add a key the server accepts (IdentityFile in ssh_config, %sKEY, ssh_connect private_key_path=...)",
-			envName(e.alias)))
+		fixes = append(fixes, fmt.Sprintf("give a key the server accepts (IdentityFile in ssh_config, %s, or a key loaded in ssh-agent)",
+			envHint(e.alias, "KEY")))
+	}
+	if accepts(AuthPassword) || (accepts(AuthKeyboardInteractive) && !e.kbdNoUse) {
+		verb := "set"
+		if e.passwordSent {
+			verb = "check"
+		}
+		fixes = append(fixes, fmt.Sprintf("%s the password in %s (sshjobs' environment)", verb, envHint(e.alias, "PASS")))
 	}
 	if len(fixes) > 0 {
-		b.WriteString("; " + strings.Join(fixes, ", or "))
+		b.WriteString("; to log in, " + strings.Join(fixes, ", or "))
 	}
 	return b.String()
+}
+
+// envHint names the OVRD_ variable with suffix that EnvSecrets or the
+// resolver reads for alias.
+func envHint(alias, suffix string) string {
+	if alias == "" {
+		return "OVRD_{ALIAS}_" + suffix
+	}
+	return envName(alias) + suffix
 }
 
 // errNoSecret makes x/crypto skip a method whose secret is unknown without
@@ -74,8 +96,33 @@ func (e *AuthError) Error() string {
 // ends so, x/crypto returns that error: it is an auth failure too.
 var (
 	errNoSecret     = errors.New("no secret known")
-	errUnanswerable = errors.New("keyboard-interactive question cannot be answered unattended")
+	errUnanswerable = errors.New("keyboard-interactive: the server asked a question sshjobs cannot answer")
 )
+
+// x/crypto's wording (v0.58.0) of the ways authentication ends, pinned in this
+// one place because it exports no error values for them. failure compares
+// them lower-cased. TestAuthFailureServerBehaviours has a case per server
+// behaviour, so an upgrade that rewords one fails there; failure's fallback
+// (any error once authentication has begun) still reports it as an AuthError.
+var xcryptoAuthFailures = []string{
+	// No method left among those the server accepts:
+	// "ssh: unable to authenticate, attempted methods [...], no supported methods remain".
+	"ssh: unable to authenticate",
+	// The server answered keyboard-interactive with USERAUTH_FAILURE (51)
+	// instead of a question (INFO_REQUEST, 60): sshd without PAM, where
+	// keyboard-interactive has no device behind it.
+	"ssh: unexpected message type 51 (expected 60)",
+	// The server hung up after its MaxAuthTries: sshd sends "Too many
+	// authentication failures", x/crypto's server "too many authentication
+	// failures", each in `ssh: disconnect, reason 2: "..."`.
+	xTooManyFailures,
+	// x/crypto's own bound on attempts in one handshake.
+	"ssh: too many authentication attempts",
+	// No signature algorithm in common for any key offered.
+	"ssh: no common public key signature algorithm",
+}
+
+const xTooManyFailures = "too many authentication failures"
 
 // authRun is one connection attempt's authentication: it builds the methods
 // lazily (a secret is only looked up if the server asks for that method) and
@@ -94,6 +141,11 @@ type authRun struct {
 	allowed   []string
 	notes     []string
 	used      string // method (or "agent") of the last signature or secret sent
+	started   bool   // the server has answered a first auth request
+	kbdAsked  bool   // keyboard-interactive got a question
+	kbdNoUse  bool   // keyboard-interactive cannot take the password
+	pwSent    bool   // the password auth method sent the password
+	noAgent   string // why the agent gave no key, for "no usable key"
 }
 
 func newAuthRun(ctx context.Context, h *Host, secrets Secrets, logger *slog.Logger) *authRun {
@@ -155,36 +207,62 @@ func (a *authRun) config(cfg *ssh.ClientConfig) {
 	}
 	// The callback only watches: it records what the server accepts, and
 	// lets x/crypto pick the next method from cfg.Auth.
+	// It runs after each attempt (the first being "none"), so it also marks
+	// the start of authentication, and notes a keyboard-interactive attempt
+	// that the server refused before asking anything (our challenge callback
+	// never ran then).
 	cfg.AuthCallback = func(c *ssh.ClientAuthContext) (ssh.AuthMethod, error) {
 		a.mu.Lock()
+		a.started = true
 		if len(c.AllowedMethods) > 0 {
 			a.allowed = c.AllowedMethods
 		}
+		refused := slices.Contains(c.TriedMethods, AuthKeyboardInteractive) && !a.kbdAsked
 		a.mu.Unlock()
+		if refused {
+			a.try(AuthKeyboardInteractive, "the server refused it without asking anything")
+			a.mu.Lock()
+			a.kbdNoUse = true
+			a.mu.Unlock()
+		}
 		return nil, nil
 	}
 }
 
 // failure turns the transport's error into an AuthError when authentication
-// is what failed.
+// is what failed: one of x/crypto's pinned failures, one of ours, or any
+// other error once the server has begun answering auth requests (timeouts
+// and host key errors are sorted out before). The user then always gets
+// what was tried, what the server accepts and what to do, never x/crypto's
+// wording alone (it stays in Cause).
 func (a *authRun) failure(err error) error {
-	msg := err.Error()
-	if !errors.Is(err, errNoSecret) && !errors.Is(err, errUnanswerable) &&
-		!strings.Contains(msg, "unable to authenticate") &&
-		!strings.Contains(msg, "no supported methods remain") &&
-		!strings.Contains(msg, "Too many authentication failures") &&
-		!strings.Contains(msg, "too many authentication attempts") {
-		return err
+	msg := strings.ToLower(err.Error())
+	pinned := errors.Is(err, errNoSecret) || errors.Is(err, errUnanswerable)
+	for _, s := range xcryptoAuthFailures {
+		pinned = pinned || strings.Contains(msg, strings.ToLower(s))
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	e := &AuthError{Host: a.h.Key(), Allowed: a.allowed, Notes: a.notes, Cause: err, alias: a.h.Alias}
+	if !pinned && !a.started {
+		return err
+	}
+	e := &AuthError{Host: a.h.Key(), Allowed: a.allowed, Notes: a.notes, Cause: err, alias: a.h.Alias,
+		passwordSent: a.pwSent, kbdNoUse: a.kbdNoUse}
 	for _, m := range a.order {
 		if d := a.tried[m]; d != "" {
 			e.Tried = append(e.Tried, m+" ("+d+")")
 		} else {
 			e.Tried = append(e.Tried, m)
 		}
+	}
+	switch {
+	case strings.Contains(msg, xTooManyFailures):
+		e.Notes = append(slices.Clip(e.Notes), "the server hung up after too many failed attempts (its MaxAuthTries): "+
+			"offer only the key it accepts (IdentitiesOnly yes and that key's IdentityFile in ssh_config)")
+	case errors.Is(err, io.EOF):
+		e.Notes = append(slices.Clip(e.Notes), "the server closed the connection during authentication")
+	case !pinned:
+		e.Notes = append(slices.Clip(e.Notes), "the server ended authentication: "+err.Error())
 	}
 	return e
 }
@@ -203,6 +281,7 @@ func (a *authRun) signers() ([]ssh.Signer, error) {
 		bad    error // why the file itself cannot sign (its agent copy still can)
 	}
 	var files []fileKey
+	var missing []string
 	for _, p := range a.h.IdentityFiles {
 		// The .pub alone is enough when the agent holds the key (a hardware
 		// key, or a private file that is not there), as with OpenSSH.
@@ -211,6 +290,7 @@ func (a *authRun) signers() ([]ssh.Signer, error) {
 		switch {
 		case err != nil && errors.Is(err, os.ErrNotExist):
 			if fk.pub == nil {
+				missing = append(missing, displayPath(p))
 				continue // the defaults usually do not all exist
 			}
 			fk.bad = errors.New("no private key file")
@@ -247,7 +327,8 @@ func (a *authRun) signers() ([]ssh.Signer, error) {
 		names = append(names, name)
 	}
 
-	for _, s := range a.agentSigners() {
+	agentKeys := a.agentSigners()
+	for _, s := range agentKeys {
 		if a.h.IdentitiesOnly {
 			match := false
 			for _, f := range files {
@@ -284,7 +365,18 @@ func (a *authRun) signers() ([]ssh.Signer, error) {
 	}
 	detail := fmt.Sprintf("%d key%s: %s", len(names), plural, strings.Join(names, ", "))
 	if len(names) == 0 {
-		detail = "no usable key"
+		// Say where keys were looked for: a new user's first failure is
+		// usually no agent and none of the default files.
+		a.mu.Lock()
+		why := a.noAgent
+		a.mu.Unlock()
+		if why == "" && len(agentKeys) > 0 {
+			why = "the ssh-agent holds none of the IdentityFile keys (IdentitiesOnly)"
+		}
+		detail = "no usable key: " + why
+		if len(missing) > 0 {
+			detail += ", no key file (looked for " + strings.Join(missing, ", ") + ")"
+		}
 	}
 	a.try(AuthPublicKey, detail)
 	a.mu.Lock()
@@ -302,8 +394,8 @@ func (a *authRun) decrypt(path string, pem []byte) ssh.Signer {
 		return nil
 	}
 	if !ok {
-		a.note("key %s is encrypted and no passphrase is known (skipped; set %sKEY_PASS or ssh_connect passphrase=...)",
-			displayPath(path), envName(a.h.Alias))
+		a.note("key %s is encrypted and no passphrase is known (skipped; set %s, or load the key into ssh-agent)",
+			displayPath(path), envHint(a.h.Alias, "KEY_PASS"))
 		return nil
 	}
 	s, err := ssh.ParsePrivateKeyWithPassphrase(pem, []byte(pass))
@@ -321,19 +413,27 @@ func (a *authRun) decrypt(path string, pem []byte) ssh.Signer {
 // agentSigners lists the agent's keys; an unreachable agent is a debug note,
 // as it is for ssh.
 func (a *authRun) agentSigners() []ssh.Signer {
+	why := func(s string) {
+		a.mu.Lock()
+		a.noAgent = s
+		a.mu.Unlock()
+	}
 	sock := a.h.IdentityAgent
 	if sock == "none" {
+		why("no ssh-agent (IdentityAgent none)")
 		return nil
 	}
 	if sock == "" {
 		sock = os.Getenv("SSH_AUTH_SOCK")
 	}
 	if sock == "" {
+		why("no ssh-agent (SSH_AUTH_SOCK is not set)")
 		return nil
 	}
 	d := net.Dialer{Timeout: 5 * time.Second}
 	conn, err := d.DialContext(a.ctx, "unix", sock)
 	if err != nil {
+		why("the ssh-agent is unreachable")
 		a.logger.Debug("ssh agent unreachable", "host", a.h.Key(), "socket", sock, "err", err)
 		return nil
 	}
@@ -342,8 +442,12 @@ func (a *authRun) agentSigners() []ssh.Signer {
 	a.mu.Unlock()
 	signers, err := agent.NewClient(conn).Signers()
 	if err != nil {
+		why("the ssh-agent did not list its keys")
 		a.logger.Debug("ssh agent list failed", "host", a.h.Key(), "err", err)
 		return nil
+	}
+	if len(signers) == 0 {
+		why("the ssh-agent holds no key")
 	}
 	return signers
 }
@@ -367,19 +471,33 @@ func (a *authRun) password() (string, error) {
 	}
 	a.try(AuthPassword, "")
 	a.setUsed(AuthPassword)
+	a.mu.Lock()
+	a.pwSent = true
+	a.mu.Unlock()
 	return pw, nil
 }
 
-// keyboardInteractive answers password-like questions (hidden input, or a
-// prompt that says password/passcode) with the password. Any other question
-// cannot be answered unattended, and ends the method.
+// keyboardInteractive answers a round of questions with the password only
+// when every one of them is a hidden password prompt. Anything else (a
+// one-time code, a new password, an echoed question) cannot be answered
+// unattended: the method ends with nothing sent, and the failure quotes the
+// question (prompts are not secret) so the user knows what the server wants.
 func (a *authRun) keyboardInteractive(name, instruction string, questions []string, echos []bool) ([]string, error) {
-	answers := make([]string, len(questions))
+	a.mu.Lock()
+	a.kbdAsked = true
+	a.mu.Unlock()
 	for i, q := range questions {
-		if echos[i] && !isPasswordPrompt(q) {
-			a.try(AuthKeyboardInteractive, fmt.Sprintf("cannot answer %q", strings.TrimSpace(q)))
-			return nil, fmt.Errorf("%w: %q", errUnanswerable, q)
+		if echos[i] || !isPasswordPrompt(q) {
+			a.try(AuthKeyboardInteractive, fmt.Sprintf("the server asked %q, a question sshjobs cannot answer: "+
+				"it types the password only into a hidden password prompt", questionText(q)))
+			a.mu.Lock()
+			a.kbdNoUse = true
+			a.mu.Unlock()
+			return nil, errUnanswerable
 		}
+	}
+	answers := make([]string, len(questions))
+	if len(questions) > 0 {
 		pw, ok, err := a.secret(SecretPassword)
 		switch {
 		case err != nil:
@@ -389,7 +507,9 @@ func (a *authRun) keyboardInteractive(name, instruction string, questions []stri
 			a.try(AuthKeyboardInteractive, "no password known")
 			return nil, errNoSecret
 		}
-		answers[i] = pw
+		for i := range answers {
+			answers[i] = pw
+		}
 	}
 	a.try(AuthKeyboardInteractive, "")
 	if len(questions) > 0 {
@@ -398,9 +518,26 @@ func (a *authRun) keyboardInteractive(name, instruction string, questions []stri
 	return answers, nil
 }
 
+// passwordPrompt matches a question that asks for the login password and
+// nothing else, as sshd (PAM, passwd), OpenSSH-style and PAM modules word it:
+// "Password:", "user@host's password:", "Password for user:",
+// "(user@host) Password:", "Enter password:". A qualifier such as "New",
+// "Current" or "LDAP" does not match: the first two are a password change,
+// the last may be another secret than the one we hold.
+var passwordPrompt = regexp.MustCompile(`(?i)^(\([^()]*\)\s*)?((enter|type)\s+(your\s+)?)?(\S+'s\s+)?password(\s+for\s+[^:]+)?\s*:?$`)
+
 func isPasswordPrompt(q string) bool {
-	q = strings.ToLower(q)
-	return strings.Contains(q, "password") || strings.Contains(q, "passcode") || strings.Contains(q, "passphrase")
+	return passwordPrompt.MatchString(strings.TrimSpace(q))
+}
+
+// questionText is a server's question as quoted in an error: trimmed, and
+// cut short, since the server chooses its length.
+func questionText(q string) string {
+	q = strings.TrimSpace(q)
+	if r := []rune(q); len(r) > 100 {
+		q = string(r[:100]) + "..."
+	}
+	return q
 }
 
 // readPublicKey reads an authorized_keys style .pub file, or returns nil.

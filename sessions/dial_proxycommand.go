@@ -15,7 +15,8 @@ import (
 // startProxyCommand runs h.ProxyCommand through `sh -c` (as ssh runs it
 // through the shell) and returns a net.Conn over its stdin and stdout. Its
 // stderr goes to the logger, line by line. Closing the conn ends the command
-// (its whole process group, so `nc` under a wrapper script goes too).
+// (its whole process group, so `nc` under a wrapper script goes too). It
+// runs without sshjobs' secrets in its environment (see childEnv).
 func startProxyCommand(h *Host, logger *slog.Logger) (net.Conn, error) {
 	// os.Pipe, not cmd.StdoutPipe: *os.File pipes support deadlines, which
 	// bound the handshake like a socket's.
@@ -30,6 +31,7 @@ func startProxyCommand(h *Host, logger *slog.Logger) (net.Conn, error) {
 		return nil, err
 	}
 	cmd := exec.Command("sh", "-c", "exec "+h.ProxyCommand)
+	cmd.Env = childEnv()
 	cmd.Stdin, cmd.Stdout = inR, outW
 	errR, err := cmd.StderrPipe()
 	if err != nil {

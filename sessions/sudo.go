@@ -37,7 +37,8 @@ func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''
 // Messages of sudo jobs that end without running their command.
 const (
 	msgSudoRefused = "sudo: incorrect password"
-	msgSudoNoPass  = "sudo asked for a password and none is known for this host: store it (`sshjobs secret set HOST`, or ssh_connect with save=true) or set %s"
+	// Only the environment supplies secrets today: name the variable, nothing else.
+	msgSudoNoPass = "sudo asked for a password and none is known for this host: set %s in sshjobs' environment"
 )
 
 // sudoSecretEnv names the environment override for alias's sudo password.

@@ -55,6 +55,7 @@ func StartInProcess(t testing.TB, o Options) *Server {
 			return nil, errors.New("sshtest: wrong password")
 		},
 	}
+	cfg.MaxAuthTries = o.MaxAuthTries
 	if o.KeyboardInteractive {
 		cfg.KeyboardInteractiveCallback = func(c ssh.ConnMetadata, ask ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
 			ans, err := ask("", "", []string{"Password: "}, []bool{false})

@@ -42,7 +42,8 @@ func HaveOpenSSH() bool {
 // another one, or Options.Banner is set, a ForceCommand wrapper stands in for it:
 // it runs exec requests with Options.Shell -c, prints the banner on PTY logins,
 // and then execs Options.Shell -l. Options.Env is applied with SetEnv.
-// KeyboardInteractive and SlowOutput are in-process only.
+// KeyboardInteractive and SlowOutput are in-process only; SSHDConfig lines
+// come first in sshd_config.
 func StartOpenSSH(t testing.TB, o Options) *Server {
 	t.Helper()
 	if !HaveOpenSSH() {
@@ -132,8 +133,17 @@ func (s *Server) needsWrapper() bool {
 
 func (s *Server) sshdConfig(hostKeyFile string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, `# Written by sshtest; a throwaway sshd for tests.
-ListenAddress 127.0.0.1
+	b.WriteString("# Written by sshtest; a throwaway sshd for tests.\n")
+	for _, l := range s.opts.SSHDConfig {
+		if strings.ContainsAny(l, "\n\r") {
+			s.t.Fatalf("sshtest: sshd_config line %q has a line break", l)
+		}
+		b.WriteString(l + "\n")
+	}
+	if s.opts.MaxAuthTries > 0 {
+		fmt.Fprintf(&b, "MaxAuthTries %d\n", s.opts.MaxAuthTries)
+	}
+	fmt.Fprintf(&b, `ListenAddress 127.0.0.1
 Port %d
 HostKey %s
 AuthorizedKeysFile %s

@@ -93,6 +93,14 @@ type Options struct {
 	// sudoers entry that asks for it every time; without root, useradd or
 	// sudo the test is skipped (failed with SSHJOBS_REQUIRE_SSHD=1).
 	User string
+	// MaxAuthTries makes the server disconnect after this many failed
+	// authentication attempts (sshd's MaxAuthTries; ServerConfig.MaxAuthTries
+	// in-process). 0 keeps each server's default.
+	MaxAuthTries int
+	// SSHDConfig lines are written at the top of sshd_config (openssh only),
+	// so that they win over sshtest's defaults: sshd keeps the first value it
+	// reads for most keywords. E.g. "KbdInteractiveAuthentication yes".
+	SSHDConfig []string
 }
 
 // Addr returns "127.0.0.1:PORT".
