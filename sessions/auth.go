@@ -36,6 +36,9 @@ type AuthError struct {
 	Notes   []string // keys skipped and why
 	Cause   error    // the transport's error
 	alias   string
+	// secretAlias is the alias whose OVRD_ secrets this destination gets
+	// (Host.SecretAlias): "" when the target overrode its user or port.
+	secretAlias string
 
 	// For the advice: a password was sent (and refused); keyboard-interactive
 	// cannot take the password here (refused at once, or it asked something
@@ -73,7 +76,12 @@ func (e *AuthError) Error() string {
 		if e.passwordSent {
 			verb = "check"
 		}
-		fixes = append(fixes, fmt.Sprintf("%s the password in %s (sshjobs' environment)", verb, envHint(e.alias, "PASS")))
+		where := envHint(e.secretAlias, "PASS")
+		if e.secretAlias == "" && e.alias != "" {
+			// web1:2222 or other@web1: the alias's password is not sent here.
+			where = fmt.Sprintf("%s, which applies only when the host is named as %s alone", envHint(e.alias, "PASS"), e.alias)
+		}
+		fixes = append(fixes, fmt.Sprintf("%s the password in %s (sshjobs' environment)", verb, where))
 	}
 	if len(fixes) > 0 {
 		b.WriteString("; to log in, " + strings.Join(fixes, ", or "))
@@ -246,7 +254,7 @@ func (a *authRun) failure(err error) error {
 	if !pinned && !a.started {
 		return err
 	}
-	e := &AuthError{Host: a.h.Key(), Allowed: a.allowed, Notes: a.notes, Cause: err, alias: a.h.Alias,
+	e := &AuthError{Host: a.h.Key(), Allowed: a.allowed, Notes: a.notes, Cause: err, alias: a.h.Alias, secretAlias: a.h.SecretAlias,
 		passwordSent: a.pwSent, kbdNoUse: a.kbdNoUse}
 	for _, m := range a.order {
 		if d := a.tried[m]; d != "" {
