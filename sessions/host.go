@@ -3,7 +3,10 @@ package sessions
 import (
 	"net"
 	"strconv"
+	"strings"
 	"time"
+
+	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // Defaults applied when ssh_config says nothing (or OpenSSH's own default makes
@@ -47,6 +50,9 @@ type Host struct {
 	UserKnownHostsFiles   []string // default ~/.ssh/known_hosts; the first one records new keys
 	GlobalKnownHostsFiles []string
 	HostKeyAlias          string
+	// HashKnownHosts: new known_hosts entries are written hashed
+	// (ssh_config's HashKnownHosts, on by default in Debian's ssh_config).
+	HashKnownHosts bool
 }
 
 // Key is "user@hostname:port": the pool key and the Job.Host value.
@@ -59,11 +65,21 @@ func (h *Host) Addr() string {
 	return net.JoinHostPort(h.HostName, strconv.Itoa(h.Port))
 }
 
-// knownHostsAddr is the name under which the host key is looked up and
-// recorded: HostKeyAlias (without a port, as OpenSSH does) or hostname:port.
+// knownHostsAddr is the host:port a host certificate's principals are
+// checked against: HostKeyAlias (the port does not matter) or hostname:port.
 func (h *Host) knownHostsAddr() string {
 	if h.HostKeyAlias != "" {
 		return net.JoinHostPort(h.HostKeyAlias, strconv.Itoa(DefaultPort))
 	}
 	return h.Addr()
+}
+
+// knownHostsName is the name known_hosts entries are matched against and
+// recorded under, as OpenSSH forms it: HostKeyAlias as given (no port), else
+// the lower-cased host name, "[host]:port" when the port is not 22.
+func (h *Host) knownHostsName() string {
+	if h.HostKeyAlias != "" {
+		return h.HostKeyAlias
+	}
+	return knownhosts.Normalize(net.JoinHostPort(strings.ToLower(h.HostName), strconv.Itoa(h.Port)))
 }
