@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // Defaults applied when ssh_config says nothing (or OpenSSH's own default makes
@@ -65,6 +67,9 @@ type Host struct {
 	UserKnownHostsFiles   []string `json:"user_known_hosts_files,omitempty"` // default ~/.ssh/known_hosts; the first one records new keys
 	GlobalKnownHostsFiles []string `json:"global_known_hosts_files,omitempty"`
 	HostKeyAlias          string   `json:"host_key_alias,omitempty"`
+	// HashKnownHosts: new known_hosts entries are written hashed
+	// (ssh_config's HashKnownHosts, on by default in Debian's ssh_config).
+	HashKnownHosts bool `json:"hash_known_hosts,omitempty"`
 }
 
 // Key names the destination: the pool key of its connection and the job row's
@@ -196,11 +201,21 @@ func UnmarshalDestination(s string) (*Host, error) {
 	return &h, nil
 }
 
-// knownHostsAddr is the name under which the host key is looked up and
-// recorded: HostKeyAlias (without a port, as OpenSSH does) or hostname:port.
+// knownHostsAddr is the host:port a host certificate's principals are
+// checked against: HostKeyAlias (the port does not matter) or hostname:port.
 func (h *Host) knownHostsAddr() string {
 	if h.HostKeyAlias != "" {
 		return net.JoinHostPort(h.HostKeyAlias, strconv.Itoa(DefaultPort))
 	}
 	return h.Addr()
+}
+
+// knownHostsName is the name known_hosts entries are matched against and
+// recorded under, as OpenSSH forms it: HostKeyAlias as given (no port), else
+// the lower-cased host name, "[host]:port" when the port is not 22.
+func (h *Host) knownHostsName() string {
+	if h.HostKeyAlias != "" {
+		return h.HostKeyAlias
+	}
+	return knownhosts.Normalize(net.JoinHostPort(strings.ToLower(h.HostName), strconv.Itoa(h.Port)))
 }

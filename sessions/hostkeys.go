@@ -1,7 +1,6 @@
 package sessions
 
 import (
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"net"
@@ -33,12 +32,29 @@ type HostKeyError struct {
 
 func (e *HostKeyError) Error() string { return e.msg }
 
+// unknownHostError is verify's answer for a host known_hosts has no key for.
+type unknownHostError struct {
+	certErr error // why a certificate the server offered was not taken, or nil
+}
+
+func (e *unknownHostError) Error() string {
+	if e.certErr != nil {
+		return "host key not in known_hosts; " + e.certErr.Error()
+	}
+	return "host key not in known_hosts"
+}
+
+func isUnknownHost(err error) bool {
+	var u *unknownHostError
+	return errors.As(err, &u)
+}
+
 // hostKeyCheck verifies one connection's host key against known_hosts and,
 // under accept-new, records a new one. It never accepts a changed key.
 type hostKeyCheck struct {
 	h     *Host
-	files []string            // existing known_hosts files, user ones first
-	db    ssh.HostKeyCallback // nil when no file exists yet
+	files []string      // known_hosts files to read, user ones first
+	db    *knownHostsDB // as read when the check was set up
 
 	// Set by callback, which runs on the transport's goroutine (again at
 	// each re-key), read after the handshake: guarded by mu.
@@ -62,51 +78,40 @@ func (c *hostKeyCheck) set(fingerprint, status string) {
 
 func newHostKeyCheck(h *Host) (*hostKeyCheck, error) {
 	c := &hostKeyCheck{h: h}
-	for _, f := range append(append([]string(nil), h.UserKnownHostsFiles...), h.GlobalKnownHostsFiles...) {
-		if st, err := os.Stat(f); err == nil && st.Mode().IsRegular() {
-			c.files = append(c.files, f)
-		}
+	c.files = append(append([]string(nil), h.UserKnownHostsFiles...), h.GlobalKnownHostsFiles...)
+	db, err := readKnownHosts(c.files)
+	if err != nil {
+		return nil, err
 	}
-	if len(c.files) > 0 {
-		db, err := knownhosts.New(c.files...)
-		if err != nil {
-			return nil, fmt.Errorf("known_hosts: %w", err)
-		}
-		c.db = db
-	}
+	c.db = db
 	return c, nil
 }
 
-// probeKey never matches a real host key; checking it returns every key
-// known for a host.
-var probeKey = func() ssh.PublicKey {
-	pub := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)).Public()
-	k, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		panic(err)
-	}
-	return k
-}()
-
-// known returns the keys known_hosts holds for the host.
+// known returns the plain keys known_hosts holds for the host.
 func (c *hostKeyCheck) known() []knownhosts.KnownKey {
-	if c.db == nil {
-		return nil
-	}
-	var ke *knownhosts.KeyError
-	if errors.As(c.db(c.h.knownHostsAddr(), dummyAddr, probeKey), &ke) {
-		return ke.Want
-	}
-	return nil
+	return c.db.hostKeys(c.h.knownHostsName())
 }
 
 // algorithms are the host key algorithms to offer: those of the known keys,
 // so that a server holding several keys shows the one we know (otherwise an
-// ed25519-known host looks "changed" when the server prefers ECDSA). nil
-// (library default) for an unknown host.
+// ed25519-known host looks "changed" when the server prefers ECDSA), after
+// every certificate algorithm when a @cert-authority line covers the host
+// (OpenSSH prefers certificates then too). nil (library default, which
+// offers certificates first) when no plain key is known.
 func (c *hostKeyCheck) algorithms() []string {
+	known := c.known()
+	if len(known) == 0 {
+		return nil
+	}
 	var algos []string
-	for _, k := range c.known() {
+	if len(c.db.authorities(c.h.knownHostsName())) > 0 {
+		for _, a := range ssh.SupportedAlgorithms().HostKeys {
+			if strings.Contains(a, "-cert-") {
+				algos = append(algos, a)
+			}
+		}
+	}
+	for _, k := range known {
 		for _, a := range algorithmsForKeyType(k.Key.Type()) {
 			if !contains(algos, a) {
 				algos = append(algos, a)
@@ -128,46 +133,88 @@ func algorithmsForKeyType(t string) []string {
 	return []string{t}
 }
 
-var dummyAddr = &net.TCPAddr{IP: net.IPv4zero, Port: DefaultPort}
-
 // callback is the ssh.HostKeyCallback. It looks the key up under the Host's
 // own name (HostKeyAlias or hostname:port), whatever address the transport
 // went through (a jump host, a ProxyCommand).
 func (c *hostKeyCheck) callback(_ string, _ net.Addr, key ssh.PublicKey) error {
-	fp := ssh.FingerprintSHA256(key)
+	fp := ssh.FingerprintSHA256(plainKey(key))
 	c.set(fp, "")
-	addr := c.h.knownHostsAddr()
-	if c.db != nil {
-		err := c.db(addr, dummyAddr, key)
-		var ke *knownhosts.KeyError
-		var re *knownhosts.RevokedError
-		switch {
-		case err == nil:
-			c.set(fp, HostKeyKnown)
-			return nil
-		case errors.As(err, &re):
-			return &HostKeyError{Kind: "revoked", Host: c.h.Key(), Fingerprint: fp,
-				msg: fmt.Sprintf("host key %s %s of %s is marked @revoked in %s:%d; refusing to connect",
-					key.Type(), fp, c.h.Key(), re.Revoked.Filename, re.Revoked.Line)}
-		case errors.As(err, &ke) && len(ke.Want) > 0:
-			return c.changed(key, fp, ke.Want)
-		case errors.As(err, &ke):
-			// unknown host: below
-		default:
-			return fmt.Errorf("known_hosts check: %w", err)
-		}
+	err := c.verify(c.db, key)
+	if err == nil {
+		c.set(fp, HostKeyKnown)
+		return nil
 	}
-	if c.h.StrictHostKeyChecking == StrictYes {
-		return c.unknownRefused(key, fp)
-	}
-	if err := c.record(addr, key); err != nil {
+	if !isUnknownHost(err) {
 		return err
 	}
-	c.set(fp, HostKeyTrustedNow)
+	if c.h.StrictHostKeyChecking == StrictYes {
+		return c.unknownRefused(plainKey(key), fp, err.(*unknownHostError).certErr)
+	}
+	status, err := c.record(key)
+	if err != nil {
+		return err
+	}
+	c.set(fp, status)
 	return nil
 }
 
-func (c *hostKeyCheck) changed(key ssh.PublicKey, fp string, want []knownhosts.KnownKey) error {
+// verify checks key against db as OpenSSH does: a revoked key (or CA) is
+// refused; a certificate signed by a @cert-authority of the host and valid
+// for its name is known; any other certificate counts as its plain key; a
+// plain key is known when listed for the host, changed when the host has
+// other keys, else unknown (*unknownHostError).
+func (c *hostKeyCheck) verify(db *knownHostsDB, key ssh.PublicKey) error {
+	name := c.h.knownHostsName()
+	plain := plainKey(key)
+	fp := ssh.FingerprintSHA256(plain)
+	cert, isCert := key.(*ssh.Certificate)
+	if r := db.revoked(plain); r != nil {
+		return c.revokedErr(plain, fp, "host key", r)
+	}
+	var certErr error
+	if isCert {
+		if r := db.revoked(cert.SignatureKey); r != nil {
+			return c.revokedErr(cert.SignatureKey, ssh.FingerprintSHA256(cert.SignatureKey), "certificate authority of the host key", r)
+		}
+		checker := ssh.CertChecker{
+			IsHostAuthority: func(auth ssh.PublicKey, _ string) bool {
+				for _, ca := range db.authorities(name) {
+					if sameKey(ca.Key, auth) {
+						return true
+					}
+				}
+				return false
+			},
+			IsRevoked: func(*ssh.Certificate) bool { return false }, // checked above
+		}
+		certErr = checker.CheckHostKey(c.h.knownHostsAddr(), dummyAddr, cert)
+		if certErr == nil {
+			return nil
+		}
+		// No CA vouches for it here: OpenSSH then retries with the plain key.
+		certErr = fmt.Errorf("its certificate was not accepted (%w)", certErr)
+	}
+	want := db.hostKeys(name)
+	for _, k := range want {
+		if sameKey(k.Key, plain) {
+			return nil
+		}
+	}
+	if len(want) > 0 {
+		return c.changed(plain, fp, want, certErr)
+	}
+	return &unknownHostError{certErr: certErr}
+}
+
+var dummyAddr = &net.TCPAddr{IP: net.IPv4zero, Port: DefaultPort}
+
+func (c *hostKeyCheck) revokedErr(key ssh.PublicKey, fp, what string, r *knownhosts.KnownKey) error {
+	return &HostKeyError{Kind: "revoked", Host: c.h.Key(), Fingerprint: fp,
+		msg: fmt.Sprintf("%s %s %s of %s is marked @revoked in %s:%d; refusing to connect",
+			what, key.Type(), fp, c.h.Key(), r.Filename, r.Line)}
+}
+
+func (c *hostKeyCheck) changed(key ssh.PublicKey, fp string, want []knownhosts.KnownKey, certErr error) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "HOST KEY CHANGED for %s: the server offered %s %s, but known_hosts has ",
 		c.h.Key(), key.Type(), fp)
@@ -177,7 +224,10 @@ func (c *hostKeyCheck) changed(key ssh.PublicKey, fp string, want []knownhosts.K
 		}
 		fmt.Fprintf(&b, "%s %s (%s:%d)", k.Key.Type(), ssh.FingerprintSHA256(k.Key), k.Filename, k.Line)
 	}
-	name := knownhosts.Normalize(c.h.knownHostsAddr())
+	if certErr != nil {
+		fmt.Fprintf(&b, "; %v", certErr)
+	}
+	name := c.h.knownHostsName()
 	fmt.Fprintf(&b, ". Someone could be intercepting the connection, or the host was reinstalled. "+
 		"Refusing to connect. If the new key is legitimate, remove the old entry with "+
 		"`ssh-keygen -R '%s' -f %s` and connect again (it is then recorded as new).",
@@ -185,7 +235,7 @@ func (c *hostKeyCheck) changed(key ssh.PublicKey, fp string, want []knownhosts.K
 	return &HostKeyError{Kind: "changed", Host: c.h.Key(), Fingerprint: fp, Known: want, msg: b.String()}
 }
 
-func (c *hostKeyCheck) unknownRefused(key ssh.PublicKey, fp string) error {
+func (c *hostKeyCheck) unknownRefused(key ssh.PublicKey, fp string, certErr error) error {
 	file := "~/.ssh/known_hosts"
 	if len(c.h.UserKnownHostsFiles) > 0 {
 		file = c.h.UserKnownHostsFiles[0]
@@ -195,51 +245,74 @@ func (c *hostKeyCheck) unknownRefused(key ssh.PublicKey, fp string) error {
 		scan += "-p " + strconv.Itoa(c.h.Port) + " "
 	}
 	scan += c.h.HostName
+	note := ""
+	if certErr != nil {
+		note = "; " + certErr.Error()
+	}
 	return &HostKeyError{Kind: "unknown", Host: c.h.Key(), Fingerprint: fp,
 		msg: fmt.Sprintf("host key of %s is not in known_hosts and StrictHostKeyChecking is yes "+
-			"(the server offered %s %s). To trust it, check the fingerprint and add it: "+
+			"(the server offered %s %s%s). To trust it, check the fingerprint and add it: "+
 			"`%s >> %s`, or set `StrictHostKeyChecking accept-new` for this host in ssh_config.",
-			c.h.Key(), key.Type(), fp, scan, file)}
+			c.h.Key(), key.Type(), fp, note, scan, file)}
 }
 
-// recordMu serialises appends to known_hosts files within this process, so
-// that parallel first connections to one host write one line.
+// recordMu serialises appends to known_hosts files within this process;
+// lockKnownHosts does the same across processes.
 var recordMu sync.Mutex
 
-// record appends key for addr to the first user known_hosts file, creating
-// the file (0600) and its folder (0700) when missing.
-func (c *hostKeyCheck) record(addr string, key ssh.PublicKey) error {
+// record appends the plain key (never a certificate, which neither we nor
+// OpenSSH would match later) to the first user known_hosts file, creating
+// the file (0600) and its folder (0700) when missing, hashed when
+// HashKnownHosts is on. Under the lock it reads every file again: another
+// connection or process may have recorded this host since this check read
+// them, and a different key found now is a changed key, never a second entry.
+// It returns the status to report: trusted_now, or known when the key was
+// recorded meanwhile.
+func (c *hostKeyCheck) record(key ssh.PublicKey) (string, error) {
 	if len(c.h.UserKnownHostsFiles) == 0 {
-		return fmt.Errorf("host key of %s is new, but no UserKnownHostsFile is set to record it in", c.h.Key())
+		return "", fmt.Errorf("host key of %s is new, but no UserKnownHostsFile is set to record it in", c.h.Key())
 	}
 	file := c.h.UserKnownHostsFiles[0]
 	recordMu.Lock()
 	defer recordMu.Unlock()
 
-	// Another connection may have recorded it since this one read the files.
-	if db, err := knownhosts.New(file); err == nil {
-		if db(addr, dummyAddr, key) == nil {
-			return nil
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return "", fmt.Errorf("record host key of %s: %w", c.h.Key(), err)
+	}
+	f, err := lockKnownHosts(file)
+	if err != nil {
+		return "", fmt.Errorf("record host key of %s in %s: %w", c.h.Key(), file, err)
+	}
+	defer f.Close() // releases the lock
+
+	db, err := readKnownHosts(c.files)
+	if err != nil {
+		return "", fmt.Errorf("record host key of %s: %w", c.h.Key(), err)
+	}
+	switch err := c.verify(db, key); {
+	case err == nil:
+		return HostKeyKnown, nil
+	case !isUnknownHost(err):
+		return "", err
+	}
+
+	prefix := ""
+	if st, err := f.Stat(); err == nil && st.Size() > 0 {
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, st.Size()-1); err == nil && last[0] != '\n' {
+			prefix = "\n"
 		}
 	}
-	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
-		return fmt.Errorf("record host key of %s: %w", c.h.Key(), err)
+	name := c.h.knownHostsName()
+	if c.h.HashKnownHosts {
+		name = knownhosts.HashHostname(name)
 	}
-	prefix := ""
-	if b, err := os.ReadFile(file); err == nil && len(b) > 0 && b[len(b)-1] != '\n' {
-		prefix = "\n"
-	}
-	f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return fmt.Errorf("record host key of %s: %w", c.h.Key(), err)
-	}
-	line := prefix + knownhosts.Line([]string{knownhosts.Normalize(addr)}, key) + "\n"
+	line := prefix + name + " " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(plainKey(key)))) + "\n"
 	if _, err := f.WriteString(line); err != nil {
-		f.Close()
-		return fmt.Errorf("record host key of %s in %s: %w", c.h.Key(), file, err)
+		return "", fmt.Errorf("record host key of %s in %s: %w", c.h.Key(), file, err)
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("record host key of %s in %s: %w", c.h.Key(), file, err)
+	if err := f.Sync(); err != nil {
+		return "", fmt.Errorf("record host key of %s in %s: %w", c.h.Key(), file, err)
 	}
-	return nil
+	return HostKeyTrustedNow, nil
 }

@@ -242,6 +242,7 @@ func hostFromOptions(targetStr string, req request, o sshOptions, fromOpenSSH bo
 
 	// Host keys.
 	h.StrictHostKeyChecking = normalizeStrict(o.get("stricthostkeychecking"))
+	h.HashKnownHosts = isYes(o.get("hashknownhosts"))
 	user, err := knownHostsList(tk, o["userknownhostsfile"], fromOpenSSH)
 	if err != nil {
 		return nil, err

@@ -19,7 +19,7 @@ const systemConfigFile = "/etc/ssh/ssh_config"
 var configKeys = []string{"user", "port", "hostname", "identityfile", "identitiesonly",
 	"identityagent", "proxyjump", "proxycommand", "serveraliveinterval",
 	"serveralivecountmax", "connecttimeout", "stricthostkeychecking",
-	"userknownhostsfile", "globalknownhostsfile", "hostkeyalias"}
+	"userknownhostsfile", "globalknownhostsfile", "hostkeyalias", "hashknownhosts"}
 
 // multiKeys accumulate over all matching blocks and files, as in OpenSSH;
 // every other option takes the first value found.

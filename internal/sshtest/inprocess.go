@@ -73,6 +73,13 @@ func StartInProcess(t testing.TB, o Options) *Server {
 		t.Fatalf("sshtest: %v", err)
 	}
 	cfg.AddHostKey(hostSigner)
+	if s.HostCert != nil {
+		cs, err := ssh.NewCertSigner(s.HostCert, hostSigner)
+		if err != nil {
+			t.Fatalf("sshtest: %v", err)
+		}
+		cfg.AddHostKey(cs)
+	}
 
 	if s.ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 		t.Fatalf("sshtest: %v", err)

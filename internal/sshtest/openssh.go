@@ -62,6 +62,9 @@ func StartOpenSSH(t testing.TB, o Options) *Server {
 		hostKeyFile:                             pem.EncodeToMemory(block),
 		filepath.Join(s.Dir, "authorized_keys"): ssh.MarshalAuthorizedKey(s.signer.PublicKey()),
 	}
+	if s.HostCert != nil {
+		files[hostKeyFile+"-cert.pub"] = ssh.MarshalAuthorizedKey(s.HostCert)
+	}
 	if o.Banner != "" {
 		files[filepath.Join(s.Dir, "banner")] = []byte(o.Banner)
 	}
@@ -165,6 +168,9 @@ Subsystem sftp internal-sftp
 `, s.Port, hostKeyFile, filepath.Join(s.Dir, "authorized_keys"), s.opts.maxSessions())
 	// No AcceptEnv line: sshd then accepts no "env" requests, unlike the
 	// in-process server, which accepts them all.
+	if s.HostCert != nil {
+		fmt.Fprintf(&b, "HostCertificate %s-cert.pub\n", hostKeyFile)
+	}
 	if s.opts.Banner != "" {
 		fmt.Fprintf(&b, "Banner %s\n", filepath.Join(s.Dir, "banner"))
 	}

@@ -43,8 +43,11 @@ type Server struct {
 	KeyFile    string // client private key (ed25519, unencrypted, OpenSSH format) authorized on the server
 	KnownHosts string // known_hosts file that trusts this server's host key ("[127.0.0.1]:PORT ssh-ed25519 ...")
 	HostKey    ssh.PublicKey
-	SSHConfig  string // ssh_config file with a `Host <Alias>` entry for this server
-	Alias      string // "sshtest-" + Kind
+	// HostCert is the host certificate the server presents besides HostKey
+	// (Options.HostCA), nil without one.
+	HostCert  *ssh.Certificate
+	SSHConfig string // ssh_config file with a `Host <Alias>` entry for this server
+	Alias     string // "sshtest-" + Kind
 	// Password is accepted for User by password and keyboard-interactive auth
 	// in-process ("" for openssh); with Options.User it is that account's
 	// password, as sudo asks for it (both kinds).
@@ -101,6 +104,12 @@ type Options struct {
 	// so that they win over sshtest's defaults: sshd keeps the first value it
 	// reads for most keywords. E.g. "KbdInteractiveAuthentication yes".
 	SSHDConfig []string
+	// HostCA, if set, certifies the host key: the server also presents a
+	// host certificate signed by it (Server.HostCert), as sshd's
+	// HostCertificate does. HostCertPrincipals are its principals (none:
+	// valid for any host name).
+	HostCA             ssh.Signer
+	HostCertPrincipals []string
 }
 
 // Addr returns "127.0.0.1:PORT".
@@ -240,6 +249,17 @@ func newServer(t testing.TB, kind Kind, o Options) (*Server, ed25519.PrivateKey)
 		t.Fatalf("sshtest: %v", err)
 	}
 	s.HostKey = hostSigner.PublicKey()
+	if o.HostCA != nil {
+		s.HostCert = &ssh.Certificate{
+			Key: s.HostKey, Serial: 1, CertType: ssh.HostCert, KeyId: "sshtest host",
+			ValidPrincipals: o.HostCertPrincipals,
+			ValidAfter:      uint64(time.Now().Add(-time.Hour).Unix()),
+			ValidBefore:     ssh.CertTimeInfinity,
+		}
+		if err := s.HostCert.SignCert(rand.Reader, o.HostCA); err != nil {
+			t.Fatalf("sshtest: host certificate: %v", err)
+		}
+	}
 	return s, hostKey
 }
 
