@@ -123,6 +123,7 @@ type Engine struct {
 	workers map[sessionKey]*worker
 	running map[string]*task
 	input   map[string][]byte // Spec.Input of jobs not yet started
+	endErr  map[string]error  // jobs that ended but whose end is not recorded, and why
 	closed  bool
 }
 
@@ -145,6 +146,7 @@ func New(cfg Config) (*Engine, error) {
 		workers: map[sessionKey]*worker{},
 		running: map[string]*task{},
 		input:   map[string][]byte{},
+		endErr:  map[string]error{},
 	}
 	e.out = newOutputWriter(cfg.Store, cfg.FlushInterval, cfg.FlushBytes, cfg.MaxJobOutput, cfg.Logger, e.watch)
 	return e, nil

@@ -138,6 +138,10 @@ type Job struct {
 	// GapStart and GapEnd delimit output dropped by the cap: bytes in
 	// [GapStart, GapEnd) are not stored. Both zero when nothing was dropped.
 	GapStart, GapEnd int64
+	// OutputLost counts bytes that could not be stored (the database was
+	// full or locked past every retry): holes in the output that reads pass
+	// over. Zero when everything produced was stored, apart from the cap's gap.
+	OutputLost int64
 
 	CreatedAt time.Time
 	StartedAt time.Time
@@ -155,11 +159,14 @@ func (j *Job) Duration(now time.Time) time.Duration {
 	return j.EndedAt.Sub(j.StartedAt)
 }
 
-// Chunk is a piece of a job's output, appended at Offset.
+// Chunk is a piece of a job's output, appended at Offset. A chunk with Lost
+// set and no Data records that Lost bytes at Offset could not be stored, so
+// that the output after them still fits.
 type Chunk struct {
 	JobID  string
 	Offset int64
 	Data   []byte
+	Lost   int64
 	At     time.Time
 }
 
@@ -168,7 +175,8 @@ type Output struct {
 	Data   []byte
 	Offset int64 // where Data starts; past the gap if the read began inside it
 	// Skipped is how many bytes at the requested offset were not stored (the
-	// read began inside the gap left by the output cap).
+	// read began inside the gap left by the output cap, or in output that
+	// could not be stored).
 	Skipped int64
 	Total   int64 // the job's OutputBytes
 }
@@ -233,7 +241,8 @@ type Store interface {
 	QueuedSessions(ctx context.Context, owner string) ([][2]string, error)
 
 	// AppendOutput stores chunks of any jobs in one transaction and advances
-	// each job's OutputBytes. Past maxJobOutput bytes stored for a job, it keeps
+	// each job's OutputBytes; a Lost chunk advances it and OutputLost without
+	// storing bytes. Past maxJobOutput bytes stored for a job, it keeps
 	// the first half and the most recent output and records the gap.
 	AppendOutput(ctx context.Context, chunks []Chunk, maxJobOutput int64) error
 	// ReadOutput returns up to limit bytes of a job's output from offset.

@@ -41,13 +41,19 @@ type outputWriter struct {
 	committed uint64        // appends whose data is committed (or given up on)
 	progress  chan struct{} // closed and replaced at each commit
 	stopped   bool
-	lastErr   error
+	// lost counts, per job, output bytes that could not be stored, and
+	// unrecorded the part of them whose hole is not yet recorded in the
+	// store (its Lost chunk waits in pending); lostErr is why.
+	lost       map[string]int64
+	unrecorded map[string]int64
+	lostErr    map[string]error
 }
 
 func newOutputWriter(s Store, interval time.Duration, limit int, capBytes int64, log *slog.Logger, w *watcher) *outputWriter {
 	return &outputWriter{
 		store: s, interval: interval, limit: limit, capBytes: capBytes, log: log, watch: w,
 		wake: make(chan struct{}, 1), last: map[string]int{}, progress: make(chan struct{}),
+		lost: map[string]int64{}, unrecorded: map[string]int64{}, lostErr: map[string]error{},
 	}
 }
 
@@ -75,7 +81,7 @@ func (w *outputWriter) append(id string, off int64, p []byte) {
 	switch {
 	case stopped:
 		// Late output of a job that ends after shutdown: commit it directly.
-		_ = w.commit()
+		w.commit()
 	case full:
 		w.signal()
 	}
@@ -100,16 +106,27 @@ func (w *outputWriter) run(ctx context.Context) {
 			w.mu.Lock()
 			w.stopped = true
 			w.mu.Unlock()
-			_ = w.commit()
+			w.commit()
 			return
 		}
-		_ = w.commit()
+		w.commit()
 	}
 }
 
-// commit writes the pending chunks in one transaction. A failed commit is
-// retried a few times; output is never dropped silently.
-func (w *outputWriter) commit() error {
+// A batch that fails is retried commitAttempts times in all, waiting
+// commitBackoff, then twice that, and so on, in between.
+const (
+	commitAttempts = 5
+	commitBackoff  = 100 * time.Millisecond
+)
+
+// commit writes the pending chunks in one transaction, retrying a failed one.
+// Output that still cannot be stored is never skipped over: each job's part of
+// the batch is tried on its own, so that one job's failure (its row deleted)
+// costs no other job its output, and what fails becomes a Lost chunk that is
+// queued again, so that the hole is recorded and the job's later output fits
+// after it.
+func (w *outputWriter) commit() {
 	w.commitMu.Lock()
 	defer w.commitMu.Unlock()
 	w.mu.Lock()
@@ -118,28 +135,26 @@ func (w *outputWriter) commit() error {
 	clear(w.last)
 	w.mu.Unlock()
 
-	var err error
+	var requeue []Chunk
 	if len(batch) > 0 {
-		for attempt := range 5 {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			err = w.store.AppendOutput(ctx, batch, w.capBytes)
-			cancel()
-			if err == nil {
-				break
-			}
-			w.log.Warn("commit output", "chunks", len(batch), "attempt", attempt+1, "err", err)
-			time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
-		}
-		if err != nil {
-			err = fmt.Errorf("commit %d output chunks: %w", len(batch), err)
-			w.log.Error("output lost", "err", err)
+		if err := w.appendRetry(batch); err != nil {
+			w.log.Warn("commit output: storing job by job", "chunks", len(batch), "err", err)
+			requeue = w.appendEach(batch)
+		} else {
+			w.recorded(batch)
 		}
 	}
 
 	w.mu.Lock()
 	w.committed = upto
-	if err != nil {
-		w.lastErr = err
+	if len(requeue) > 0 {
+		// Counted as appended, so that a flush waits for one more attempt
+		// to record the holes.
+		w.appended++
+		w.pending = append(requeue, w.pending...)
+		for id, i := range w.last {
+			w.last[id] = i + len(requeue)
+		}
 	}
 	close(w.progress)
 	w.progress = make(chan struct{})
@@ -151,17 +166,95 @@ func (w *outputWriter) commit() error {
 			w.watch.changed(c.JobID)
 		}
 	}
-	return err
 }
 
-// flush returns once all output appended before the call is committed.
+// appendRetry stores chunks in one transaction, retrying with backoff while
+// the error may be passing (the database locked or full).
+func (w *outputWriter) appendRetry(chunks []Chunk) error {
+	delay := commitBackoff
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := w.store.AppendOutput(ctx, chunks, w.capBytes)
+		cancel()
+		if err == nil || attempt == commitAttempts || errors.Is(err, ErrNotFound) || errors.Is(err, ErrBadInput) {
+			return err
+		}
+		w.log.Debug("commit output", "chunks", len(chunks), "attempt", attempt, "err", err)
+		time.Sleep(delay)
+		delay *= 2
+	}
+}
+
+// appendEach stores batch one job at a time and returns, as Lost chunks, what
+// could not be stored of jobs that still exist.
+func (w *outputWriter) appendEach(batch []Chunk) []Chunk {
+	var order []string
+	byJob := map[string][]Chunk{}
+	for _, c := range batch {
+		if byJob[c.JobID] == nil {
+			order = append(order, c.JobID)
+		}
+		byJob[c.JobID] = append(byJob[c.JobID], c)
+	}
+	var lost []Chunk
+	for _, id := range order {
+		chunks := byJob[id]
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := w.store.AppendOutput(ctx, chunks, w.capBytes)
+		cancel()
+		if err == nil {
+			w.recorded(chunks)
+			continue
+		}
+		var data, holes int64
+		for _, c := range chunks {
+			data += int64(len(c.Data))
+			holes += c.Lost
+		}
+		err = fmt.Errorf("store output of job %s: %w", id, err)
+		w.mu.Lock()
+		w.lost[id] += data
+		w.lostErr[id] = err
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrBadInput) {
+			// Nothing can record it: the row is gone, or refuses this output.
+			w.unrecorded[id] -= holes
+		} else {
+			w.unrecorded[id] += data
+		}
+		w.mu.Unlock()
+		w.log.Error("job output not stored", "job", id, "bytes", data, "err", err)
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrBadInput) {
+			continue
+		}
+		// Output of one job is contiguous in a batch: one hole covers it.
+		first, last := chunks[0], chunks[len(chunks)-1]
+		end := last.Offset + int64(len(last.Data)) + last.Lost
+		lost = append(lost, Chunk{JobID: id, Offset: first.Offset, Lost: end - first.Offset, At: first.At})
+	}
+	return lost
+}
+
+// recorded notes that the Lost chunks among chunks are stored.
+func (w *outputWriter) recorded(chunks []Chunk) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, c := range chunks {
+		if c.Lost > 0 {
+			w.unrecorded[c.JobID] -= c.Lost
+		}
+	}
+}
+
+// flush returns once all output appended before the call is committed, or
+// turned into Lost chunks that wait for the store.
 func (w *outputWriter) flush(ctx context.Context) error {
 	w.mu.Lock()
 	target := w.appended
 	stopped := w.stopped
 	w.mu.Unlock()
 	if stopped {
-		return w.commit()
+		w.commit()
+		return nil
 	}
 	for {
 		w.mu.Lock()
@@ -179,12 +272,45 @@ func (w *outputWriter) flush(ctx context.Context) error {
 	}
 }
 
-// err is the last commit error, if output was lost.
+// jobErr says whether some of job id's output could not be stored.
+func (w *outputWriter) jobErr(id string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := w.lost[id]
+	if n == 0 {
+		return nil
+	}
+	if u := w.unrecorded[id]; u > 0 {
+		return fmt.Errorf("job %s: %d bytes of output could not be stored (%d of them not yet recorded as lost): %w", id, n, u, w.lostErr[id])
+	}
+	return fmt.Errorf("job %s: %d bytes of output could not be stored: %w", id, n, w.lostErr[id])
+}
+
+// unrecordedBytes is how much of job id's lost output is not yet recorded.
+func (w *outputWriter) unrecordedBytes(id string) int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.unrecorded[id]
+}
+
+// forget drops what is known of a job whose end is recorded.
+func (w *outputWriter) forget(id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.lost, id)
+	delete(w.unrecorded, id)
+	delete(w.lostErr, id)
+}
+
+// err reports output whose loss could not even be recorded.
 func (w *outputWriter) err() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.lastErr != nil {
-		return errors.Join(errors.New("some job output could not be stored"), w.lastErr)
+	var errs []error
+	for id, n := range w.unrecorded {
+		if n > 0 {
+			errs = append(errs, fmt.Errorf("job %s: %d bytes of output lost, and the loss is not recorded: %w", id, n, w.lostErr[id]))
+		}
 	}
-	return nil
+	return errors.Join(errs...)
 }

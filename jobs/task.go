@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -94,7 +95,14 @@ func (t *task) Started(s Start) {
 
 func (t *task) Controls() <-chan Control { return t.controls }
 
-func (t *task) Flush(ctx context.Context) error { return t.e.out.flush(ctx) }
+// Flush fails when any of the job's output is not stored, even if later
+// output was: the caller may hold the only other copy (a detached job's spool).
+func (t *task) Flush(ctx context.Context) error {
+	if err := t.e.out.flush(ctx); err != nil {
+		return fmt.Errorf("flush output of job %s: %w", t.job.ID, err)
+	}
+	return t.e.out.jobErr(t.job.ID)
+}
 
 // control delivers c to the executor, or reports that the job has ended.
 func (t *task) control(c Control) bool {

@@ -46,6 +46,11 @@ func (e *Engine) Wait(ctx context.Context, id string, opts WaitOptions) (*Job, e
 		if err != nil {
 			return nil, err
 		}
+		if err := e.unrecordedEnd(j); err != nil {
+			// The store would show the job running for as long as the end
+			// cannot be recorded: say so rather than wait for it.
+			return nil, err
+		}
 		prompted := j.State == StateWaitingInput && !opts.UntilFinal && j.OutputBytes > opts.PromptAfter
 		if j.State.Final() || prompted || (opts.Offset >= 0 && j.OutputBytes > opts.Offset) || opts.Timeout <= 0 {
 			return j, nil
@@ -67,4 +72,15 @@ func (e *Engine) Wait(ctx context.Context, id string, opts WaitOptions) (*Job, e
 			return e.store.Get(rctx, id)
 		}
 	}
+}
+
+// unrecordedEnd is why job j, not final in the store, ended here without its
+// end being recorded.
+func (e *Engine) unrecordedEnd(j *Job) error {
+	if j.State.Final() {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.endErr[j.ID]
 }

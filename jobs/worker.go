@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -115,15 +116,24 @@ func (e *Engine) runTask(t *task, runFn func(context.Context, *Job, Task) Result
 	e.finish(j, t, res)
 }
 
+// Backoff between attempts to record the end of a job.
+const (
+	endRetryMin = 100 * time.Millisecond
+	endRetryMax = 30 * time.Second
+)
+
 // finish commits the job's output, then its final state, so that whoever
-// sees the final state reads all of the output.
+// sees the final state reads all of the output. An end that cannot be
+// recorded (the disk full, the database locked) is retried while the engine
+// runs, and waiters are told meanwhile.
 func (e *Engine) finish(j *Job, t *task, res Result) {
+	t.close()
 	// The engine's context may be done (shutdown): finishing must still reach
 	// the store.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	t.close()
-	if err := e.out.flush(ctx); err != nil {
+	err := e.out.flush(ctx)
+	cancel()
+	if err != nil {
 		e.log.Error("flush output", "job", j.ID, "err", err)
 	}
 	if !res.State.Final() && j.Detached && e.ctx.Err() != nil {
@@ -153,8 +163,54 @@ func (e *Engine) finish(j *Job, t *task, res Result) {
 	if res.Cwd != "" {
 		u.Cwd = &res.Cwd
 	}
-	if _, err := e.store.Transition(ctx, j.ID, res.State, u); err != nil {
-		e.log.Error("record end of job", "job", j.ID, "state", res.State, "err", err)
+	defer e.watch.changed(j.ID)
+	for delay := endRetryMin; ; delay = min(2*delay, endRetryMax) {
+		err := e.recordEnd(j.ID, res.State, u)
+		if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrTransition) {
+			if err != nil {
+				e.log.Error("record end of job", "job", j.ID, "state", res.State, "err", err)
+			}
+			e.setEndErr(j.ID, nil)
+			e.out.forget(j.ID)
+			return
+		}
+		err = fmt.Errorf("job %s ended %s but its end could not be recorded (retrying while sshjobs runs): %w", j.ID, res.State, err)
+		e.log.Error("record end of job", "job", j.ID, "err", err)
+		e.setEndErr(j.ID, err)
+		e.watch.changed(j.ID)
+		select {
+		case <-time.After(delay):
+		case <-e.ctx.Done():
+			// The row stays as it is: the job's lease runs out and the next
+			// process that adopts it decides its end.
+			e.log.Error("end of job not recorded before sshjobs stopped", "job", j.ID, "state", res.State)
+			return
+		}
 	}
-	e.watch.changed(j.ID)
+}
+
+// recordEnd records the end of job id once all of its output is stored or
+// recorded as lost.
+func (e *Engine) recordEnd(id string, state State, u Update) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.out.flush(ctx); err != nil {
+		return err
+	}
+	if n := e.out.unrecordedBytes(id); n > 0 {
+		return fmt.Errorf("%d bytes of lost output not yet recorded: %w", n, e.out.jobErr(id))
+	}
+	_, err := e.store.Transition(ctx, id, state, u)
+	return err
+}
+
+// setEndErr records (nil: forgets) why the end of job id is not recorded.
+func (e *Engine) setEndErr(id string, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err == nil {
+		delete(e.endErr, id)
+	} else {
+		e.endErr[id] = err
+	}
 }

@@ -269,7 +269,10 @@ func (f *follower) ended(ctx context.Context, c *conn, verdict []string) jobs.Re
 		f.log("detached job: killed what was left in its process group after the grace period", "signal", f.signal, "pgid", f.att.PGID)
 	}
 	if remove {
-		f.removeSpool(ctx, c)
+		if err := f.removeSpool(ctx, c); err != nil {
+			note := fmt.Sprintf("some output could not be stored; all of it is kept in the spool %s on %s", f.att.Spool, f.h.Key())
+			res.Error = strings.TrimPrefix(res.Error+"; "+note, "; ")
+		}
 	}
 	f.log("detached job ended", "state", res.State, "exit_code", derefCode(res.ExitCode), "bytes", f.offset())
 	return res
@@ -291,10 +294,11 @@ func derefCode(c *int) any {
 
 // removeSpool removes the spool of a job whose output is all handed to the
 // engine. A failure is logged: the folder then shows up among the orphans.
-func (f *follower) removeSpool(ctx context.Context, c *conn) {
+// It returns the error of a spool kept because its output is not all stored.
+func (f *follower) removeSpool(ctx context.Context, c *conn) error {
 	if err := f.att.check(f.j.ID); err != nil {
 		f.log("detached job: spool not removed", "err", err)
-		return
+		return nil
 	}
 	// The job's result must be recorded even when the engine stops now.
 	rctx := context.WithoutCancel(ctx)
@@ -302,7 +306,7 @@ func (f *follower) removeSpool(ctx context.Context, c *conn) {
 	// output is stored.
 	if err := f.t.Flush(rctx); err != nil {
 		f.p.cfg.Logger.Warn("detached job: output not yet stored; spool kept", "job", f.j.ID, "spool", f.att.Spool, "err", err)
-		return
+		return err
 	}
 	lines, err := execReport(rctx, c, removeScript, f.att.Spool)
 	if err == nil && (len(lines) == 0 || lines[0][0] != "removed") {
@@ -311,6 +315,7 @@ func (f *follower) removeSpool(ctx context.Context, c *conn) {
 	if err != nil {
 		f.p.cfg.Logger.Warn("detached job: spool not removed", "job", f.j.ID, "host", f.h.Key(), "spool", f.att.Spool, "err", err)
 	}
+	return nil
 }
 
 // spoolWriter hands the follow channel's stdout to the task: it drops what

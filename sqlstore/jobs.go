@@ -18,7 +18,7 @@ import (
 const jobCols = `id, host, target, destination, session, command, detached, sudo, kill_after_ms,
 	state, exit_code, signal, error, prompt_text, prompt_kind, cwd, new_shell,
 	owner, lease_until_ms, cancel_requested, attach, output_bytes, gap_start, gap_end,
-	created_at_ms, started_at_ms, ended_at_ms`
+	output_lost, created_at_ms, started_at_ms, ended_at_ms`
 
 // List limits: the tool contract's default and maximum.
 const (
@@ -88,7 +88,7 @@ func scanJob(s scanner) (*jobs.Job, error) {
 	err := s.Scan(&j.ID, &j.Host, &j.Target, &j.Destination, &j.Session, &j.Command, &detached, &sudo, &killAfter,
 		&state, &exitCode, &j.Signal, &j.Error, &promptText, &promptKind, &j.Cwd, &newShell,
 		&j.Owner, &lease, &cancel, &j.Attach, &j.OutputBytes, &j.GapStart, &j.GapEnd,
-		&created, &started, &end)
+		&j.OutputLost, &created, &started, &end)
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +150,7 @@ func (db *DB) Insert(ctx context.Context, j *jobs.Job) error {
 		return fmt.Errorf("insert job %s: unknown state %q: %w", j.ID, j.State, jobs.ErrBadInput)
 	case j.Host == "" || j.Session == "":
 		return fmt.Errorf("insert job %s: host and session are required: %w", j.ID, jobs.ErrBadInput)
-	case j.OutputBytes != 0 || j.GapStart != 0 || j.GapEnd != 0:
+	case j.OutputBytes != 0 || j.GapStart != 0 || j.GapEnd != 0 || j.OutputLost != 0:
 		// Output bookkeeping belongs to AppendOutput, which needs it to
 		// match the stored chunks.
 		return fmt.Errorf("insert job %s: a new job has no output: %w", j.ID, jobs.ErrBadInput)
@@ -163,7 +163,7 @@ func (db *DB) Insert(ctx context.Context, j *jobs.Job) error {
 		promptText, promptKind = j.Prompt.Text, string(j.Prompt.Kind)
 	}
 	_, err := db.wq.ExecContext(ctx, `INSERT INTO jobs (`+jobCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?, ?, ?)`,
 		j.ID, j.Host, j.Target, j.Destination, j.Session, j.Command, boolInt(j.Detached), boolInt(j.Sudo), j.KillAfter.Milliseconds(),
 		string(j.State), exitCode, j.Signal, j.Error, promptText, promptKind, j.Cwd, boolInt(j.NewShell),
 		j.Owner, ms(j.LeaseUntil), boolInt(j.CancelRequested), j.Attach,

@@ -21,9 +21,9 @@ const (
 
 // outJob is AppendOutput's view of one job during a batch.
 type outJob struct {
-	id                      string
-	total, gapStart, gapEnd int64 // as in jobs.Job, kept up to date
-	seq                     int64 // of the next row
+	id                            string
+	total, gapStart, gapEnd, lost int64 // as in jobs.Job, kept up to date
+	seq                           int64 // of the next row
 }
 
 // AppendOutput stores chunks, of any jobs, in one transaction, and advances
@@ -31,7 +31,9 @@ type outJob struct {
 //
 // A chunk must start at or before the job's OutputBytes: bytes already stored
 // are skipped, so that resending output after a restart is harmless, and a
-// chunk that would leave a hole fails the batch with jobs.ErrBadInput.
+// chunk that would leave a hole fails the batch with jobs.ErrBadInput. A
+// Lost chunk advances OutputBytes and OutputLost without a row: the hole it
+// leaves is recorded, and reads pass over it.
 //
 // With maxJobOutput > 0, a job keeps at most that many bytes: the head, bytes
 // [0, maxJobOutput/2), and the most recent output. When the output past the
@@ -56,13 +58,13 @@ func (db *DB) AppendOutput(ctx context.Context, chunks []jobs.Chunk, maxJobOutpu
 			if c.Offset < 0 {
 				return fmt.Errorf("job %s: negative offset %d: %w", c.JobID, c.Offset, jobs.ErrBadInput)
 			}
-			if len(c.Data) == 0 {
+			if len(c.Data) == 0 && c.Lost <= 0 {
 				continue
 			}
 			j := byID[c.JobID]
 			if j == nil {
 				j = &outJob{id: c.JobID}
-				err := load.QueryRowContext(ctx, c.JobID).Scan(&j.total, &j.gapStart, &j.gapEnd)
+				err := load.QueryRowContext(ctx, c.JobID).Scan(&j.total, &j.gapStart, &j.gapEnd, &j.lost)
 				if errors.Is(err, sql.ErrNoRows) {
 					return fmt.Errorf("job %s: %w", c.JobID, jobs.ErrNotFound)
 				}
@@ -82,6 +84,13 @@ func (db *DB) AppendOutput(ctx context.Context, chunks []jobs.Chunk, maxJobOutpu
 			if c.Offset > j.total {
 				return fmt.Errorf("job %s: chunk at offset %d leaves a hole after %d: %w",
 					c.JobID, c.Offset, j.total, jobs.ErrBadInput)
+			}
+			if c.Lost > 0 {
+				if n := c.Offset + c.Lost - j.total; n > 0 {
+					j.total += n
+					j.lost += n
+				}
+				continue
 			}
 			data := c.Data
 			if skip := j.total - c.Offset; skip > 0 {
@@ -117,7 +126,7 @@ func (db *DB) AppendOutput(ctx context.Context, chunks []jobs.Chunk, maxJobOutpu
 					return fmt.Errorf("job %s: cap output: %w", j.id, err)
 				}
 			}
-			if _, err := save.ExecContext(ctx, j.total, j.gapStart, j.gapEnd, j.id); err != nil {
+			if _, err := save.ExecContext(ctx, j.total, j.gapStart, j.gapEnd, j.lost, j.id); err != nil {
 				return fmt.Errorf("job %s: %w", j.id, err)
 			}
 		}
@@ -181,10 +190,10 @@ func capOutput(ctx context.Context, tx *sql.Tx, j *outJob, maxJobOutput int64) e
 
 // ReadOutput returns up to limit (at most MaxRead) bytes of job id's output
 // from offset. An offset past the end is clamped to it, and returns no data.
-// A read that begins inside the gap left by the output cap starts at the
-// gap's end, with Skipped saying how many bytes were passed over; a read that
-// reaches the gap stops there. Negative offset or limit fail with
-// jobs.ErrBadInput.
+// A read that begins inside the gap left by the output cap, or inside output
+// that could not be stored, starts after it, with Skipped saying how many
+// bytes were passed over; a read that reaches either stops there. Negative
+// offset or limit fail with jobs.ErrBadInput.
 func (db *DB) ReadOutput(ctx context.Context, id string, offset, limit int64) (jobs.Output, error) {
 	if offset < 0 || limit < 0 {
 		return jobs.Output{}, fmt.Errorf("read output of job %s: offset %d and limit %d must not be negative: %w",
@@ -217,6 +226,16 @@ func (db *DB) ReadOutput(ctx context.Context, id string, offset, limit int64) (j
 		} else if from < gapStart {
 			to = gapStart
 		}
+	}
+	if from < to {
+		// Output that could not be stored has no rows: a read that begins
+		// in such a hole starts at the next stored byte.
+		next, err := holeEnd(ctx, tx, id, from, to)
+		if err != nil {
+			return jobs.Output{}, fmt.Errorf("read output of job %s at %d: %w", id, from, err)
+		}
+		out.Skipped += next - from
+		from = next
 	}
 	out.Offset = from
 	to = min(to, from+limit)
@@ -254,4 +273,27 @@ func (db *DB) ReadOutput(ctx context.Context, id string, offset, limit int64) (j
 	}
 	out.Data = buf
 	return out, nil
+}
+
+// holeEnd returns from when the byte at from is stored, else where the hole
+// holding it ends: the next stored byte, or to.
+func holeEnd(ctx context.Context, tx *sql.Tx, id string, from, to int64) (int64, error) {
+	var end int64
+	err := tx.QueryRowContext(ctx, `SELECT offset + length(data) FROM output_chunks
+		WHERE job_id = ? AND offset <= ? ORDER BY offset DESC LIMIT 1`, id, from).Scan(&end)
+	switch {
+	case err == nil && end > from:
+		return from, nil
+	case err != nil && !errors.Is(err, sql.ErrNoRows):
+		return 0, err
+	}
+	var next sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT min(offset) FROM output_chunks
+		WHERE job_id = ? AND offset > ?`, id, from).Scan(&next); err != nil {
+		return 0, err
+	}
+	if next.Valid && next.Int64 < to {
+		return next.Int64, nil
+	}
+	return to, nil
 }

@@ -269,3 +269,57 @@ func TestCapAfterUncapped(t *testing.T) {
 		t.Fatalf("head %q, %v", out.Data, err)
 	}
 }
+
+// A Lost chunk records a hole that later output fits after, and reads pass
+// over it like the cap's gap.
+func TestAppendLostChunk(t *testing.T) {
+	db := openTest(t)
+	ctx := context.Background()
+	j := insert(t, db, newJob("h", "s", "o", jobs.StateRunning))
+	err := db.AppendOutput(ctx, []jobs.Chunk{
+		{JobID: j.ID, Offset: 0, Data: []byte("head\n")},
+		{JobID: j.ID, Offset: 5, Lost: 4},
+		{JobID: j.ID, Offset: 9, Data: []byte("tail\n")},
+	}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Resent after a restart: already counted, changes nothing.
+	if err := db.AppendOutput(ctx, []jobs.Chunk{{JobID: j.ID, Offset: 5, Lost: 4}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	got := get(t, db, j.ID)
+	if got.OutputBytes != 14 || got.OutputLost != 4 {
+		t.Errorf("OutputBytes %d OutputLost %d; want 14, 4", got.OutputBytes, got.OutputLost)
+	}
+	for _, c := range []struct {
+		off         int64
+		data        string
+		at, skipped int64
+	}{
+		{0, "head\n", 0, 0}, // stops at the hole
+		{5, "tail\n", 9, 4},
+		{7, "tail\n", 9, 2},
+		{11, "il\n", 11, 0},
+	} {
+		out, err := db.ReadOutput(ctx, j.ID, c.off, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(out.Data) != c.data || out.Offset != c.at || out.Skipped != c.skipped {
+			t.Errorf("read at %d: %q at %d, skipped %d; want %q at %d, skipped %d",
+				c.off, out.Data, out.Offset, out.Skipped, c.data, c.at, c.skipped)
+		}
+	}
+	// A hole at the end: the read passes over it to the end.
+	if err := db.AppendOutput(ctx, []jobs.Chunk{{JobID: j.ID, Offset: 14, Lost: 6}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	out, err := db.ReadOutput(ctx, j.ID, 15, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Data) != 0 || out.Offset != 20 || out.Skipped != 5 || out.Total != 20 {
+		t.Errorf("read in the final hole: %+v", out)
+	}
+}

@@ -406,9 +406,9 @@ func (db *DB) prepare(ctx context.Context) error {
 		q  string
 	}{
 		{&db.stInsertChunk, "INSERT INTO output_chunks (job_id, seq, offset, data, at_ms) VALUES (?, ?, ?, ?, ?)"},
-		{&db.stJobOutput, "SELECT output_bytes, gap_start, gap_end FROM jobs WHERE id = ?"},
+		{&db.stJobOutput, "SELECT output_bytes, gap_start, gap_end, output_lost FROM jobs WHERE id = ?"},
 		{&db.stLastSeq, "SELECT seq FROM output_chunks WHERE job_id = ? ORDER BY offset DESC LIMIT 1"},
-		{&db.stSetOutput, "UPDATE jobs SET output_bytes = ?, gap_start = ?, gap_end = ? WHERE id = ?"},
+		{&db.stSetOutput, "UPDATE jobs SET output_bytes = ?, gap_start = ?, gap_end = ?, output_lost = ? WHERE id = ?"},
 	} {
 		st, err := db.w.PrepareContext(ctx, p.q)
 		if err != nil {

@@ -73,6 +73,10 @@ func cmdRun(ctx context.Context, stopSignals func(), args []string, stdout, stde
 	if j.Error != "" {
 		fmt.Fprintf(stderr, "sshjobs: job %s %s: %s\n", j.ID, j.State, j.Error)
 	}
+	if j.OutputLost > 0 {
+		// The exit code alone would vouch for output that is not all there.
+		return 0, fmt.Errorf("job %s ended %s%s, but %d bytes of its output could not be stored", j.ID, j.State, exitSuffix(j), j.OutputLost)
+	}
 	return exitCode(j), nil
 }
 
@@ -217,15 +221,16 @@ func copyOutput(ctx context.Context, a *app, id string, offset, end int64, stdou
 			return offset, err
 		}
 		if out.Skipped > 0 {
-			fmt.Fprintf(stderr, "\n[sshjobs: %d bytes not stored (output cap)]\n", out.Skipped)
+			fmt.Fprintf(stderr, "\n[sshjobs: %d bytes not stored (output cap, or output that could not be stored)]\n", out.Skipped)
 		}
 		if _, err := stdout.Write(out.Data); err != nil {
 			return offset, err
 		}
-		if len(out.Data) == 0 {
+		next := out.Offset + int64(len(out.Data))
+		if next == offset {
 			break
 		}
-		offset = out.Offset + int64(len(out.Data))
+		offset = next
 	}
 	return offset, nil
 }

@@ -21,6 +21,7 @@ type jobView struct {
 	Error         string       `json:"error,omitempty"`
 	Output        string       `json:"output"`
 	OutputBytes   int64        `json:"output_bytes"`
+	OutputLost    int64        `json:"output_lost,omitempty"`
 	Offset        int64        `json:"offset"`
 	NextOffset    int64        `json:"next_offset"`
 	Truncated     bool         `json:"truncated"`
@@ -54,7 +55,7 @@ func rfc3339(t time.Time) string {
 func newJobView(j *jobs.Job) *jobView {
 	return &jobView{
 		JobID: j.ID, Host: j.Host, Session: j.Session, State: j.State, ExitCode: j.ExitCode,
-		Signal: j.Signal, Error: j.Error, OutputBytes: j.OutputBytes, Prompt: j.Prompt, Cwd: j.Cwd,
+		Signal: j.Signal, Error: j.Error, OutputBytes: j.OutputBytes, OutputLost: j.OutputLost, Prompt: j.Prompt, Cwd: j.Cwd,
 		NewShell: j.NewShell, StartedAt: rfc3339(j.StartedAt), EndedAt: rfc3339(j.EndedAt),
 		DurationMS: j.Duration(time.Now()).Milliseconds(),
 	}
@@ -84,7 +85,7 @@ func (a *app) view(ctx context.Context, j *jobs.Job, s slice) (*jobView, error) 
 		v.Output, v.Offset = string(out.Data), out.Offset
 		v.NextOffset = out.Offset + int64(len(out.Data))
 		if out.Skipped > 0 {
-			v.Output = fmt.Sprintf("[%d bytes before offset %d were not stored: the job's output passed --max-job-output]\n", out.Skipped, out.Offset) + v.Output
+			v.Output = fmt.Sprintf("[%d bytes before offset %d were not stored: %s]\n", out.Skipped, out.Offset, notStoredWhy(j)) + v.Output
 		}
 	case s.tail || total <= limit:
 		from := max(0, total-limit)
@@ -124,6 +125,17 @@ func (a *app) view(ctx context.Context, j *jobs.Job, s slice) (*jobView, error) 
 	}
 	v.Truncated = v.Offset > 0 || v.NextOffset < total
 	return v, nil
+}
+
+// notStoredWhy says why output a read passed over is missing.
+func notStoredWhy(j *jobs.Job) string {
+	switch {
+	case j.OutputLost > 0 && j.GapEnd > 0:
+		return "the job's output passed --max-job-output, or could not be stored"
+	case j.OutputLost > 0:
+		return "the output could not be stored"
+	}
+	return "the job's output passed --max-job-output"
 }
 
 // trimUTF8 drops a rune cut at the start (fromStart) or end of p, so that a
@@ -189,6 +201,9 @@ func (v *jobView) text() string {
 	}
 	if v.Error != "" {
 		fmt.Fprintf(&b, "\nerror: %s", v.Error)
+	}
+	if v.OutputLost > 0 {
+		fmt.Fprintf(&b, "\n%d bytes of output could not be stored (database full or locked); reads pass over them", v.OutputLost)
 	}
 	if v.Prompt != nil {
 		fmt.Fprintf(&b, "\nwaiting for input (%s): %q: answer with ssh_input", v.Prompt.Kind, v.Prompt.Text)
