@@ -12,6 +12,8 @@ import (
 
 	"github.com/sshjobs/sshjobs/internal/sshtest"
 	"github.com/sshjobs/sshjobs/jobs"
+	"github.com/sshjobs/sshjobs/sessions/sshconfig"
+	"github.com/sshjobs/sshjobs/sessions/sshdial"
 )
 
 // BenchmarkTrue runs `true` on one OpenSSH sshd, side by side:
@@ -70,7 +72,7 @@ func BenchmarkTrue(b *testing.B) {
 
 	b.Run("ColdPool", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
-			p := NewPool(PoolConfig{Dialer: &Dialer{Resolver: &Resolver{ConfigFile: srv.SSHConfig}}})
+			p := NewPool(PoolConfig{Dialer: &sshdial.Dialer{Resolver: &sshconfig.Resolver{ConfigFile: srv.SSHConfig}}})
 			check(b, p.Run(ctx, job(i), newTestTask()))
 			p.CloseAll()
 		}
@@ -146,3 +148,6 @@ func BenchmarkInterrupt(b *testing.B) {
 		}
 	})
 }
+
+// TestHelperNC is not a test: it is the nc of sshtest.NCProxyCommand.
+func TestHelperNC(t *testing.T) { sshtest.HelperNC() }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/sshjobs/sshjobs/internal/sshtest"
 	"github.com/sshjobs/sshjobs/jobs"
+	"github.com/sshjobs/sshjobs/sessions/sshconfig"
+	"github.com/sshjobs/sshjobs/sessions/sshdial"
 )
 
 // startPair starts two servers of one kind.
@@ -48,7 +50,7 @@ func serverPort(t *testing.T, task *testTask, res jobs.Result) int {
 // not share a connection or a shell: each command runs where its alias leads
 // (issue 9, item 1).
 func TestPoolDestinationsSameAddress(t *testing.T) {
-	noAgent(t)
+	sshtest.NoAgent(t)
 	t.Setenv("SSHJOBS_TEST_NC", "1")
 	exe, err := os.Executable()
 	if err != nil {
@@ -63,16 +65,16 @@ func TestPoolDestinationsSameAddress(t *testing.T) {
 			dir := t.TempDir()
 			cfg := filepath.Join(dir, "config")
 			khA, khB := filepath.Join(dir, "known_hosts_a"), filepath.Join(dir, "known_hosts_b")
-			appendKnownHosts(t, khA, a)
+			sshtest.AppendKnownHosts(t, khA, a)
 			if err := os.WriteFile(khB, []byte(knownhosts.Line([]string{"s2key"}, b.HostKey)+"\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			writeConfigFor(t, cfg, "s1", a, khA)
+			sshtest.WriteConfig(t, cfg, "s1", a, khA)
 			// s2 names a's address, but its ProxyCommand reaches b.
-			writeConfigFor(t, cfg, "s2", a, khB, "IdentityFile "+b.KeyFile,
+			sshtest.WriteConfig(t, cfg, "s2", a, khB, "IdentityFile "+b.KeyFile,
 				fmt.Sprintf("ProxyCommand %s -test.run=TestHelperNC -- 127.0.0.1 %d", exe, b.Port),
 				"HostKeyAlias s2key")
-			p := NewPool(PoolConfig{Dialer: &Dialer{Resolver: &Resolver{ConfigFile: cfg}}})
+			p := NewPool(PoolConfig{Dialer: &sshdial.Dialer{Resolver: &sshconfig.Resolver{ConfigFile: cfg}}})
 			t.Cleanup(p.CloseAll)
 
 			for _, step := range []struct {
@@ -108,17 +110,17 @@ func TestPoolDestinationsSameAddress(t *testing.T) {
 // whose target now resolves elsewhere ends error, and runs nowhere (issue 9,
 // item 2).
 func TestPoolRunsStoredDestination(t *testing.T) {
-	noAgent(t)
+	sshtest.NoAgent(t)
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, a *sshtest.Server) {
 		b := sshtest.StartInProcess(t, sshtest.Options{})
 		dir := t.TempDir()
 		kh := filepath.Join(dir, "known_hosts")
-		appendKnownHosts(t, kh, a, b)
+		sshtest.AppendKnownHosts(t, kh, a, b)
 		cfgA, cfgB := filepath.Join(dir, "config_a"), filepath.Join(dir, "config_b")
-		writeConfigFor(t, cfgA, "web", a, kh)
-		writeConfigFor(t, cfgB, "web", b, kh) // the adopting process's config
-		accepting := NewPool(PoolConfig{Dialer: &Dialer{Resolver: &Resolver{ConfigFile: cfgA}}})
-		adopting := NewPool(PoolConfig{Dialer: &Dialer{Resolver: &Resolver{ConfigFile: cfgB}}})
+		sshtest.WriteConfig(t, cfgA, "web", a, kh)
+		sshtest.WriteConfig(t, cfgB, "web", b, kh) // the adopting process's config
+		accepting := NewPool(PoolConfig{Dialer: &sshdial.Dialer{Resolver: &sshconfig.Resolver{ConfigFile: cfgA}}})
+		adopting := NewPool(PoolConfig{Dialer: &sshdial.Dialer{Resolver: &sshconfig.Resolver{ConfigFile: cfgB}}})
 		t.Cleanup(accepting.CloseAll)
 		t.Cleanup(adopting.CloseAll)
 

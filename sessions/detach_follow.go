@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/sshjobs/sshjobs/jobs"
+	"github.com/sshjobs/sshjobs/sessions/sshconfig"
 )
 
 // Reconnect backoff of a follow whose connection dropped: the first retry
@@ -35,7 +36,7 @@ var errFollowStopped = errors.New("follow stopped")
 // connections, and carries out its cancel.
 type follower struct {
 	p   *Pool
-	h   *Host
+	h   *sshconfig.Host
 	j   *jobs.Job
 	t   jobs.Task
 	att attachInfo
@@ -55,7 +56,7 @@ type follower struct {
 	broken int
 }
 
-func newFollower(p *Pool, h *Host, j *jobs.Job, t jobs.Task, att attachInfo) *follower {
+func newFollower(p *Pool, h *sshconfig.Host, j *jobs.Job, t jobs.Task, att attachInfo) *follower {
 	f := &follower{p: p, h: h, j: j, t: t, att: att, off: j.OutputBytes}
 	f.log = func(msg string, args ...any) {
 		p.cfg.Logger.Info(msg, append([]any{"job", j.ID, "host", h.Key()}, args...)...)

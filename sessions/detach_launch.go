@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sshjobs/sshjobs/jobs"
+	"github.com/sshjobs/sshjobs/sessions/sshconfig"
 )
 
 // launchTimeout bounds a detached job's launch in its session's shell: the
@@ -28,7 +29,7 @@ type launched struct {
 // once on a fresh connection when the pooled one turned out dead before the
 // launch began (as Run does). A zero launched.att.PID comes with the result
 // that ends the job.
-func (p *Pool) launchDetached(ctx context.Context, h *Host, j *jobs.Job) (launched, jobs.Result) {
+func (p *Pool) launchDetached(ctx context.Context, h *sshconfig.Host, j *jobs.Job) (launched, jobs.Result) {
 	l, res, retry := p.launchOn(ctx, h, j)
 	if retry {
 		l, res, _ = p.launchOn(ctx, h, j)
@@ -40,7 +41,7 @@ func (p *Pool) launchDetached(ctx context.Context, h *Host, j *jobs.Job) (launch
 // only for that: the hold ends when it returns, before the caller reports
 // the job started (the engine starts the session's next job as soon as it
 // does, and that job takes the slot).
-func (p *Pool) launchOn(ctx context.Context, h *Host, j *jobs.Job) (l launched, res jobs.Result, retry bool) {
+func (p *Pool) launchOn(ctx context.Context, h *sshconfig.Host, j *jobs.Job) (l launched, res jobs.Result, retry bool) {
 	hold, res, retry := p.holdSession(ctx, h, j)
 	if hold == nil {
 		return l, res, retry

@@ -16,6 +16,8 @@ import (
 	"github.com/sshjobs/sshjobs/internal/sshtest"
 	"github.com/sshjobs/sshjobs/jobs"
 	"github.com/sshjobs/sshjobs/sessions"
+	"github.com/sshjobs/sshjobs/sessions/sshconfig"
+	"github.com/sshjobs/sshjobs/sessions/sshdial"
 	"github.com/sshjobs/sshjobs/sqlstore"
 )
 
@@ -55,7 +57,7 @@ func attachOf(t testing.TB, j *jobs.Job) detachAttach {
 func newDetachPool(t testing.TB, sshConfig, spoolDir string) *sessions.Pool {
 	t.Helper()
 	cfg := sessions.PoolConfig{
-		Dialer:   &sessions.Dialer{Resolver: &sessions.Resolver{ConfigFile: sshConfig}},
+		Dialer:   &sshdial.Dialer{Resolver: &sshconfig.Resolver{ConfigFile: sshConfig}},
 		SpoolDir: spoolDir,
 	}
 	if os.Getenv("SSHJOBS_TEST_LOG") != "" {

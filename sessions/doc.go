@@ -1,8 +1,9 @@
-// Package sessions is everything sshjobs does over SSH: it resolves a host the
-// way `ssh HOST` would (ssh_config, through `ssh -G` where OpenSSH is
-// installed), authenticates in OpenSSH's order (agent, key files, password,
-// keyboard-interactive) with secrets that never reach a log, verifies host keys
-// against known_hosts (accept-new by default, a changed key always refused),
-// pools connections, and drives the persistent shells that run jobs. It
-// implements jobs.Executor.
+// Package sessions runs jobs over SSH: a Pool holds one connection per
+// destination (sshconfig.Host.Key) and, on each, the named persistent shells
+// (sessions) that run jobs one at a time; its Executor implements
+// jobs.Executor: it runs shell jobs through the marker protocol, answers sudo
+// with a nonce prompt, and launches, follows and re-attaches detached jobs.
+//
+// Where a target leads is sshconfig's business (no network); how a connection
+// is opened and trusted (auth, known_hosts, secrets) is sshdial's.
 package sessions

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sshjobs/sshjobs/jobs"
+	"github.com/sshjobs/sshjobs/sessions/sshconfig"
 )
 
 var (
@@ -28,9 +29,9 @@ func (p *Pool) ResolveDestination(ctx context.Context, target string) (jobs.Dest
 // row from before destinations were stored is resolved again, and runs only
 // if that lands where the row says; never somewhere else. (A job with no
 // Host at all, from a caller that is not the engine, is resolved now.)
-func (p *Pool) destination(ctx context.Context, j *jobs.Job) (*Host, error) {
+func (p *Pool) destination(ctx context.Context, j *jobs.Job) (*sshconfig.Host, error) {
 	if j.Destination != "" {
-		h, err := UnmarshalDestination(j.Destination)
+		h, err := sshconfig.UnmarshalDestination(j.Destination)
 		if err != nil {
 			return nil, fmt.Errorf("job %s: %w; not run", j.ID, err)
 		}
@@ -77,7 +78,7 @@ func (p *Pool) Run(ctx context.Context, j *jobs.Job, t jobs.Task) jobs.Result {
 
 // runOn runs j on the pool's connection to h. retry reports that the job did
 // not start because the connection or the shell turned out dead.
-func (p *Pool) runOn(ctx context.Context, h *Host, j *jobs.Job, t jobs.Task) (res jobs.Result, retry bool) {
+func (p *Pool) runOn(ctx context.Context, h *sshconfig.Host, j *jobs.Job, t jobs.Task) (res jobs.Result, retry bool) {
 	hold, res, retry := p.holdSession(ctx, h, j)
 	if hold == nil {
 		return res, retry

@@ -14,6 +14,8 @@ import (
 	"github.com/sshjobs/sshjobs/internal/sshtest"
 	"github.com/sshjobs/sshjobs/jobs"
 	"github.com/sshjobs/sshjobs/sessions"
+	"github.com/sshjobs/sshjobs/sessions/sshconfig"
+	"github.com/sshjobs/sshjobs/sessions/sshdial"
 	"github.com/sshjobs/sshjobs/sqlstore"
 )
 
@@ -26,9 +28,9 @@ func TestInteractiveThroughEngine(t *testing.T) {
 		logs := &sshtest.Buffer{}
 		logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		pool := sessions.NewPool(sessions.PoolConfig{
-			Dialer: &sessions.Dialer{
-				Resolver: &sessions.Resolver{ConfigFile: srv.SSHConfig},
-				Secrets:  sessions.StaticSecrets{sessions.SecretSudo: srv.Password},
+			Dialer: &sshdial.Dialer{
+				Resolver: &sshconfig.Resolver{ConfigFile: srv.SSHConfig},
+				Secrets:  sshdial.StaticSecrets{sshdial.SecretSudo: srv.Password},
 			},
 			Logger: logger,
 		})

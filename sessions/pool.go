@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sshjobs/sshjobs/sessions/sshconfig"
+	"github.com/sshjobs/sshjobs/sessions/sshdial"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -21,7 +23,7 @@ const (
 
 // PoolConfig configures a Pool. Zero fields take defaults (see withDefaults).
 type PoolConfig struct {
-	Dialer *Dialer // resolves targets (its Resolver) and opens connections
+	Dialer *sshdial.Dialer // resolves targets (its Resolver) and opens connections
 	// IdleTimeout closes a connection that has run no job for this long.
 	IdleTimeout time.Duration
 	// KeepaliveInterval and KeepaliveMax override, when set, the host's
@@ -42,7 +44,7 @@ type PoolConfig struct {
 // withDefaults applies the defaults, all in this one place.
 func (c PoolConfig) withDefaults() PoolConfig {
 	if c.Dialer == nil {
-		c.Dialer = &Dialer{}
+		c.Dialer = &sshdial.Dialer{}
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = DefaultIdleTimeout
@@ -54,19 +56,19 @@ func (c PoolConfig) withDefaults() PoolConfig {
 }
 
 // keepalive returns the interval and the miss limit for h.
-func (c PoolConfig) keepalive(h *Host) (time.Duration, int) {
+func (c PoolConfig) keepalive(h *sshconfig.Host) (time.Duration, int) {
 	interval, max := c.KeepaliveInterval, c.KeepaliveMax
 	if interval <= 0 {
 		interval = h.ServerAliveInterval
 	}
 	if interval <= 0 {
-		interval = DefaultServerAliveInterval
+		interval = sshconfig.DefaultServerAliveInterval
 	}
 	if max <= 0 {
 		max = h.ServerAliveCountMax
 	}
 	if max <= 0 {
-		max = DefaultServerAliveCountMax
+		max = sshconfig.DefaultServerAliveCountMax
 	}
 	return interval, max
 }
@@ -79,8 +81,8 @@ type Pool struct {
 	cfg PoolConfig
 	// resolve and dial are cfg.Dialer's, as functions so that the pool does
 	// not care where connections come from.
-	resolve func(ctx context.Context, target string) (*Host, error)
-	dial    func(ctx context.Context, h *Host) (*ssh.Client, error)
+	resolve func(ctx context.Context, target string) (*sshconfig.Host, error)
+	dial    func(ctx context.Context, h *sshconfig.Host) (*ssh.Client, error)
 
 	mu       sync.Mutex
 	resolved map[string]resolved  // by target
@@ -89,7 +91,7 @@ type Pool struct {
 }
 
 type resolved struct {
-	host    *Host
+	host    *sshconfig.Host
 	expires time.Time
 }
 
@@ -109,9 +111,12 @@ func NewPool(cfg PoolConfig) *Pool {
 		conns:    map[string]*conn{},
 		dialing:  map[string]*dialCall{},
 	}
-	r := cfg.Dialer.resolver()
+	r := cfg.Dialer.Resolver
+	if r == nil {
+		r = &sshconfig.Resolver{}
+	}
 	p.resolve = r.Resolve
-	p.dial = func(ctx context.Context, h *Host) (*ssh.Client, error) {
+	p.dial = func(ctx context.Context, h *sshconfig.Host) (*ssh.Client, error) {
 		c, _, err := cfg.Dialer.Dial(ctx, h)
 		return c, err
 	}
@@ -121,7 +126,7 @@ func NewPool(cfg PoolConfig) *Pool {
 // Resolve resolves target as `ssh target` would, reusing a resolution of the
 // last resolveTTL: resolving may run `ssh -G`, which would cost more than a
 // whole command through a warm shell.
-func (p *Pool) Resolve(ctx context.Context, target string) (*Host, error) {
+func (p *Pool) Resolve(ctx context.Context, target string) (*sshconfig.Host, error) {
 	p.mu.Lock()
 	r, ok := p.resolved[target]
 	p.mu.Unlock()
@@ -141,7 +146,7 @@ func (p *Pool) Resolve(ctx context.Context, target string) (*Host, error) {
 // acquire returns the live connection to h, dialing it if needed, with a job
 // counted on it (so that it does not close as idle); release undoes that.
 // Concurrent callers for one host share one dial.
-func (p *Pool) acquire(ctx context.Context, h *Host) (*conn, error) {
+func (p *Pool) acquire(ctx context.Context, h *sshconfig.Host) (*conn, error) {
 	key := h.Key()
 	for {
 		p.mu.Lock()
@@ -193,7 +198,7 @@ func (p *Pool) release(c *conn) {
 }
 
 // connect dials h and starts the connection's keepalive and watcher.
-func (p *Pool) connect(ctx context.Context, h *Host) (*conn, error) {
+func (p *Pool) connect(ctx context.Context, h *sshconfig.Host) (*conn, error) {
 	start := time.Now()
 	client, err := p.dial(ctx, h)
 	if err != nil {

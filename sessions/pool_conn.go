@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sshjobs/sshjobs/sessions/sshconfig"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -14,7 +15,7 @@ import (
 type conn struct {
 	pool        *Pool
 	key         string // user@host:port
-	host        *Host
+	host        *sshconfig.Host
 	client      *ssh.Client
 	connectedAt time.Time
 
@@ -44,7 +45,7 @@ type slot struct {
 	cwd     string
 }
 
-func newConn(p *Pool, h *Host, client *ssh.Client) *conn {
+func newConn(p *Pool, h *sshconfig.Host, client *ssh.Client) *conn {
 	return &conn{
 		pool:        p,
 		key:         h.Key(),

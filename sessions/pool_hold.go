@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sshjobs/sshjobs/jobs"
+	"github.com/sshjobs/sshjobs/sessions/sshconfig"
 )
 
 // sessionHold is one job's hold on its session: the pooled connection (so it
@@ -23,7 +24,7 @@ type sessionHold struct {
 // shell, starting one if need be. A failure comes as the job's result, with
 // retry when the job did not start because the connection turned out dead:
 // it may go to a fresh connection. After a success the caller calls done.
-func (p *Pool) holdSession(ctx context.Context, h *Host, j *jobs.Job) (hold *sessionHold, res jobs.Result, retry bool) {
+func (p *Pool) holdSession(ctx context.Context, h *sshconfig.Host, j *jobs.Job) (hold *sessionHold, res jobs.Result, retry bool) {
 	c, err := p.acquire(ctx, h)
 	if err != nil {
 		if ctx.Err() != nil {

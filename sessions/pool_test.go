@@ -13,6 +13,8 @@ import (
 
 	"github.com/sshjobs/sshjobs/internal/sshtest"
 	"github.com/sshjobs/sshjobs/jobs"
+	"github.com/sshjobs/sshjobs/sessions/sshconfig"
+	"github.com/sshjobs/sshjobs/sessions/sshdial"
 )
 
 var jobSeq atomic.Int64
@@ -21,7 +23,7 @@ var jobSeq atomic.Int64
 // through the real Resolver and Dialer.
 func newTestPool(t testing.TB, srv *sshtest.Server, cfg PoolConfig) *Pool {
 	t.Helper()
-	cfg.Dialer = &Dialer{Resolver: &Resolver{ConfigFile: srv.SSHConfig}}
+	cfg.Dialer = &sshdial.Dialer{Resolver: &sshconfig.Resolver{ConfigFile: srv.SSHConfig}}
 	if os.Getenv("SSHJOBS_TEST_LOG") != "" {
 		cfg.Logger = testSlog(t)
 	}

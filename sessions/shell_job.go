@@ -5,6 +5,8 @@ import (
 	"log/slog"
 
 	"github.com/sshjobs/sshjobs/jobs"
+	"github.com/sshjobs/sshjobs/sessions/sshconfig"
+	"github.com/sshjobs/sshjobs/sessions/sshdial"
 )
 
 // jobRun is what a shell needs to run one job besides its Task.
@@ -17,15 +19,15 @@ type jobRun struct {
 	SudoEnv string
 	// secret looks up a secret for the job's host, only when a prompt asks
 	// for it: a source may ask a person (MCP elicitation). Nil: none known.
-	secret func(ctx context.Context, kind SecretKind) (string, bool, error)
+	secret func(ctx context.Context, kind sshdial.SecretKind) (string, bool, error)
 	logger *slog.Logger
 }
 
 // jobRun returns what a shell on h needs to run j, with the pool's secrets.
-func (p *Pool) jobRun(h *Host, j *jobs.Job) jobRun {
+func (p *Pool) jobRun(h *sshconfig.Host, j *jobs.Job) jobRun {
 	jr := jobRun{ID: j.ID, Command: j.Command, Sudo: j.Sudo, SudoEnv: sudoSecretEnv(h.Alias), logger: p.cfg.Logger}
 	if sec := p.cfg.Dialer.Secrets; sec != nil {
-		jr.secret = func(ctx context.Context, kind SecretKind) (string, bool, error) {
+		jr.secret = func(ctx context.Context, kind sshdial.SecretKind) (string, bool, error) {
 			return sec.Secret(ctx, h, kind)
 		}
 	}
@@ -38,7 +40,7 @@ func (jr jobRun) sudoPassword(ctx context.Context) (string, bool, error) {
 	if jr.secret == nil {
 		return "", false, nil
 	}
-	for _, kind := range []SecretKind{SecretSudo, SecretPassword} {
+	for _, kind := range []sshdial.SecretKind{sshdial.SecretSudo, sshdial.SecretPassword} {
 		v, ok, err := jr.secret(ctx, kind)
 		if err != nil || ok {
 			return v, ok, err

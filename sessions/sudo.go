@@ -2,7 +2,8 @@ package sessions
 
 import (
 	"bytes"
-	"strings"
+
+	"github.com/sshjobs/sshjobs/sessions/sshconfig"
 )
 
 // How a job runs with sudo (jobs.Job.Sudo).
@@ -28,11 +29,8 @@ func sudoPrompt(nonce string) string { return "[sshjobs sudo " + nonce + "] pass
 
 // sudoCommand wraps command to run through sudo with our prompt.
 func sudoCommand(nonce, command string) string {
-	return "sudo -p " + shellQuote(sudoPrompt(nonce)) + " -- sh -c " + shellQuote(command)
+	return "sudo -p " + shQuote(sudoPrompt(nonce)) + " -- sh -c " + shQuote(command)
 }
-
-// shellQuote quotes s as one word for a POSIX shell.
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // Messages of sudo jobs that end without running their command.
 const (
@@ -42,7 +40,7 @@ const (
 )
 
 // sudoSecretEnv names the environment override for alias's sudo password.
-func sudoSecretEnv(alias string) string { return envName(alias) + envSecretSuffix[SecretSudo] }
+func sudoSecretEnv(alias string) string { return sshconfig.EnvName(alias) + "SUDO_PASS" }
 
 // promptCutter removes every occurrence of one prompt from the raw output of
 // a job, with the line end sudo prints once it has read the password, and

@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -10,11 +11,12 @@ import (
 
 	"github.com/sshjobs/sshjobs/internal/sshtest"
 	"github.com/sshjobs/sshjobs/jobs"
+	"github.com/sshjobs/sshjobs/sessions/sshdial"
 )
 
 // newSudoPool is a pool on srv (logged in as sshtest.TestUser) whose secrets
 // are secrets, logging at debug level into the returned buffer.
-func newSudoPool(t *testing.T, srv *sshtest.Server, secrets Secrets) (*Pool, *sshtest.Buffer) {
+func newSudoPool(t *testing.T, srv *sshtest.Server, secrets sshdial.Secrets) (*Pool, *sshtest.Buffer) {
 	t.Helper()
 	logs := &sshtest.Buffer{}
 	p := newTestPool(t, srv, PoolConfig{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
@@ -31,7 +33,7 @@ func runSudo(p *Pool, srv *sshtest.Server, command string, sudo bool, task *test
 
 func TestSudo(t *testing.T) {
 	sshtest.Each(t, sshtest.Options{User: sshtest.TestUser}, func(t *testing.T, srv *sshtest.Server) {
-		p, logs := newSudoPool(t, srv, StaticSecrets{SecretSudo: srv.Password})
+		p, logs := newSudoPool(t, srv, sshdial.StaticSecrets{sshdial.SecretSudo: srv.Password})
 		check := func(t *testing.T, what, out string) {
 			t.Helper()
 			if strings.Contains(out, srv.Password) {
@@ -92,7 +94,7 @@ func TestSudo(t *testing.T) {
 
 func TestSudoWrongPassword(t *testing.T) {
 	sshtest.Each(t, sshtest.Options{User: sshtest.TestUser}, func(t *testing.T, srv *sshtest.Server) {
-		p, logs := newSudoPool(t, srv, StaticSecrets{SecretSudo: "wrong-" + srv.Password})
+		p, logs := newSudoPool(t, srv, sshdial.StaticSecrets{sshdial.SecretSudo: "wrong-" + srv.Password})
 		task := newTestTask()
 		start := time.Now()
 		res := runSudo(p, srv, "whoami", true, task)
@@ -136,4 +138,18 @@ func TestSudoNoPassword(t *testing.T) {
 			t.Errorf("%s %q output %q", res.State, res.Error, task.Output())
 		}
 	})
+}
+
+// The sudo advice names only the variable sshjobs reads, never a command or
+// tool parameter that does not exist.
+func TestSudoAdviceNamesOnlyWhatExists(t *testing.T) {
+	msg := fmt.Sprintf(msgSudoNoPass, sudoSecretEnv("web-1"))
+	for _, bad := range []string{"secret set", "ssh_connect", "save=true", "password="} {
+		if strings.Contains(msg, bad) {
+			t.Errorf("%q advises %q", msg, bad)
+		}
+	}
+	if want := "set OVRD_WEB_1_SUDO_PASS in sshjobs' environment"; !strings.Contains(msg, want) {
+		t.Errorf("%q lacks %q", msg, want)
+	}
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/sshjobs/sshjobs/jobs"
 	"github.com/sshjobs/sshjobs/sessions"
+	"github.com/sshjobs/sshjobs/sessions/sshconfig"
+	"github.com/sshjobs/sshjobs/sessions/sshdial"
 	"github.com/sshjobs/sshjobs/sqlstore"
 )
 
@@ -39,10 +41,10 @@ func openApp(ctx context.Context, cfg config, m mode) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	resolver := &sessions.Resolver{ConfigFile: cfg.SSHConfig, Env: os.Getenv}
-	secrets := sessions.SecretChain{sessions.EnvSecrets{Getenv: os.Getenv}}
+	resolver := &sshconfig.Resolver{ConfigFile: cfg.SSHConfig, Env: os.Getenv}
+	secrets := sshdial.SecretChain{sshdial.EnvSecrets{Getenv: os.Getenv}}
 	pool := sessions.NewPool(sessions.PoolConfig{
-		Dialer:      &sessions.Dialer{Resolver: resolver, Secrets: secrets, Logger: log},
+		Dialer:      &sshdial.Dialer{Resolver: resolver, Secrets: secrets, Logger: log},
 		IdleTimeout: cfg.IdleTimeout,
 		SpoolDir:    cfg.SpoolDir,
 		Logger:      log,

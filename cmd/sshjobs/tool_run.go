@@ -9,7 +9,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/sshjobs/sshjobs/jobs"
-	"github.com/sshjobs/sshjobs/sessions"
+	"github.com/sshjobs/sshjobs/sessions/sshconfig"
 )
 
 type runIn struct {
@@ -75,7 +75,7 @@ func (a *app) submit(ctx context.Context, target string, s jobs.Spec) (*jobs.Job
 
 // resolve resolves target as ssh would, within 10s so that a stuck
 // `ssh -G` cannot hang a call; a target that does not resolve is bad input.
-func (a *app) resolve(ctx context.Context, target string) (*sessions.Host, error) {
+func (a *app) resolve(ctx context.Context, target string) (*sshconfig.Host, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	h, err := a.pool.Resolve(ctx, target)

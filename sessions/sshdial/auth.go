@@ -1,4 +1,4 @@
-package sessions
+package sshdial
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sshjobs/sshjobs/sessions/sshconfig"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
@@ -95,7 +97,7 @@ func envHint(alias, suffix string) string {
 	if alias == "" {
 		return "OVRD_{ALIAS}_" + suffix
 	}
-	return envName(alias) + suffix
+	return sshconfig.EnvName(alias) + suffix
 }
 
 // errNoSecret makes x/crypto skip a method whose secret is unknown without
@@ -137,7 +139,7 @@ const xTooManyFailures = "too many authentication failures"
 // remembers what happened for DialInfo and for the failure message.
 type authRun struct {
 	ctx     context.Context
-	h       *Host
+	h       *sshconfig.Host
 	secrets Secrets
 	logger  *slog.Logger
 
@@ -156,7 +158,7 @@ type authRun struct {
 	noAgent   string // why the agent gave no key, for "no usable key"
 }
 
-func newAuthRun(ctx context.Context, h *Host, secrets Secrets, logger *slog.Logger) *authRun {
+func newAuthRun(ctx context.Context, h *sshconfig.Host, secrets Secrets, logger *slog.Logger) *authRun {
 	return &authRun{ctx: ctx, h: h, secrets: secrets, logger: logger, tried: map[string]string{}}
 }
 
@@ -298,7 +300,7 @@ func (a *authRun) signers() ([]ssh.Signer, error) {
 		switch {
 		case err != nil && errors.Is(err, os.ErrNotExist):
 			if fk.pub == nil {
-				missing = append(missing, displayPath(p))
+				missing = append(missing, sshconfig.DisplayPath(p))
 				continue // the defaults usually do not all exist
 			}
 			fk.bad = errors.New("no private key file")
@@ -355,7 +357,7 @@ func (a *authRun) signers() ([]ssh.Signer, error) {
 			continue // the agent holds it: no passphrase needed
 		}
 		if f.bad != nil {
-			a.note("key %s unusable: %v", displayPath(f.path), f.bad)
+			a.note("key %s unusable: %v", sshconfig.DisplayPath(f.path), f.bad)
 			continue
 		}
 		s := f.signer
@@ -365,7 +367,7 @@ func (a *authRun) signers() ([]ssh.Signer, error) {
 				continue
 			}
 		}
-		add(s, displayPath(f.path), AuthPublicKey)
+		add(s, sshconfig.DisplayPath(f.path), AuthPublicKey)
 	}
 	plural := "s"
 	if len(names) == 1 {
@@ -398,20 +400,20 @@ func (a *authRun) signers() ([]ssh.Signer, error) {
 func (a *authRun) decrypt(path string, pem []byte) ssh.Signer {
 	pass, ok, err := a.secret(SecretPassphrase)
 	if err != nil {
-		a.note("key %s: passphrase lookup failed: %v", displayPath(path), err)
+		a.note("key %s: passphrase lookup failed: %v", sshconfig.DisplayPath(path), err)
 		return nil
 	}
 	if !ok {
 		a.note("key %s is encrypted and no passphrase is known (skipped; set %s, or load the key into ssh-agent)",
-			displayPath(path), envHint(a.h.Alias, "KEY_PASS"))
+			sshconfig.DisplayPath(path), envHint(a.h.Alias, "KEY_PASS"))
 		return nil
 	}
 	s, err := ssh.ParsePrivateKeyWithPassphrase(pem, []byte(pass))
 	if err != nil {
 		if errors.Is(err, x509.IncorrectPasswordError) || strings.Contains(err.Error(), "decryption password incorrect") {
-			a.note("key %s: the passphrase is wrong (skipped)", displayPath(path))
+			a.note("key %s: the passphrase is wrong (skipped)", sshconfig.DisplayPath(path))
 		} else {
-			a.note("key %s unusable: %v", displayPath(path), err)
+			a.note("key %s unusable: %v", sshconfig.DisplayPath(path), err)
 		}
 		return nil
 	}
@@ -559,15 +561,6 @@ func readPublicKey(path string) ssh.PublicKey {
 		return nil
 	}
 	return k
-}
-
-// displayPath shortens the home directory to ~ for messages.
-func displayPath(p string) string {
-	home := homeDir()
-	if home != "/" && strings.HasPrefix(p, home+"/") {
-		return "~" + p[len(home):]
-	}
-	return p
 }
 
 // trackSigner wraps s so that onSign runs when it signs (x/crypto signs only

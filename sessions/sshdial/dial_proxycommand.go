@@ -1,4 +1,4 @@
-package sessions
+package sshdial
 
 import (
 	"bufio"
@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"sync"
 	"time"
+
+	"github.com/sshjobs/sshjobs/sessions/sshconfig"
 )
 
 // startProxyCommand runs h.ProxyCommand through `sh -c` (as ssh runs it
@@ -17,7 +19,7 @@ import (
 // stderr goes to the logger, line by line. Closing the conn ends the command
 // (its whole process group, so `nc` under a wrapper script goes too). It
 // runs without sshjobs' secrets in its environment (see childEnv).
-func startProxyCommand(h *Host, logger *slog.Logger) (net.Conn, error) {
+func startProxyCommand(h *sshconfig.Host, logger *slog.Logger) (net.Conn, error) {
 	// os.Pipe, not cmd.StdoutPipe: *os.File pipes support deadlines, which
 	// bound the handshake like a socket's.
 	inR, inW, err := os.Pipe()
@@ -31,7 +33,7 @@ func startProxyCommand(h *Host, logger *slog.Logger) (net.Conn, error) {
 		return nil, err
 	}
 	cmd := exec.Command("sh", "-c", "exec "+h.ProxyCommand)
-	cmd.Env = childEnv()
+	cmd.Env = sshconfig.ChildEnv()
 	cmd.Stdin, cmd.Stdout = inR, outW
 	errR, err := cmd.StderrPipe()
 	if err != nil {

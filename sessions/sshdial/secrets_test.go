@@ -1,4 +1,4 @@
-package sessions
+package sshdial
 
 import (
 	"context"
@@ -6,6 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/sshjobs/sshjobs/internal/sshtest"
+	"github.com/sshjobs/sshjobs/sessions/sshconfig"
 )
 
 func TestEnvSecrets(t *testing.T) {
@@ -17,14 +20,14 @@ func TestEnvSecrets(t *testing.T) {
 		"OVRD_OTHER_PASS":                "",
 	}
 	e := EnvSecrets{Getenv: func(k string) string { return env[k] }}
-	h := &Host{Alias: "web-1.example", SecretAlias: "web-1.example"}
+	h := &sshconfig.Host{Alias: "web-1.example", SecretAlias: "web-1.example"}
 	for kind, want := range map[SecretKind]string{SecretPassword: "pw", SecretPassphrase: "kp", SecretSudo: "sp", SecretEnable: "ep"} {
 		v, ok, err := e.Secret(context.Background(), h, kind)
 		if err != nil || !ok || v != want {
 			t.Errorf("%s: got %q %v %v, want %q", kind, v, ok, err, want)
 		}
 	}
-	if _, ok, _ := e.Secret(context.Background(), &Host{Alias: "other", SecretAlias: "other"}, SecretPassword); ok {
+	if _, ok, _ := e.Secret(context.Background(), &sshconfig.Host{Alias: "other", SecretAlias: "other"}, SecretPassword); ok {
 		t.Error("an empty variable must count as unset")
 	}
 	if _, _, err := e.Secret(context.Background(), h, "bogus"); err == nil {
@@ -37,20 +40,20 @@ func TestEnvSecrets(t *testing.T) {
 
 func TestEnvName(t *testing.T) {
 	for in, want := range map[string]string{"web-1.example": "OVRD_WEB_1_EXAMPLE_", "db": "OVRD_DB_", "::1": "OVRD___1_", "Süd": "OVRD_S_D_"} {
-		if got := envName(in); got != want {
-			t.Errorf("envName(%q) = %q, want %q", in, got, want)
+		if got := sshconfig.EnvName(in); got != want {
+			t.Errorf("sshconfig.EnvName(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
 
 type failingSecrets struct{}
 
-func (failingSecrets) Secret(context.Context, *Host, SecretKind) (string, bool, error) {
+func (failingSecrets) Secret(context.Context, *sshconfig.Host, SecretKind) (string, bool, error) {
 	return "", false, errors.New("store locked")
 }
 
 func TestSecretChain(t *testing.T) {
-	h := &Host{Alias: "h"}
+	h := &sshconfig.Host{Alias: "h"}
 	c := SecretChain{nil, StaticSecrets{SecretSudo: "first"}, StaticSecrets{SecretSudo: "second", SecretPassword: "pw"}}
 	if v, ok, _ := c.Secret(context.Background(), h, SecretSudo); !ok || v != "first" {
 		t.Errorf("sudo = %q %v, want first", v, ok)
@@ -70,7 +73,7 @@ func TestSecretChain(t *testing.T) {
 // overrides its port or user gets none (issue 9, item 3). The seeds'
 // verbatim variable name wins over the upper-cased one (issue 11).
 func TestEnvSecretsBoundToDestination(t *testing.T) {
-	testHome(t)
+	sshtest.TempHome(t)
 	cfg := filepath.Join(t.TempDir(), "config")
 	if err := os.WriteFile(cfg, []byte("Host web1\n  HostName 10.9.9.9\n  User deploy\n  Port 22\nHost web-1\n  HostName 10.9.9.8\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -78,9 +81,9 @@ func TestEnvSecretsBoundToDestination(t *testing.T) {
 	env := map[string]string{"OVRD_WEB1_PASS": "web1-pw", "OVRD_WEB_1_PASS": "upper-pw", "OVRD_web-1_PASS": "verbatim-pw"}
 	getenv := func(k string) string { return env[k] }
 	secrets := EnvSecrets{Getenv: getenv}
-	for name, noOpenSSH := range resolvers(t) {
+	for name, noOpenSSH := range sshtest.ResolverPaths(t) {
 		t.Run(name, func(t *testing.T) {
-			r := &Resolver{ConfigFile: cfg, NoOpenSSH: noOpenSSH, Env: getenv}
+			r := &sshconfig.Resolver{ConfigFile: cfg, NoOpenSSH: noOpenSSH, Env: getenv}
 			for target, want := range map[string]string{
 				"web1":            "web1-pw",
 				"deploy@web1":     "web1-pw", // the alias's own user: the same destination

@@ -1,8 +1,10 @@
-package sessions
+package sshdial
 
 import (
 	"context"
 	"fmt"
+
+	"github.com/sshjobs/sshjobs/sessions/sshconfig"
 )
 
 // SecretKind names a secret in TOOLS.md's list.
@@ -18,7 +20,7 @@ const (
 // Secrets supplies secrets for a host. Implementations must never log values.
 type Secrets interface {
 	// Secret returns the secret of kind for h, or ok=false when none is known.
-	Secret(ctx context.Context, h *Host, kind SecretKind) (value string, ok bool, err error)
+	Secret(ctx context.Context, h *sshconfig.Host, kind SecretKind) (value string, ok bool, err error)
 }
 
 // SecretChain asks each source in order; the first that knows wins. An error
@@ -27,7 +29,7 @@ type Secrets interface {
 type SecretChain []Secrets
 
 // Secret implements Secrets.
-func (c SecretChain) Secret(ctx context.Context, h *Host, kind SecretKind) (string, bool, error) {
+func (c SecretChain) Secret(ctx context.Context, h *sshconfig.Host, kind SecretKind) (string, bool, error) {
 	for _, s := range c {
 		if s == nil {
 			continue
@@ -71,7 +73,7 @@ var envSecretSuffix = map[SecretKind]string{
 }
 
 // Secret implements Secrets.
-func (e EnvSecrets) Secret(_ context.Context, h *Host, kind SecretKind) (string, bool, error) {
+func (e EnvSecrets) Secret(_ context.Context, h *sshconfig.Host, kind SecretKind) (string, bool, error) {
 	suffix, ok := envSecretSuffix[kind]
 	if !ok {
 		return "", false, fmt.Errorf("secret: unknown kind %q", kind)
@@ -79,7 +81,7 @@ func (e EnvSecrets) Secret(_ context.Context, h *Host, kind SecretKind) (string,
 	if e.Getenv == nil || h == nil || h.SecretAlias == "" {
 		return "", false, nil
 	}
-	v, _ := lookupEnv(e.Getenv, h.SecretAlias, suffix)
+	v, _ := sshconfig.LookupEnv(e.Getenv, h.SecretAlias, suffix)
 	return v, v != "", nil
 }
 
@@ -88,7 +90,7 @@ func (e EnvSecrets) Secret(_ context.Context, h *Host, kind SecretKind) (string,
 type StaticSecrets map[SecretKind]string
 
 // Secret implements Secrets.
-func (s StaticSecrets) Secret(_ context.Context, _ *Host, kind SecretKind) (string, bool, error) {
+func (s StaticSecrets) Secret(_ context.Context, _ *sshconfig.Host, kind SecretKind) (string, bool, error) {
 	v, ok := s[kind]
 	return v, ok && v != "", nil
 }

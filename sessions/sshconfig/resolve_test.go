@@ -1,53 +1,21 @@
-package sessions
+package sshconfig
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sshjobs/sshjobs/internal/sshtest"
 )
 
-// resolvers returns the two resolution paths to run a test through: `ssh -G`
-// (skipped where the OpenSSH client is missing) and kevinburke/ssh_config.
-func resolvers(t *testing.T) map[string]bool {
-	t.Helper()
-	m := map[string]bool{"fallback": true}
-	if _, err := exec.LookPath("ssh"); err == nil {
-		m["openssh"] = false
-	} else {
-		t.Log("ssh not on PATH: only the fallback path is tested")
-	}
-	return m
-}
-
-// testHome points $HOME at a temp folder, so ~ expands somewhere harmless.
-func testHome(t *testing.T) string {
-	t.Helper()
-	home := t.TempDir()
-	t.Setenv("HOME", home)
-	return home
-}
-
-func writeFile(t *testing.T, path, text string) string {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 func TestResolveConfig(t *testing.T) {
-	home := testHome(t)
+	home := sshtest.TempHome(t)
 	dir := t.TempDir()
-	included := writeFile(t, filepath.Join(dir, "included.conf"), "Host incl\n  HostName 10.5.5.5\n  Port 2345\n")
-	cfg := writeFile(t, filepath.Join(dir, "config"), `Include `+included+`
+	included := sshtest.WriteFile(t, filepath.Join(dir, "included.conf"), "Host incl\n  HostName 10.5.5.5\n  Port 2345\n")
+	cfg := sshtest.WriteFile(t, filepath.Join(dir, "config"), `Include `+included+`
 
 Host web
   HostName 10.1.2.3
@@ -124,7 +92,7 @@ Host *
 		{"other.example.com", want{key: me + "@other.example.com:22", ids: defIDs, alive: 15 * time.Second, aliveMax: 4, timeout: 15 * time.Second, strict: StrictAcceptNew}},
 		{"admin@[::1]:2222", want{key: "admin@[::1]:2222", ids: defIDs, alive: 15 * time.Second, aliveMax: 4, timeout: 15 * time.Second, strict: StrictAcceptNew}},
 	}
-	for name, noOpenSSH := range resolvers(t) {
+	for name, noOpenSSH := range sshtest.ResolverPaths(t) {
 		t.Run(name, func(t *testing.T) {
 			r := &Resolver{ConfigFile: cfg, NoOpenSSH: noOpenSSH}
 			for _, c := range cases {
@@ -140,7 +108,7 @@ Host *
 							t.Errorf("%s = %#v, want %#v", what, got, want)
 						}
 					}
-					check("Key()", h.Key(), w.key)
+					check("Key() before #", keyBase(t, h), w.key)
 					check("Target", h.Target, c.target)
 					check("IdentityFiles", h.IdentityFiles, w.ids)
 					check("IdentitiesOnly", h.IdentitiesOnly, w.idsOnly)
@@ -164,22 +132,22 @@ Host *
 }
 
 func TestResolveEnvOverrides(t *testing.T) {
-	home := testHome(t)
-	cfg := writeFile(t, filepath.Join(t.TempDir(), "config"), "Host web-1\n  HostName 10.1.1.1\n  User cfguser\n  Port 2200\n  IdentityFile ~/.ssh/cfgkey\n")
+	home := sshtest.TempHome(t)
+	cfg := sshtest.WriteFile(t, filepath.Join(t.TempDir(), "config"), "Host web-1\n  HostName 10.1.1.1\n  User cfguser\n  Port 2200\n  IdentityFile ~/.ssh/cfgkey\n")
 	env := map[string]string{
 		"OVRD_WEB_1_HOST": "10.2.2.2",
 		"OVRD_WEB_1_PORT": "2300",
 		"OVRD_WEB_1_USER": "envuser",
 		"OVRD_WEB_1_KEY":  "~/.ssh/envkey",
 	}
-	for name, noOpenSSH := range resolvers(t) {
+	for name, noOpenSSH := range sshtest.ResolverPaths(t) {
 		t.Run(name, func(t *testing.T) {
 			r := &Resolver{ConfigFile: cfg, NoOpenSSH: noOpenSSH, Env: func(k string) string { return env[k] }}
 			h, err := r.Resolve(context.Background(), "web-1")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if h.Key() != "envuser@10.2.2.2:2300" {
+			if keyBase(t, h) != "envuser@10.2.2.2:2300" {
 				t.Errorf("Key() = %q, want envuser@10.2.2.2:2300", h.Key())
 			}
 			want := []string{home + "/.ssh/envkey", home + "/.ssh/cfgkey"}
@@ -191,7 +159,7 @@ func TestResolveEnvOverrides(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if h.Key() != "me@10.2.2.2:2400" {
+			if keyBase(t, h) != "me@10.2.2.2:2400" {
 				t.Errorf("Key() = %q, want me@10.2.2.2:2400", h.Key())
 			}
 		})
@@ -205,12 +173,12 @@ func TestResolveEnvOverrides(t *testing.T) {
 }
 
 func TestResolveBadTargets(t *testing.T) {
-	testHome(t)
-	cfg := writeFile(t, filepath.Join(t.TempDir(), "config"), "Host x\n  Port 22\n")
+	sshtest.TempHome(t)
+	cfg := sshtest.WriteFile(t, filepath.Join(t.TempDir(), "config"), "Host x\n  Port 22\n")
 	bad := []string{"", " ", "a b", "a\tb", "-oProxyCommand=touch /tmp/pwned", "root@-oProxyCommand=x",
 		"-x@host", "a\x00b", "a\nb", "a\rb", "host:0", "host:99999", "host:abc", "host:", "[::1", "[::1]x",
 		"user@", "@host", "a;b", "a$(id)", "ho`st", "a|b", "a,b", "a/b", "a*", "\x1b[31m"}
-	for name, noOpenSSH := range resolvers(t) {
+	for name, noOpenSSH := range sshtest.ResolverPaths(t) {
 		t.Run(name, func(t *testing.T) {
 			r := &Resolver{ConfigFile: cfg, NoOpenSSH: noOpenSSH}
 			for _, target := range bad {
@@ -223,7 +191,7 @@ func TestResolveBadTargets(t *testing.T) {
 }
 
 func TestResolveConfigErrors(t *testing.T) {
-	testHome(t)
+	sshtest.TempHome(t)
 	dir := t.TempDir()
 	cases := map[string]string{
 		"bad port":       "Host x\n  Port notanumber\n",
@@ -233,10 +201,10 @@ func TestResolveConfigErrors(t *testing.T) {
 		"bad alive":      "Host x\n  ServerAliveCountMax many\n",
 		"bad hostname %": "Host x\n  HostName %Z\n",
 	}
-	for name, noOpenSSH := range resolvers(t) {
+	for name, noOpenSSH := range sshtest.ResolverPaths(t) {
 		t.Run(name, func(t *testing.T) {
 			for cname, text := range cases {
-				cfg := writeFile(t, filepath.Join(dir, strings.ReplaceAll(cname, " ", "_")), text)
+				cfg := sshtest.WriteFile(t, filepath.Join(dir, strings.ReplaceAll(cname, " ", "_")), text)
 				r := &Resolver{ConfigFile: cfg, NoOpenSSH: noOpenSSH}
 				if h, err := r.Resolve(context.Background(), "x"); err == nil {
 					t.Errorf("%s: Resolve = %+v, want an error", cname, h)
@@ -255,13 +223,13 @@ func TestResolveConfigErrors(t *testing.T) {
 // An unsupported Match makes kevinburke/ssh_config fail the whole file; the
 // error must say so and name the file, where OpenSSH handles it.
 func TestResolveUnsupportedMatch(t *testing.T) {
-	testHome(t)
-	cfg := writeFile(t, filepath.Join(t.TempDir(), "config"), "Match user nobody\n  Port 2222\nHost x\n  Port 2200\n")
+	sshtest.TempHome(t)
+	cfg := sshtest.WriteFile(t, filepath.Join(t.TempDir(), "config"), "Match user nobody\n  Port 2222\nHost x\n  Port 2200\n")
 	_, err := (&Resolver{ConfigFile: cfg, NoOpenSSH: true}).Resolve(context.Background(), "x")
 	if err == nil || !strings.Contains(err.Error(), cfg) || !strings.Contains(err.Error(), "Match") {
 		t.Errorf("fallback: err = %v, want an unsupported Match error naming %s", err, cfg)
 	}
-	if _, ok := resolvers(t)["openssh"]; ok {
+	if _, ok := sshtest.ResolverPaths(t)["openssh"]; ok {
 		h, err := (&Resolver{ConfigFile: cfg}).Resolve(context.Background(), "x")
 		if err != nil {
 			t.Fatalf("openssh: %v", err)
@@ -295,6 +263,54 @@ func TestParseTarget(t *testing.T) {
 		got, err := parseTarget(in)
 		if err != nil || got != want {
 			t.Errorf("parseTarget(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+}
+
+// keyBase is the user@host:port part of h.Key(); the key has a route hash
+// after it exactly when Route says something.
+func keyBase(t *testing.T, h *Host) string {
+	t.Helper()
+	base, hash, hashed := strings.Cut(h.Key(), "#")
+	if hashed != (h.Route() != "") || hashed && len(hash) != 8 {
+		t.Errorf("Key() = %q with route %q: a hash exactly when there is a route", h.Key(), h.Route())
+	}
+	return base
+}
+
+// The key of a destination is user@host:port when nothing else decides it,
+// and differs whenever the route or trust does.
+func TestHostKeyRoute(t *testing.T) {
+	home := sshtest.TempHome(t)
+	plain := &Host{User: "u", HostName: "h", Port: 22, StrictHostKeyChecking: StrictAcceptNew,
+		IdentityFiles: expandAll(defaultIdentityFiles, home), UserKnownHostsFiles: defaultUserKnownHosts(home)}
+	if plain.Key() != "u@h:22" || plain.Route() != "" {
+		t.Fatalf("plain: %q route %q", plain.Key(), plain.Route())
+	}
+	seen := map[string]string{plain.Key(): "plain"}
+	for name, change := range map[string]func(h *Host){
+		"proxy jump":      func(h *Host) { h.ProxyJump = []string{"bastion"} },
+		"proxy command":   func(h *Host) { h.ProxyCommand = "nc %h %p" },
+		"host key alias":  func(h *Host) { h.HostKeyAlias = "other" },
+		"identity":        func(h *Host) { h.IdentityFiles = []string{home + "/.ssh/work"} },
+		"identities only": func(h *Host) { h.IdentitiesOnly = true },
+		"agent":           func(h *Host) { h.IdentityAgent = "/run/agent.sock" },
+		"known_hosts":     func(h *Host) { h.UserKnownHostsFiles = []string{"/etc/other_known_hosts"} },
+		"strict":          func(h *Host) { h.StrictHostKeyChecking = StrictYes },
+	} {
+		h := *plain
+		change(&h)
+		k := h.Key()
+		if other, dup := seen[k]; dup {
+			t.Errorf("%s: key %q equals %s's", name, k, other)
+		}
+		seen[k] = name
+		if !strings.HasPrefix(k, "u@h:22#") || h.Route() == "" {
+			t.Errorf("%s: key %q route %q", name, k, h.Route())
+		}
+		again, err := UnmarshalDestination(h.MarshalDestination())
+		if err != nil || again.Key() != k {
+			t.Errorf("%s: stored and read back: %v, key %q want %q", name, err, again.Key(), k)
 		}
 	}
 }

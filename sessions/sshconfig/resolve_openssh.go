@@ -1,4 +1,4 @@
-package sessions
+package sshconfig
 
 import (
 	"bufio"
@@ -40,7 +40,7 @@ func runSSHG(ctx context.Context, sshPath, configFile string, req request) (sshO
 	ctx, cancel := context.WithTimeout(ctx, sshGTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, sshPath, args...)
-	cmd.Env = childEnv() // Match exec commands inherit it
+	cmd.Env = ChildEnv() // Match exec commands inherit it
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -1,13 +1,13 @@
-package sessions
+package sshconfig
 
 import (
 	"fmt"
 	"strings"
 )
 
-// envName is the OVRD_{ALIAS}_ prefix for an alias: upper-cased, every
+// EnvName is the OVRD_{ALIAS}_ prefix for an alias: upper-cased, every
 // character other than A-Z and 0-9 turned into '_' (web-1.example → WEB_1_EXAMPLE).
-func envName(alias string) string {
+func EnvName(alias string) string {
 	var b strings.Builder
 	b.WriteString("OVRD_")
 	for _, r := range strings.ToUpper(alias) {
@@ -21,20 +21,20 @@ func envName(alias string) string {
 	return b.String()
 }
 
-// envNames are the prefixes under which alias's variables are looked up, in
-// order: verbatim (the seeds' OVRD_{alias}_), then envName's upper-cased form.
-func envNames(alias string) []string {
-	verbatim, upper := "OVRD_"+alias+"_", envName(alias)
+// envPrefixes are the prefixes under which alias's variables are looked up, in
+// order: verbatim (the seeds' OVRD_{alias}_), then EnvName's upper-cased form.
+func envPrefixes(alias string) []string {
+	verbatim, upper := "OVRD_"+alias+"_", EnvName(alias)
 	if verbatim == upper {
 		return []string{upper}
 	}
 	return []string{verbatim, upper}
 }
 
-// lookupEnv returns the first non-empty OVRD_{alias}_{suffix} of envNames and
+// LookupEnv returns the first non-empty OVRD_{alias}_{suffix} of envPrefixes and
 // the variable's name ("" when none is set).
-func lookupEnv(getenv func(string) string, alias, suffix string) (value, name string) {
-	for _, p := range envNames(alias) {
+func LookupEnv(getenv func(string) string, alias, suffix string) (value, name string) {
+	for _, p := range envPrefixes(alias) {
 		if v := getenv(p + suffix); v != "" {
 			return v, p + suffix
 		}
@@ -58,20 +58,20 @@ func envOverrides(getenv func(string) string, alias string) (overrides, error) {
 	if getenv == nil {
 		return o, nil
 	}
-	if v, name := lookupEnv(getenv, alias, "HOST"); v != "" {
+	if v, name := LookupEnv(getenv, alias, "HOST"); v != "" {
 		if err := checkHostName(v); err != nil {
 			return o, fmt.Errorf("%s: %w", name, err)
 		}
 		o.hostName = v
 	}
-	if v, name := lookupEnv(getenv, alias, "PORT"); v != "" {
+	if v, name := LookupEnv(getenv, alias, "PORT"); v != "" {
 		n, err := parsePort(v)
 		if err != nil {
 			return o, fmt.Errorf("%s: %w", name, err)
 		}
 		o.port = n
 	}
-	if v, name := lookupEnv(getenv, alias, "USER"); v != "" {
+	if v, name := LookupEnv(getenv, alias, "USER"); v != "" {
 		if err := checkChars(name, v); err != nil {
 			return o, err
 		}
@@ -80,7 +80,7 @@ func envOverrides(getenv func(string) string, alias string) (overrides, error) {
 		}
 		o.user = v
 	}
-	if v, _ := lookupEnv(getenv, alias, "KEY"); v != "" {
+	if v, _ := LookupEnv(getenv, alias, "KEY"); v != "" {
 		o.key = v
 	}
 	return o, nil

@@ -1,11 +1,14 @@
-package sessions
+package sshdial
 
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sshjobs/sshjobs/sessions/sshconfig"
 
 	"github.com/sshjobs/sshjobs/internal/sshtest"
 )
@@ -15,8 +18,8 @@ import (
 // each dumps its environment to a file, which must hold no secret variable
 // (neither name nor value) but still the ordinary ones.
 func TestProxyChildrenEnvWithoutSecrets(t *testing.T) {
-	noAgent(t)
-	if _, ok := (&Resolver{}).openSSH(); !ok {
+	sshtest.NoAgent(t)
+	if _, err := exec.LookPath("ssh"); err != nil {
 		t.Skip("no ssh client: the ssh -G path cannot be tested")
 	}
 	secrets := map[string]string{
@@ -40,18 +43,18 @@ func TestProxyChildrenEnvWithoutSecrets(t *testing.T) {
 	dir := t.TempDir()
 	kh, cfg := filepath.Join(dir, "known_hosts"), filepath.Join(dir, "config")
 	proxyDump, matchDump := filepath.Join(dir, "proxy.env"), filepath.Join(dir, "match.env")
-	appendKnownHosts(t, kh, s)
+	sshtest.AppendKnownHosts(t, kh, s)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	// `ssh -G` runs Match exec commands while it resolves.
-	writeFile(t, cfg, "Match exec \"env > "+matchDump+"\"\n")
-	writeConfigFor(t, cfg, "viacmd", s, kh,
+	sshtest.WriteFile(t, cfg, "Match exec \"env > "+matchDump+"\"\n")
+	sshtest.WriteConfig(t, cfg, "viacmd", s, kh,
 		`ProxyCommand sh -c 'env > `+proxyDump+`; exec "$0" -test.run=TestHelperNC -- "$1" "$2"' `+exe+` %h %p`)
 	t.Setenv("SSHJOBS_TEST_NC", "1")
 
-	r := &Resolver{ConfigFile: cfg}
+	r := &sshconfig.Resolver{ConfigFile: cfg}
 	h, err := r.Resolve(context.Background(), "viacmd")
 	if err != nil {
 		t.Fatal(err)
@@ -81,24 +84,5 @@ func TestProxyChildrenEnvWithoutSecrets(t *testing.T) {
 				t.Errorf("%s lacks %s", name, keep)
 			}
 		}
-	}
-}
-
-func TestProxyEnvSecretNames(t *testing.T) {
-	for name, secret := range map[string]bool{
-		"OVRD_WEB_1_PASS": true, "OVRD_WEB_1_KEY_PASS": true, "OVRD_WEB_1_SUDO_PASS": true,
-		"OVRD_WEB_1_ENABLE_PASS": true, "OVRD_WEB_1_KEY": true, "ovrd_web_pass": true,
-		"DB_SUDO_PASS": true, "SW1_ENABLE_PASS": true,
-		"SSHJOBS_MASTER_PASSWORD": true, "MCP_SSH_MASTER_PASSWORD": true,
-		"OVRD_WEB_1_HOST": false, "OVRD_WEB_1_PORT": false, "OVRD_WEB_1_USER": false,
-		"PATH": false, "HOME": false, "SSH_AUTH_SOCK": false, "PASS": false, "KEY": false,
-	} {
-		if got := isSecretEnv(name); got != secret {
-			t.Errorf("isSecretEnv(%q) = %v, want %v", name, got, secret)
-		}
-	}
-	got := withoutSecrets([]string{"A=1", "OVRD_X_PASS=p", "=C:=C:\\", "B", "OVRD_X_KEY=/k", "OVRD_X_HOST=h"})
-	if want := "A=1|=C:=C:\\|B|OVRD_X_HOST=h"; strings.Join(got, "|") != want {
-		t.Errorf("withoutSecrets = %q, want %q", strings.Join(got, "|"), want)
 	}
 }

@@ -1,4 +1,4 @@
-package sessions
+package sshdial
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sshjobs/sshjobs/sessions/sshconfig"
 
 	"github.com/sshjobs/sshjobs/internal/sshtest"
 	"golang.org/x/crypto/ssh"
@@ -31,21 +33,21 @@ func waitConnections(t *testing.T, s *sshtest.Server, n int) {
 // A two-hop ProxyJump chain: target through jump, then mid. Closing the
 // final client closes the hops.
 func TestDialProxyJump(t *testing.T) {
-	noAgent(t)
+	sshtest.NoAgent(t)
 	jump := sshtest.StartInProcess(t, sshtest.Options{})
 	mid := sshtest.StartInProcess(t, sshtest.Options{})
 	target := sshtest.StartInProcess(t, sshtest.Options{})
 	dir := t.TempDir()
 	kh, cfg := filepath.Join(dir, "known_hosts"), filepath.Join(dir, "config")
-	appendKnownHosts(t, kh, jump, mid, target)
-	writeConfigFor(t, cfg, "jump", jump, kh)
-	writeConfigFor(t, cfg, "mid", mid, kh)
-	writeConfigFor(t, cfg, "target", target, kh, "ProxyJump jump,mid")
-	writeConfigFor(t, cfg, "direct", target, kh, "ProxyJump jump")
+	sshtest.AppendKnownHosts(t, kh, jump, mid, target)
+	sshtest.WriteConfig(t, cfg, "jump", jump, kh)
+	sshtest.WriteConfig(t, cfg, "mid", mid, kh)
+	sshtest.WriteConfig(t, cfg, "target", target, kh, "ProxyJump jump,mid")
+	sshtest.WriteConfig(t, cfg, "direct", target, kh, "ProxyJump jump")
 
-	for name, noOpenSSH := range resolvers(t) {
+	for name, noOpenSSH := range sshtest.ResolverPaths(t) {
 		t.Run(name, func(t *testing.T) {
-			r := &Resolver{ConfigFile: cfg, NoOpenSSH: noOpenSSH}
+			r := &sshconfig.Resolver{ConfigFile: cfg, NoOpenSSH: noOpenSSH}
 			d := &Dialer{Resolver: r, Logger: dialLogger(t)}
 			for _, alias := range []string{"target", "direct"} {
 				h, err := r.Resolve(context.Background(), alias)
@@ -72,9 +74,9 @@ func TestDialProxyJump(t *testing.T) {
 	}
 
 	// A failing hop fails the dial, naming the hop, and leaves nothing open.
-	r := &Resolver{ConfigFile: cfg}
+	r := &sshconfig.Resolver{ConfigFile: cfg}
 	h, _ := r.Resolve(context.Background(), "target")
-	h.ProxyJump = []string{"jump", "nosuchalias.invalid"}
+	h.ProxyJump, h.JumpHosts = []string{"jump", "nosuchalias.invalid"}, nil // hops resolved at dial time
 	_, _, err := (&Dialer{Resolver: r}).Dial(context.Background(), h)
 	if err == nil || !strings.Contains(err.Error(), "nosuchalias.invalid") {
 		t.Errorf("bad hop: err = %v", err)
@@ -84,20 +86,20 @@ func TestDialProxyJump(t *testing.T) {
 
 // ProxyCommand through a tiny nc (the test binary itself, see TestHelperNC).
 func TestDialProxyCommand(t *testing.T) {
-	noAgent(t)
+	sshtest.NoAgent(t)
 	t.Setenv("SSHJOBS_TEST_NC", "1")
 	s := sshtest.StartInProcess(t, sshtest.Options{})
 	dir := t.TempDir()
 	kh, cfg := filepath.Join(dir, "known_hosts"), filepath.Join(dir, "config")
-	appendKnownHosts(t, kh, s)
+	sshtest.AppendKnownHosts(t, kh, s)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeConfigFor(t, cfg, "viacmd", s, kh, "ProxyCommand "+exe+" -test.run=TestHelperNC -- %h %p")
-	for name, noOpenSSH := range resolvers(t) {
+	sshtest.WriteConfig(t, cfg, "viacmd", s, kh, "ProxyCommand "+exe+" -test.run=TestHelperNC -- %h %p")
+	for name, noOpenSSH := range sshtest.ResolverPaths(t) {
 		t.Run(name, func(t *testing.T) {
-			r := &Resolver{ConfigFile: cfg, NoOpenSSH: noOpenSSH}
+			r := &sshconfig.Resolver{ConfigFile: cfg, NoOpenSSH: noOpenSSH}
 			h, err := r.Resolve(context.Background(), "viacmd")
 			if err != nil {
 				t.Fatal(err)
@@ -124,7 +126,7 @@ func TestDialProxyCommand(t *testing.T) {
 // A peer that accepts TCP but never speaks SSH must not hang Dial past
 // ConnectTimeout, nor past ctx.
 func TestDialHandshakeTimeout(t *testing.T) {
-	noAgent(t)
+	sshtest.NoAgent(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +142,7 @@ func TestDialHandshakeTimeout(t *testing.T) {
 		}
 	}()
 	port := ln.Addr().(*net.TCPAddr).Port
-	h := &Host{User: "u", HostName: "127.0.0.1", Port: port, ConnectTimeout: 300 * time.Millisecond,
+	h := &sshconfig.Host{User: "u", HostName: "127.0.0.1", Port: port, ConnectTimeout: 300 * time.Millisecond,
 		IdentityAgent: "none", UserKnownHostsFiles: []string{filepath.Join(t.TempDir(), "kh")}}
 
 	start := time.Now()
@@ -192,7 +194,7 @@ func startAgent(t *testing.T, keys ...any) string {
 }
 
 func TestAuthAgent(t *testing.T) {
-	noAgent(t)
+	sshtest.NoAgent(t)
 	s := sshtest.StartInProcess(t, sshtest.Options{})
 	b, err := os.ReadFile(s.KeyFile)
 	if err != nil {
@@ -220,9 +222,9 @@ func TestAuthAgent(t *testing.T) {
 	// (the private file may be unreadable, as with a hardware key).
 	dir := t.TempDir()
 	priv := filepath.Join(dir, "id_hw")
-	writeFile(t, priv, "not a key: lives in the agent")
+	sshtest.WriteFile(t, priv, "not a key: lives in the agent")
 	pub, _ := os.ReadFile(s.KeyFile + ".pub")
-	writeFile(t, priv+".pub", string(pub))
+	sshtest.WriteFile(t, priv+".pub", string(pub))
 	h.IdentitiesOnly = true
 	h.IdentityFiles = []string{priv}
 	c, info, err = (&Dialer{}).Dial(context.Background(), h)

@@ -1,4 +1,4 @@
-package sessions
+package sshconfig
 
 import (
 	"crypto/sha256"
@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // Defaults applied when ssh_config says nothing (or OpenSSH's own default makes
@@ -121,13 +119,25 @@ func (h *Host) route() routeInfo {
 // no configuration would: directly, with the default identities, agent and
 // known_hosts files.
 func (h *Host) plainRoute() bool {
-	home := homeDir()
 	return len(h.ProxyJump) == 0 && h.ProxyCommand == "" && h.HostKeyAlias == "" &&
 		!h.IdentitiesOnly && h.IdentityAgent == "" &&
 		(h.StrictHostKeyChecking == "" || h.StrictHostKeyChecking == StrictAcceptNew) &&
-		slices.Equal(h.IdentityFiles, expandAll(defaultIdentityFiles, home)) &&
-		slices.Equal(h.UserKnownHostsFiles, defaultUserKnownHosts(home)) &&
-		(len(h.GlobalKnownHostsFiles) == 0 || slices.Equal(h.GlobalKnownHostsFiles, defaultGlobalKnownHosts))
+		h.defaultIdentities() && h.defaultKnownHosts()
+}
+
+// defaultIdentities and defaultKnownHosts compare with the defaults under
+// $HOME and under the account's home from passwd: `ssh -G` expands ~ with
+// the latter, the built-in reader with the former.
+func (h *Host) defaultIdentities() bool {
+	return slices.ContainsFunc(homes(), func(home string) bool {
+		return slices.Equal(h.IdentityFiles, expandAll(defaultIdentityFiles, home))
+	})
+}
+
+func (h *Host) defaultKnownHosts() bool {
+	return slices.ContainsFunc(homes(), func(home string) bool {
+		return slices.Equal(h.UserKnownHostsFiles, defaultUserKnownHosts(home))
+	}) && (len(h.GlobalKnownHostsFiles) == 0 || slices.Equal(h.GlobalKnownHostsFiles, defaultGlobalKnownHosts))
 }
 
 // Route describes, for a person, what besides user@hostname:port decides the
@@ -147,11 +157,10 @@ func (h *Host) Route() string {
 	if h.HostKeyAlias != "" {
 		parts = append(parts, "host key alias "+h.HostKeyAlias)
 	}
-	home := homeDir()
-	if !slices.Equal(h.IdentityFiles, expandAll(defaultIdentityFiles, home)) || h.IdentitiesOnly {
+	if !h.defaultIdentities() || h.IdentitiesOnly {
 		var ids []string
 		for _, f := range h.IdentityFiles {
-			ids = append(ids, displayPath(f))
+			ids = append(ids, DisplayPath(f))
 		}
 		only := ""
 		if h.IdentitiesOnly {
@@ -160,12 +169,12 @@ func (h *Host) Route() string {
 		parts = append(parts, "identity "+strings.Join(ids, ",")+only)
 	}
 	if h.IdentityAgent != "" {
-		parts = append(parts, "agent "+displayPath(h.IdentityAgent))
+		parts = append(parts, "agent "+DisplayPath(h.IdentityAgent))
 	}
-	if !slices.Equal(h.UserKnownHostsFiles, defaultUserKnownHosts(home)) {
+	if !h.defaultKnownHosts() {
 		var files []string
 		for _, f := range h.UserKnownHostsFiles {
-			files = append(files, displayPath(f))
+			files = append(files, DisplayPath(f))
 		}
 		parts = append(parts, "known_hosts "+strings.Join(files, ","))
 	}
@@ -199,23 +208,4 @@ func UnmarshalDestination(s string) (*Host, error) {
 		return nil, fmt.Errorf("stored destination %q: no user, hostname or port", s)
 	}
 	return &h, nil
-}
-
-// knownHostsAddr is the host:port a host certificate's principals are
-// checked against: HostKeyAlias (the port does not matter) or hostname:port.
-func (h *Host) knownHostsAddr() string {
-	if h.HostKeyAlias != "" {
-		return net.JoinHostPort(h.HostKeyAlias, strconv.Itoa(DefaultPort))
-	}
-	return h.Addr()
-}
-
-// knownHostsName is the name known_hosts entries are matched against and
-// recorded under, as OpenSSH forms it: HostKeyAlias as given (no port), else
-// the lower-cased host name, "[host]:port" when the port is not 22.
-func (h *Host) knownHostsName() string {
-	if h.HostKeyAlias != "" {
-		return h.HostKeyAlias
-	}
-	return knownhosts.Normalize(net.JoinHostPort(strings.ToLower(h.HostName), strconv.Itoa(h.Port)))
 }

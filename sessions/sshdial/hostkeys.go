@@ -1,4 +1,4 @@
-package sessions
+package sshdial
 
 import (
 	"errors"
@@ -6,9 +6,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/sshjobs/sshjobs/sessions/sshconfig"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -52,7 +55,7 @@ func isUnknownHost(err error) bool {
 // hostKeyCheck verifies one connection's host key against known_hosts and,
 // under accept-new, records a new one. It never accepts a changed key.
 type hostKeyCheck struct {
-	h     *Host
+	h     *sshconfig.Host
 	files []string      // known_hosts files to read, user ones first
 	db    *knownHostsDB // as read when the check was set up
 
@@ -76,7 +79,7 @@ func (c *hostKeyCheck) set(fingerprint, status string) {
 	c.fingerprint, c.status = fingerprint, status
 }
 
-func newHostKeyCheck(h *Host) (*hostKeyCheck, error) {
+func newHostKeyCheck(h *sshconfig.Host) (*hostKeyCheck, error) {
 	c := &hostKeyCheck{h: h}
 	c.files = append(append([]string(nil), h.UserKnownHostsFiles...), h.GlobalKnownHostsFiles...)
 	db, err := readKnownHosts(c.files)
@@ -89,7 +92,7 @@ func newHostKeyCheck(h *Host) (*hostKeyCheck, error) {
 
 // known returns the plain keys known_hosts holds for the host.
 func (c *hostKeyCheck) known() []knownhosts.KnownKey {
-	return c.db.hostKeys(c.h.knownHostsName())
+	return c.db.hostKeys(knownHostsName(c.h))
 }
 
 // algorithms are the host key algorithms to offer: those of the known keys,
@@ -104,7 +107,7 @@ func (c *hostKeyCheck) algorithms() []string {
 		return nil
 	}
 	var algos []string
-	if len(c.db.authorities(c.h.knownHostsName())) > 0 {
+	if len(c.db.authorities(knownHostsName(c.h))) > 0 {
 		for _, a := range ssh.SupportedAlgorithms().HostKeys {
 			if strings.Contains(a, "-cert-") {
 				algos = append(algos, a)
@@ -113,7 +116,7 @@ func (c *hostKeyCheck) algorithms() []string {
 	}
 	for _, k := range known {
 		for _, a := range algorithmsForKeyType(k.Key.Type()) {
-			if !contains(algos, a) {
+			if !slices.Contains(algos, a) {
 				algos = append(algos, a)
 			}
 		}
@@ -147,7 +150,7 @@ func (c *hostKeyCheck) callback(_ string, _ net.Addr, key ssh.PublicKey) error {
 	if !isUnknownHost(err) {
 		return err
 	}
-	if c.h.StrictHostKeyChecking == StrictYes {
+	if c.h.StrictHostKeyChecking == sshconfig.StrictYes {
 		return c.unknownRefused(plainKey(key), fp, err.(*unknownHostError).certErr)
 	}
 	status, err := c.record(key)
@@ -164,7 +167,7 @@ func (c *hostKeyCheck) callback(_ string, _ net.Addr, key ssh.PublicKey) error {
 // plain key is known when listed for the host, changed when the host has
 // other keys, else unknown (*unknownHostError).
 func (c *hostKeyCheck) verify(db *knownHostsDB, key ssh.PublicKey) error {
-	name := c.h.knownHostsName()
+	name := knownHostsName(c.h)
 	plain := plainKey(key)
 	fp := ssh.FingerprintSHA256(plain)
 	cert, isCert := key.(*ssh.Certificate)
@@ -187,7 +190,7 @@ func (c *hostKeyCheck) verify(db *knownHostsDB, key ssh.PublicKey) error {
 			},
 			IsRevoked: func(*ssh.Certificate) bool { return false }, // checked above
 		}
-		certErr = checker.CheckHostKey(c.h.knownHostsAddr(), dummyAddr, cert)
+		certErr = checker.CheckHostKey(knownHostsAddr(c.h), dummyAddr, cert)
 		if certErr == nil {
 			return nil
 		}
@@ -206,7 +209,7 @@ func (c *hostKeyCheck) verify(db *knownHostsDB, key ssh.PublicKey) error {
 	return &unknownHostError{certErr: certErr}
 }
 
-var dummyAddr = &net.TCPAddr{IP: net.IPv4zero, Port: DefaultPort}
+var dummyAddr = &net.TCPAddr{IP: net.IPv4zero, Port: sshconfig.DefaultPort}
 
 func (c *hostKeyCheck) revokedErr(key ssh.PublicKey, fp, what string, r *knownhosts.KnownKey) error {
 	return &HostKeyError{Kind: "revoked", Host: c.h.Key(), Fingerprint: fp,
@@ -227,7 +230,7 @@ func (c *hostKeyCheck) changed(key ssh.PublicKey, fp string, want []knownhosts.K
 	if certErr != nil {
 		fmt.Fprintf(&b, "; %v", certErr)
 	}
-	name := c.h.knownHostsName()
+	name := knownHostsName(c.h)
 	fmt.Fprintf(&b, ". Someone could be intercepting the connection, or the host was reinstalled. "+
 		"Refusing to connect. If the new key is legitimate, remove the old entry with "+
 		"`ssh-keygen -R '%s' -f %s` and connect again (it is then recorded as new).",
@@ -241,7 +244,7 @@ func (c *hostKeyCheck) unknownRefused(key ssh.PublicKey, fp string, certErr erro
 		file = c.h.UserKnownHostsFiles[0]
 	}
 	scan := "ssh-keyscan "
-	if c.h.Port != DefaultPort {
+	if c.h.Port != sshconfig.DefaultPort {
 		scan += "-p " + strconv.Itoa(c.h.Port) + " "
 	}
 	scan += c.h.HostName
@@ -303,7 +306,7 @@ func (c *hostKeyCheck) record(key ssh.PublicKey) (string, error) {
 			prefix = "\n"
 		}
 	}
-	name := c.h.knownHostsName()
+	name := knownHostsName(c.h)
 	if c.h.HashKnownHosts {
 		name = knownhosts.HashHostname(name)
 	}
@@ -315,4 +318,23 @@ func (c *hostKeyCheck) record(key ssh.PublicKey) (string, error) {
 		return "", fmt.Errorf("record host key of %s in %s: %w", c.h.Key(), file, err)
 	}
 	return HostKeyTrustedNow, nil
+}
+
+// knownHostsAddr is the host:port a host certificate's principals are
+// checked against: HostKeyAlias (the port does not matter) or hostname:port.
+func knownHostsAddr(h *sshconfig.Host) string {
+	if h.HostKeyAlias != "" {
+		return net.JoinHostPort(h.HostKeyAlias, strconv.Itoa(sshconfig.DefaultPort))
+	}
+	return h.Addr()
+}
+
+// knownHostsName is the name known_hosts entries are matched against and
+// recorded under, as OpenSSH forms it: HostKeyAlias as given (no port), else
+// the lower-cased host name, "[host]:port" when the port is not 22.
+func knownHostsName(h *sshconfig.Host) string {
+	if h.HostKeyAlias != "" {
+		return h.HostKeyAlias
+	}
+	return knownhosts.Normalize(net.JoinHostPort(strings.ToLower(h.HostName), strconv.Itoa(h.Port)))
 }

@@ -1,17 +1,17 @@
-package sessions
+package sshconfig
 
 import (
 	"os"
 	"strings"
 )
 
-// childEnv is the environment of the programs sshjobs starts because
+// ChildEnv is the environment of the programs sshjobs starts because
 // ssh_config says so (a ProxyCommand; `ssh -G` and the Match exec commands it
 // runs): ours without the secrets. Those commands come from a config file,
 // not from us, and none of them needs a password, so they get none to leak
 // (to their logs, to a remote host, to `ps e`). Everything else stays, as
 // under ssh: PATH, HOME, SSH_AUTH_SOCK, proxy settings and the like.
-func childEnv() []string { return withoutSecrets(os.Environ()) }
+func ChildEnv() []string { return withoutSecrets(os.Environ()) }
 
 // withoutSecrets drops the NAME=VALUE entries whose name isSecretEnv.
 func withoutSecrets(env []string) []string {
@@ -47,13 +47,6 @@ func isSecretEnv(name string) bool {
 	if !strings.HasPrefix(n, "OVRD_") {
 		return false
 	}
-	if strings.HasSuffix(n, "_KEY") {
-		return true
-	}
-	for _, suffix := range envSecretSuffix {
-		if strings.HasSuffix(n, "_"+suffix) {
-			return true
-		}
-	}
-	return false
+	// _PASS covers _KEY_PASS, _SUDO_PASS and _ENABLE_PASS.
+	return strings.HasSuffix(n, "_KEY") || strings.HasSuffix(n, "_PASS")
 }

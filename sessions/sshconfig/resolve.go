@@ -1,13 +1,19 @@
-package sessions
+package sshconfig
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
+
+// MaxHops bounds ProxyJump recursion (a config whose jump hosts jump through
+// each other would otherwise never end).
+const MaxHops = 8
 
 // Resolver turns a target into a Host the way `ssh HOST` would.
 type Resolver struct {
@@ -51,8 +57,8 @@ func (r *Resolver) Resolve(ctx context.Context, target string) (*Host, error) {
 }
 
 func (r *Resolver) resolve(ctx context.Context, target string, depth int) (*Host, error) {
-	if depth > maxHops {
-		return nil, fmt.Errorf("resolve %s: more than %d ProxyJump hops (a loop in ssh_config?)", target, maxHops)
+	if depth > MaxHops {
+		return nil, fmt.Errorf("resolve %s: more than %d ProxyJump hops (a loop in ssh_config?)", target, MaxHops)
 	}
 	t, err := parseTarget(target)
 	if err != nil {
@@ -146,7 +152,7 @@ func hostFromOptions(targetStr string, req request, o sshOptions, fromOpenSSH bo
 	tk := localTokens()
 	tk.alias = req.alias
 
-	h.User = firstNonEmpty(req.user, o.get("user"), tk.localUser)
+	h.User = cmp.Or(req.user, o.get("user"), tk.localUser)
 	h.Port = req.port
 	if h.Port == 0 {
 		if v := o.get("port"); v != "" {
@@ -161,7 +167,7 @@ func hostFromOptions(targetStr string, req request, o sshOptions, fromOpenSSH bo
 	}
 	tk.remoteUser, tk.port = h.User, h.Port
 	tk.host = req.alias
-	hn := firstNonEmpty(req.hostName, o.get("hostname"), req.alias)
+	hn := cmp.Or(req.hostName, o.get("hostname"), req.alias)
 	hn, err := tk.expand("HostName", hn)
 	if err != nil {
 		return nil, err
@@ -172,7 +178,7 @@ func hostFromOptions(targetStr string, req request, o sshOptions, fromOpenSSH bo
 	h.HostName = hn
 	tk.host = hn
 	h.HostKeyAlias = o.get("hostkeyalias")
-	tk.hostKey = firstNonEmpty(h.HostKeyAlias, req.alias)
+	tk.hostKey = cmp.Or(h.HostKeyAlias, req.alias)
 
 	// Identities.
 	ids := o["identityfile"]
@@ -184,7 +190,7 @@ func hostFromOptions(targetStr string, req request, o sshOptions, fromOpenSSH bo
 		if err != nil {
 			return nil, err
 		}
-		if !contains(h.IdentityFiles, p) {
+		if !slices.Contains(h.IdentityFiles, p) {
 			h.IdentityFiles = append(h.IdentityFiles, p)
 		}
 	}
@@ -355,24 +361,6 @@ func isYes(v string) bool {
 	switch strings.ToLower(v) {
 	case "yes", "true":
 		return true
-	}
-	return false
-}
-
-func firstNonEmpty(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
 	}
 	return false
 }

@@ -1,4 +1,4 @@
-package sessions
+package sshdial
 
 import (
 	"context"
@@ -12,18 +12,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sshjobs/sshjobs/sessions/sshconfig"
+
 	"golang.org/x/crypto/ssh"
 )
 
-// maxHops bounds ProxyJump recursion (a config whose jump hosts jump through
-// each other would otherwise never end).
-const maxHops = 8
-
 // Dialer opens authenticated, host-key-verified SSH connections.
 type Dialer struct {
-	Resolver *Resolver    // resolves ProxyJump hops; nil = &Resolver{}
-	Secrets  Secrets      // may be nil
-	Logger   *slog.Logger // stderr only; never log secrets. nil = discard
+	Resolver *sshconfig.Resolver // resolves ProxyJump hops; nil = &sshconfig.Resolver{}
+	Secrets  Secrets             // may be nil
+	Logger   *slog.Logger        // stderr only; never log secrets. nil = discard
 }
 
 // DialInfo tells how the connection was made (for ssh_connect's output).
@@ -37,7 +35,7 @@ type DialInfo struct {
 // verifies the host key and authenticates. Closing the returned client also
 // closes every jump host connection under it. The connect and the handshake
 // are each bounded by h.ConnectTimeout and by ctx.
-func (d *Dialer) Dial(ctx context.Context, h *Host) (*ssh.Client, DialInfo, error) {
+func (d *Dialer) Dial(ctx context.Context, h *sshconfig.Host) (*ssh.Client, DialInfo, error) {
 	return d.dial(ctx, h, 0)
 }
 
@@ -48,16 +46,16 @@ func (d *Dialer) logger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func (d *Dialer) resolver() *Resolver {
+func (d *Dialer) resolver() *sshconfig.Resolver {
 	if d.Resolver != nil {
 		return d.Resolver
 	}
-	return &Resolver{}
+	return &sshconfig.Resolver{}
 }
 
-func (d *Dialer) dial(ctx context.Context, h *Host, depth int) (*ssh.Client, DialInfo, error) {
-	if depth > maxHops {
-		return nil, DialInfo{}, fmt.Errorf("dial %s: more than %d ProxyJump hops (a loop in ssh_config?)", h.Key(), maxHops)
+func (d *Dialer) dial(ctx context.Context, h *sshconfig.Host, depth int) (*ssh.Client, DialInfo, error) {
+	if depth > sshconfig.MaxHops {
+		return nil, DialInfo{}, fmt.Errorf("dial %s: more than %d ProxyJump hops (a loop in ssh_config?)", h.Key(), sshconfig.MaxHops)
 	}
 	var hops []*ssh.Client // jump clients, first hop first
 	closeHops := func() {
@@ -105,7 +103,7 @@ func (d *Dialer) dial(ctx context.Context, h *Host, depth int) (*ssh.Client, Dia
 
 // jumpHost is hop i of h's ProxyJump: as resolved with h (a stored
 // destination) or, for a Host built by hand, resolved now.
-func (d *Dialer) jumpHost(ctx context.Context, h *Host, i int) (*Host, error) {
+func (d *Dialer) jumpHost(ctx context.Context, h *sshconfig.Host, i int) (*sshconfig.Host, error) {
 	if len(h.JumpHosts) == len(h.ProxyJump) {
 		return h.JumpHosts[i], nil
 	}
@@ -115,7 +113,7 @@ func (d *Dialer) jumpHost(ctx context.Context, h *Host, i int) (*Host, error) {
 // dialJumps connects the ProxyJump chain of h. The first hop is dialled with
 // its own ssh_config (its own ProxyJump or ProxyCommand apply, as with
 // `ssh -J`); each later hop is reached through the previous one.
-func (d *Dialer) dialJumps(ctx context.Context, h *Host, depth int) ([]*ssh.Client, error) {
+func (d *Dialer) dialJumps(ctx context.Context, h *sshconfig.Host, depth int) ([]*ssh.Client, error) {
 	var hops []*ssh.Client
 	fail := func(err error) ([]*ssh.Client, error) {
 		for i := len(hops) - 1; i >= 0; i-- {
@@ -151,7 +149,7 @@ func (d *Dialer) dialJumps(ctx context.Context, h *Host, depth int) ([]*ssh.Clie
 }
 
 // dialVia opens a direct-tcpip channel to h through an established client.
-func dialVia(ctx context.Context, via *ssh.Client, h *Host) (net.Conn, error) {
+func dialVia(ctx context.Context, via *ssh.Client, h *sshconfig.Host) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.ConnectTimeout)
 	defer cancel()
 	return via.DialContext(ctx, "tcp", h.Addr())
@@ -160,7 +158,7 @@ func dialVia(ctx context.Context, via *ssh.Client, h *Host) (net.Conn, error) {
 // handshake runs the SSH handshake on conn: host key check, then auth. It is
 // bounded by h.ConnectTimeout (a deadline where the conn supports one, else a
 // timer that closes it) and by ctx.
-func (d *Dialer) handshake(ctx context.Context, conn net.Conn, h *Host) (ssh.Conn, <-chan ssh.NewChannel, <-chan *ssh.Request, DialInfo, error) {
+func (d *Dialer) handshake(ctx context.Context, conn net.Conn, h *sshconfig.Host) (ssh.Conn, <-chan ssh.NewChannel, <-chan *ssh.Request, DialInfo, error) {
 	var info DialInfo
 	hk, err := newHostKeyCheck(h)
 	if err != nil {
@@ -179,7 +177,7 @@ func (d *Dialer) handshake(ctx context.Context, conn net.Conn, h *Host) (ssh.Con
 
 	timeout := h.ConnectTimeout
 	if timeout <= 0 {
-		timeout = DefaultConnectTimeout
+		timeout = sshconfig.DefaultConnectTimeout
 	}
 	var expired atomic.Bool
 	var timer *time.Timer
@@ -218,7 +216,7 @@ func (d *Dialer) handshake(ctx context.Context, conn net.Conn, h *Host) (ssh.Con
 
 // handshakeError explains a failed handshake: a refused host key and an auth
 // failure carry their own advice; a timeout says which limit ran out.
-func (d *Dialer) handshakeError(ctx context.Context, h *Host, hk *hostKeyCheck, auth *authRun, err error, expired bool, timeout time.Duration) error {
+func (d *Dialer) handshakeError(ctx context.Context, h *sshconfig.Host, hk *hostKeyCheck, auth *authRun, err error, expired bool, timeout time.Duration) error {
 	var hke *HostKeyError
 	if errors.As(err, &hke) {
 		return fmt.Errorf("dial %s: %w", h.Key(), hke)

@@ -1,4 +1,4 @@
-package sessions
+package sshdial
 
 import (
 	"context"
@@ -14,12 +14,14 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/sshjobs/sshjobs/sessions/sshconfig"
+
 	"github.com/sshjobs/sshjobs/internal/sshtest"
 	"golang.org/x/crypto/ssh"
 )
 
 func TestDialKeyFile(t *testing.T) {
-	noAgent(t)
+	sshtest.NoAgent(t)
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, s *sshtest.Server) {
 		h := serverHost(t, s)
 		c, info, err := (&Dialer{Logger: dialLogger(t)}).Dial(context.Background(), h)
@@ -61,12 +63,12 @@ func encryptKey(t *testing.T, s *sshtest.Server, passphrase string) string {
 }
 
 func TestAuthEncryptedKey(t *testing.T) {
-	noAgent(t)
+	sshtest.NoAgent(t)
 	s := sshtest.StartInProcess(t, sshtest.Options{})
 	enc := encryptKey(t, s, "correct horse")
 	h := serverHost(t, s)
 	h.IdentityFiles = []string{enc}
-	env := map[string]string{envName(h.Alias) + "KEY_PASS": "correct horse"}
+	env := map[string]string{sshconfig.EnvName(h.Alias) + "KEY_PASS": "correct horse"}
 	d := &Dialer{Secrets: EnvSecrets{Getenv: func(k string) string { return env[k] }}, Logger: dialLogger(t)}
 	c, info, err := d.Dial(context.Background(), h)
 	if err != nil {
@@ -89,14 +91,14 @@ func TestAuthEncryptedKey(t *testing.T) {
 		}
 	}
 	// A wrong one likewise.
-	env[envName(h.Alias)+"KEY_PASS"] = "wrong"
+	env[sshconfig.EnvName(h.Alias)+"KEY_PASS"] = "wrong"
 	if _, _, err = d.Dial(context.Background(), h); err == nil || !strings.Contains(err.Error(), "passphrase is wrong") {
 		t.Errorf("wrong passphrase: err = %v", err)
 	}
 }
 
 func TestAuthPassword(t *testing.T) {
-	noAgent(t)
+	sshtest.NoAgent(t)
 	s := sshtest.StartInProcess(t, sshtest.Options{})
 	h := serverHost(t, s)
 	h.IdentityFiles = []string{filepath.Join(t.TempDir(), "missing")}
@@ -172,13 +174,13 @@ func kiServerAsk(t *testing.T, challenge func(ask ssh.KeyboardInteractiveChallen
 }
 
 // kiHost resolves the alias "ki" for a kiServer, with no key and no agent.
-func kiHost(t *testing.T, addr string) *Host {
+func kiHost(t *testing.T, addr string) *sshconfig.Host {
 	t.Helper()
 	_, port, _ := net.SplitHostPort(addr)
 	kh := filepath.Join(t.TempDir(), "known_hosts")
-	cfg := writeFile(t, filepath.Join(t.TempDir(), "config"), "Host ki\n  HostName 127.0.0.1\n  Port "+port+
+	cfg := sshtest.WriteFile(t, filepath.Join(t.TempDir(), "config"), "Host ki\n  HostName 127.0.0.1\n  Port "+port+
 		"\n  User someone\n  IdentityAgent none\n  IdentityFile /nonexistent\n  UserKnownHostsFile "+kh+"\n")
-	h, err := (&Resolver{ConfigFile: cfg}).Resolve(context.Background(), "ki")
+	h, err := (&sshconfig.Resolver{ConfigFile: cfg}).Resolve(context.Background(), "ki")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +188,7 @@ func kiHost(t *testing.T, addr string) *Host {
 }
 
 func TestAuthKeyboardInteractive(t *testing.T) {
-	noAgent(t)
+	sshtest.NoAgent(t)
 	addr, key := kiServer(t, "s3cret")
 	h := kiHost(t, addr)
 	env := map[string]string{"OVRD_KI_PASS": "s3cret"}
@@ -210,14 +212,14 @@ func TestAuthKeyboardInteractive(t *testing.T) {
 }
 
 func TestAuthFailureMessage(t *testing.T) {
-	noAgent(t)
-	testHome(t)
+	sshtest.NoAgent(t)
+	sshtest.TempHome(t)
 	s := sshtest.StartInProcess(t, sshtest.Options{})
 	h := serverHost(t, s)
 	// A key the server does not know.
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	block, _ := ssh.MarshalPrivateKey(priv, "")
-	stranger := writeFile(t, filepath.Join(homeDir(), ".ssh", "id_ed25519"), string(pem.EncodeToMemory(block)))
+	stranger := sshtest.WriteFile(t, filepath.Join(homeDir(), ".ssh", "id_ed25519"), string(pem.EncodeToMemory(block)))
 	h.IdentityFiles = []string{stranger, filepath.Join(homeDir(), ".ssh", "id_rsa")}
 
 	_, _, err := (&Dialer{}).Dial(context.Background(), h)
@@ -247,7 +249,7 @@ func TestAuthFailureMessage(t *testing.T) {
 	// A wrong password is reported as tried.
 	_, _, err = (&Dialer{Secrets: StaticSecrets{SecretPassword: "nope"}}).Dial(context.Background(), h)
 	if err == nil || !strings.Contains(err.Error(), "tried publickey (1 key: ~/.ssh/id_ed25519), password;") ||
-		!strings.Contains(err.Error(), "check the password in "+envName(h.Alias)+"PASS") {
+		!strings.Contains(err.Error(), "check the password in "+sshconfig.EnvName(h.Alias)+"PASS") {
 		t.Errorf("wrong password: err = %v", err)
 	}
 }
@@ -264,7 +266,7 @@ func unknownKeys(t *testing.T, n int) []string {
 			t.Fatal(err)
 		}
 		p := filepath.Join(homeDir(), ".ssh", "id_stranger"+string(rune('a'+i)))
-		paths = append(paths, writeFile(t, p, string(pem.EncodeToMemory(block))))
+		paths = append(paths, sshtest.WriteFile(t, p, string(pem.EncodeToMemory(block))))
 	}
 	return paths
 }
@@ -275,8 +277,8 @@ func unknownKeys(t *testing.T, n int) []string {
 // never x/crypto's own wording. One case per server behaviour, each with
 // the x/crypto error it gives (pinned in authFailureTexts).
 func TestAuthFailureServerBehaviours(t *testing.T) {
-	noAgent(t)
-	testHome(t)
+	sshtest.NoAgent(t)
+	sshtest.TempHome(t)
 	type tc struct {
 		name    string
 		kind    sshtest.Kind
@@ -353,7 +355,7 @@ func TestAuthFailureServerBehaviours(t *testing.T) {
 // password or anything else fails the login with the question quoted, and
 // the password never reaches the server in answer to it.
 func TestAuthKbdIntAnswersOnlyPasswords(t *testing.T) {
-	noAgent(t)
+	sshtest.NoAgent(t)
 	const pw = "s3cret-kbd"
 	type round struct {
 		q    string
@@ -438,7 +440,6 @@ func TestAuthKbdIntAnswersOnlyPasswords(t *testing.T) {
 // OVRD_ variables), never a command or tool parameter that does not exist.
 func TestAuthAdviceNamesOnlyWhatExists(t *testing.T) {
 	msgs := map[string]string{
-		"sudo":  fmt.Sprintf(msgSudoNoPass, sudoSecretEnv("web-1")),
 		"auth":  (&AuthError{Host: "u@h:22", alias: "web-1"}).Error(),
 		"alias": (&AuthError{Host: "u@h:22"}).Error(),
 	}
@@ -449,8 +450,7 @@ func TestAuthAdviceNamesOnlyWhatExists(t *testing.T) {
 			}
 		}
 	}
-	for name, want := range map[string]string{"sudo": "set OVRD_WEB_1_SUDO_PASS in sshjobs' environment",
-		"auth": "set the password in OVRD_WEB_1_PASS", "alias": "OVRD_{ALIAS}_PASS"} {
+	for name, want := range map[string]string{"auth": "set the password in OVRD_WEB_1_PASS", "alias": "OVRD_{ALIAS}_PASS"} {
 		if !strings.Contains(msgs[name], want) {
 			t.Errorf("%s: %q lacks %q", name, msgs[name], want)
 		}
@@ -461,7 +461,7 @@ func TestAuthAdviceNamesOnlyWhatExists(t *testing.T) {
 // not pinned in xcryptoAuthFailures is still an AuthError (with x/crypto's
 // text as a note); before that it is left alone.
 func TestAuthFailureUnknownWording(t *testing.T) {
-	h := &Host{Alias: "web", User: "u", HostName: "h", Port: 22}
+	h := &sshconfig.Host{Alias: "web", User: "u", HostName: "h", Port: 22}
 	odd := errors.New("ssh: a wording x/crypto has not used yet")
 	a := newAuthRun(context.Background(), h, nil, dialLogger(t))
 	if err := a.failure(odd); err != odd {
@@ -474,4 +474,16 @@ func TestAuthFailureUnknownWording(t *testing.T) {
 		!strings.Contains(err.Error(), "the server ended authentication: ssh: a wording x/crypto has not used yet") {
 		t.Errorf("after auth began: %v, want an AuthError noting the cause", err)
 	}
+}
+
+// TestHelperNC is not a test: it is the nc of sshtest.NCProxyCommand.
+func TestHelperNC(t *testing.T) { sshtest.HelperNC() }
+
+// homeDir is where the tests' default key files live.
+func homeDir() string {
+	h, err := os.UserHomeDir()
+	if err != nil {
+		panic(err)
+	}
+	return h
 }

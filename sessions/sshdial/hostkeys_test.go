@@ -1,6 +1,7 @@
-package sessions
+package sshdial
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -16,20 +17,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sshjobs/sshjobs/sessions/sshconfig"
+
 	"github.com/sshjobs/sshjobs/internal/sshtest"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 func TestHostKeyAcceptNewRecords(t *testing.T) {
-	noAgent(t)
+	sshtest.NoAgent(t)
 	s := sshtest.StartInProcess(t, sshtest.Options{})
 	h := serverHost(t, s)
 	// A folder that does not exist yet, as ~/.ssh on a fresh machine.
 	kh := filepath.Join(t.TempDir(), "ssh", "known_hosts")
 	h.UserKnownHostsFiles = []string{kh}
 	h.GlobalKnownHostsFiles = nil
-	h.StrictHostKeyChecking = StrictAcceptNew
+	h.StrictHostKeyChecking = sshconfig.StrictAcceptNew
 	d := &Dialer{Logger: dialLogger(t)}
 
 	c, info, err := d.Dial(context.Background(), h)
@@ -44,7 +47,7 @@ func TestHostKeyAcceptNewRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := knownHostsLine(s, s.HostKey) + "\n"
+	want := sshtest.KnownHostsLine(s, s.HostKey) + "\n"
 	if string(b) != want {
 		t.Errorf("known_hosts = %q, want %q", b, want)
 	}
@@ -71,9 +74,9 @@ func TestHostKeyAcceptNewRecords(t *testing.T) {
 	// StrictHostKeyChecking no records new hosts too; a file without a final
 	// newline gets one before the new line; HostKeyAlias names the entry.
 	kh2 := filepath.Join(t.TempDir(), "known_hosts")
-	writeFile(t, kh2, "# no newline at the end")
+	sshtest.WriteFile(t, kh2, "# no newline at the end")
 	h.UserKnownHostsFiles = []string{kh2}
-	h.StrictHostKeyChecking = StrictNo
+	h.StrictHostKeyChecking = sshconfig.StrictNo
 	h.HostKeyAlias = "myalias"
 	c, info, err = d.Dial(context.Background(), h)
 	if err != nil {
@@ -88,12 +91,12 @@ func TestHostKeyAcceptNewRecords(t *testing.T) {
 }
 
 func TestHostKeyStrictYesRefusesUnknown(t *testing.T) {
-	noAgent(t)
+	sshtest.NoAgent(t)
 	s := sshtest.StartInProcess(t, sshtest.Options{})
 	h := serverHost(t, s)
 	kh := filepath.Join(t.TempDir(), "known_hosts")
 	h.UserKnownHostsFiles = []string{kh}
-	h.StrictHostKeyChecking = StrictYes
+	h.StrictHostKeyChecking = sshconfig.StrictYes
 
 	_, _, err := (&Dialer{}).Dial(context.Background(), h)
 	var hke *HostKeyError
@@ -113,14 +116,14 @@ func TestHostKeyStrictYesRefusesUnknown(t *testing.T) {
 // A changed key is refused whatever StrictHostKeyChecking says, naming both
 // fingerprints and the file:line of the known entry.
 func TestHostKeyChangedRefused(t *testing.T) {
-	noAgent(t)
+	sshtest.NoAgent(t)
 	s := sshtest.StartInProcess(t, sshtest.Options{})
 	other := sshtest.StartInProcess(t, sshtest.Options{})
 	kh := filepath.Join(t.TempDir(), "known_hosts")
 	// s's address with other's key: as if s had been reinstalled.
-	writeFile(t, kh, "# line 1\n"+knownHostsLine(s, other.HostKey)+"\n")
+	sshtest.WriteFile(t, kh, "# line 1\n"+sshtest.KnownHostsLine(s, other.HostKey)+"\n")
 
-	for _, strict := range []string{StrictYes, StrictAcceptNew, StrictNo} {
+	for _, strict := range []string{sshconfig.StrictYes, sshconfig.StrictAcceptNew, sshconfig.StrictNo} {
 		t.Run(strict, func(t *testing.T) {
 			h := serverHost(t, s)
 			h.UserKnownHostsFiles = []string{kh}
@@ -152,9 +155,9 @@ func TestHostKeyAlgorithms(t *testing.T) {
 	rsaPub, _ := ssh.NewPublicKey(&rsaKey.PublicKey)
 	s := sshtest.StartInProcess(t, sshtest.Options{})
 	kh := filepath.Join(t.TempDir(), "known_hosts")
-	writeFile(t, kh, knownHostsLine(s, rsaPub)+"\n"+knownHostsLine(s, s.HostKey)+"\n"+
+	sshtest.WriteFile(t, kh, sshtest.KnownHostsLine(s, rsaPub)+"\n"+sshtest.KnownHostsLine(s, s.HostKey)+"\n"+
 		knownhosts.Line([]string{"elsewhere"}, probeKey)+"\n")
-	h := &Host{HostName: s.Host, Port: s.Port, UserKnownHostsFiles: []string{kh}}
+	h := &sshconfig.Host{HostName: s.Host, Port: s.Port, UserKnownHostsFiles: []string{kh}}
 	hk, err := newHostKeyCheck(h)
 	if err != nil {
 		t.Fatal(err)
@@ -221,7 +224,7 @@ func keyField(k ssh.PublicKey) string {
 	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k)))
 }
 
-func dialWith(t *testing.T, h *Host) (DialInfo, error) {
+func dialWith(t *testing.T, h *sshconfig.Host) (DialInfo, error) {
 	t.Helper()
 	c, info, err := (&Dialer{Logger: dialLogger(t)}).Dial(context.Background(), h)
 	if err == nil {
@@ -234,23 +237,23 @@ func dialWith(t *testing.T, h *Host) (DialInfo, error) {
 // host's own key: a host under it that presents a plain key is new (recorded
 // under accept-new, refused as unknown under yes), not "changed".
 func TestHostKeyCertAuthorityIsNotHostKey(t *testing.T) {
-	noAgent(t)
+	sshtest.NoAgent(t)
 	ca := newSigner(t)
 	s := sshtest.StartInProcess(t, sshtest.Options{})
 	kh := filepath.Join(t.TempDir(), "known_hosts")
-	writeFile(t, kh, caLine("*.corp", ca.PublicKey())+"\n")
+	sshtest.WriteFile(t, kh, caLine("*.corp", ca.PublicKey())+"\n")
 
 	h := serverHost(t, s)
 	h.UserKnownHostsFiles, h.GlobalKnownHostsFiles = []string{kh}, nil
 	h.HostKeyAlias = "web1.corp"
-	h.StrictHostKeyChecking = StrictYes
+	h.StrictHostKeyChecking = sshconfig.StrictYes
 	_, err := dialWith(t, h)
 	var hke *HostKeyError
 	if !errors.As(err, &hke) || hke.Kind != "unknown" {
 		t.Fatalf("strict yes: err = %v, want an unknown-host HostKeyError", err)
 	}
 
-	h.StrictHostKeyChecking = StrictAcceptNew
+	h.StrictHostKeyChecking = sshconfig.StrictAcceptNew
 	info, err := dialWith(t, h)
 	if err != nil {
 		t.Fatalf("accept-new: %v", err)
@@ -270,16 +273,16 @@ func TestHostKeyCertAuthorityIsNotHostKey(t *testing.T) {
 // certificate no CA vouches for counts as its plain key, as in OpenSSH, and
 // only plain keys are ever written.
 func TestHostKeyCertificate(t *testing.T) {
-	noAgent(t)
+	sshtest.NoAgent(t)
 	ca := newSigner(t)
 
 	t.Run("trusted CA", func(t *testing.T) {
 		s := sshtest.StartInProcess(t, sshtest.Options{HostCA: ca, HostCertPrincipals: []string{"web1.corp"}})
-		kh := writeFile(t, filepath.Join(t.TempDir(), "known_hosts"), caLine("*.corp", ca.PublicKey())+"\n")
+		kh := sshtest.WriteFile(t, filepath.Join(t.TempDir(), "known_hosts"), caLine("*.corp", ca.PublicKey())+"\n")
 		h := serverHost(t, s)
 		h.UserKnownHostsFiles, h.GlobalKnownHostsFiles = []string{kh}, nil
 		h.HostKeyAlias = "web1.corp"
-		h.StrictHostKeyChecking = StrictYes
+		h.StrictHostKeyChecking = sshconfig.StrictYes
 		info, err := dialWith(t, h)
 		if err != nil {
 			t.Fatal(err)
@@ -299,11 +302,11 @@ func TestHostKeyCertificate(t *testing.T) {
 			s := sshtest.StartInProcess(t, sshtest.Options{HostCA: ca})
 			kh := filepath.Join(t.TempDir(), "known_hosts")
 			if existing {
-				writeFile(t, kh, knownhosts.Line([]string{"elsewhere"}, probeKey)+"\n")
+				sshtest.WriteFile(t, kh, knownhosts.Line([]string{"elsewhere"}, probeKey)+"\n")
 			}
 			h := serverHost(t, s)
 			h.UserKnownHostsFiles, h.GlobalKnownHostsFiles = []string{kh}, nil
-			h.StrictHostKeyChecking = StrictAcceptNew
+			h.StrictHostKeyChecking = sshconfig.StrictAcceptNew
 			info, err := dialWith(t, h)
 			if err != nil {
 				t.Fatal(err)
@@ -328,11 +331,11 @@ func TestHostKeyCertificate(t *testing.T) {
 	// A CA that does not vouch for this name: the plain key decides.
 	t.Run("wrong principal, key known", func(t *testing.T) {
 		s := sshtest.StartInProcess(t, sshtest.Options{HostCA: ca, HostCertPrincipals: []string{"other.corp"}})
-		kh := writeFile(t, filepath.Join(t.TempDir(), "known_hosts"),
-			caLine("*", ca.PublicKey())+"\n"+knownHostsLine(s, s.HostKey)+"\n")
+		kh := sshtest.WriteFile(t, filepath.Join(t.TempDir(), "known_hosts"),
+			caLine("*", ca.PublicKey())+"\n"+sshtest.KnownHostsLine(s, s.HostKey)+"\n")
 		h := serverHost(t, s)
 		h.UserKnownHostsFiles, h.GlobalKnownHostsFiles = []string{kh}, nil
-		h.StrictHostKeyChecking = StrictYes
+		h.StrictHostKeyChecking = sshconfig.StrictYes
 		info, err := dialWith(t, h)
 		if err != nil || info.HostKeyStatus != HostKeyKnown {
 			t.Fatalf("%v, status %q; want known", err, info.HostKeyStatus)
@@ -341,10 +344,10 @@ func TestHostKeyCertificate(t *testing.T) {
 
 	t.Run("wrong principal, key unknown", func(t *testing.T) {
 		s := sshtest.StartInProcess(t, sshtest.Options{HostCA: ca, HostCertPrincipals: []string{"other.corp"}})
-		kh := writeFile(t, filepath.Join(t.TempDir(), "known_hosts"), caLine("*", ca.PublicKey())+"\n")
+		kh := sshtest.WriteFile(t, filepath.Join(t.TempDir(), "known_hosts"), caLine("*", ca.PublicKey())+"\n")
 		h := serverHost(t, s)
 		h.UserKnownHostsFiles, h.GlobalKnownHostsFiles = []string{kh}, nil
-		h.StrictHostKeyChecking = StrictYes
+		h.StrictHostKeyChecking = sshconfig.StrictYes
 		_, err := dialWith(t, h)
 		var hke *HostKeyError
 		if !errors.As(err, &hke) || hke.Kind != "unknown" || !strings.Contains(err.Error(), "certificate was not accepted") {
@@ -355,10 +358,10 @@ func TestHostKeyCertificate(t *testing.T) {
 	// A certificate on a plain line, as sshjobs wrote before: its key is known.
 	t.Run("certificate line of old versions", func(t *testing.T) {
 		s := sshtest.StartInProcess(t, sshtest.Options{HostCA: ca})
-		kh := writeFile(t, filepath.Join(t.TempDir(), "known_hosts"), knownHostsLine(s, s.HostCert)+"\n")
+		kh := sshtest.WriteFile(t, filepath.Join(t.TempDir(), "known_hosts"), sshtest.KnownHostsLine(s, s.HostCert)+"\n")
 		h := serverHost(t, s)
 		h.UserKnownHostsFiles, h.GlobalKnownHostsFiles = []string{kh}, nil
-		h.StrictHostKeyChecking = StrictYes
+		h.StrictHostKeyChecking = sshconfig.StrictYes
 		if info, err := dialWith(t, h); err != nil || info.HostKeyStatus != HostKeyKnown {
 			t.Fatalf("%v, status %q; want known", err, info.HostKeyStatus)
 		}
@@ -367,10 +370,10 @@ func TestHostKeyCertificate(t *testing.T) {
 	t.Run("certificate of a changed key", func(t *testing.T) {
 		s := sshtest.StartInProcess(t, sshtest.Options{HostCA: ca})
 		other := newSigner(t).PublicKey()
-		kh := writeFile(t, filepath.Join(t.TempDir(), "known_hosts"), knownHostsLine(s, other)+"\n")
+		kh := sshtest.WriteFile(t, filepath.Join(t.TempDir(), "known_hosts"), sshtest.KnownHostsLine(s, other)+"\n")
 		h := serverHost(t, s)
 		h.UserKnownHostsFiles, h.GlobalKnownHostsFiles = []string{kh}, nil
-		h.StrictHostKeyChecking = StrictAcceptNew
+		h.StrictHostKeyChecking = sshconfig.StrictAcceptNew
 		_, err := dialWith(t, h)
 		var hke *HostKeyError
 		if !errors.As(err, &hke) || hke.Kind != "changed" {
@@ -392,11 +395,11 @@ func TestHostKeyCertificate(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := sshtest.StartInProcess(t, sshtest.Options{HostCA: ca})
-			kh := writeFile(t, filepath.Join(t.TempDir(), "known_hosts"),
+			kh := sshtest.WriteFile(t, filepath.Join(t.TempDir(), "known_hosts"),
 				caLine("*", ca.PublicKey())+"\n"+revokedLine(tc.revoked(s))+"\n")
 			h := serverHost(t, s)
 			h.UserKnownHostsFiles, h.GlobalKnownHostsFiles = []string{kh}, nil
-			h.StrictHostKeyChecking = StrictAcceptNew
+			h.StrictHostKeyChecking = sshconfig.StrictAcceptNew
 			_, err := dialWith(t, h)
 			var hke *HostKeyError
 			if !errors.As(err, &hke) || hke.Kind != "revoked" {
@@ -413,15 +416,15 @@ func TestHostKeyCertificate(t *testing.T) {
 // and, with no known_hosts, the plain key is recorded in a file the OpenSSH
 // client then accepts.
 func TestHostKeyCertificateOpenSSH(t *testing.T) {
-	noAgent(t)
+	sshtest.NoAgent(t)
 	ca := newSigner(t)
 	s := sshtest.StartOpenSSH(t, sshtest.Options{HostCA: ca, HostCertPrincipals: []string{"web1.corp"}})
 
-	kh := writeFile(t, filepath.Join(t.TempDir(), "known_hosts"), caLine("*.corp", ca.PublicKey())+"\n")
+	kh := sshtest.WriteFile(t, filepath.Join(t.TempDir(), "known_hosts"), caLine("*.corp", ca.PublicKey())+"\n")
 	h := serverHost(t, s)
 	h.UserKnownHostsFiles, h.GlobalKnownHostsFiles = []string{kh}, nil
 	h.HostKeyAlias = "web1.corp"
-	h.StrictHostKeyChecking = StrictYes
+	h.StrictHostKeyChecking = sshconfig.StrictYes
 	info, err := dialWith(t, h)
 	if err != nil || info.HostKeyStatus != HostKeyKnown {
 		t.Fatalf("CA: %v, status %q; want known", err, info.HostKeyStatus)
@@ -430,12 +433,12 @@ func TestHostKeyCertificateOpenSSH(t *testing.T) {
 	h.HostKeyAlias = ""
 	kh2 := filepath.Join(t.TempDir(), "ssh", "known_hosts")
 	h.UserKnownHostsFiles = []string{kh2}
-	h.StrictHostKeyChecking = StrictAcceptNew
+	h.StrictHostKeyChecking = sshconfig.StrictAcceptNew
 	if info, err := dialWith(t, h); err != nil || info.HostKeyStatus != HostKeyTrustedNow {
 		t.Fatalf("no file: %v, status %q; want trusted_now", err, info.HostKeyStatus)
 	}
 	b, _ := os.ReadFile(kh2)
-	if string(b) != knownHostsLine(s, s.HostKey)+"\n" {
+	if string(b) != sshtest.KnownHostsLine(s, s.HostKey)+"\n" {
 		t.Errorf("known_hosts = %q, want the plain key line", b)
 	}
 	sshPath, err := exec.LookPath("ssh")
@@ -457,9 +460,9 @@ func TestKnownHostsRecordRace(t *testing.T) {
 	s := sshtest.StartInProcess(t, sshtest.Options{})
 	other := newSigner(t).PublicKey()
 	setup := func(t *testing.T) (*hostKeyCheck, string) {
-		kh := writeFile(t, filepath.Join(t.TempDir(), "known_hosts"), knownhosts.Line([]string{"elsewhere"}, probeKey)+"\n")
-		h := &Host{HostName: s.Host, Port: s.Port, User: "u", UserKnownHostsFiles: []string{kh},
-			StrictHostKeyChecking: StrictAcceptNew}
+		kh := sshtest.WriteFile(t, filepath.Join(t.TempDir(), "known_hosts"), knownhosts.Line([]string{"elsewhere"}, probeKey)+"\n")
+		h := &sshconfig.Host{HostName: s.Host, Port: s.Port, User: "u", UserKnownHostsFiles: []string{kh},
+			StrictHostKeyChecking: sshconfig.StrictAcceptNew}
 		hk, err := newHostKeyCheck(h)
 		if err != nil {
 			t.Fatal(err)
@@ -493,12 +496,12 @@ func TestKnownHostsRecordRace(t *testing.T) {
 
 	t.Run("other key", func(t *testing.T) {
 		hk, kh := setup(t)
-		appendLine(t, kh, knownHostsLine(s, other)) // another process, after our read
+		appendLine(t, kh, sshtest.KnownHostsLine(s, other)) // another process, after our read
 		checkChanged(t, hk.callback("", nil, s.HostKey), kh)
 	})
 	t.Run("same key", func(t *testing.T) {
 		hk, kh := setup(t)
-		appendLine(t, kh, knownHostsLine(s, s.HostKey))
+		appendLine(t, kh, sshtest.KnownHostsLine(s, s.HostKey))
 		if err := hk.callback("", nil, s.HostKey); err != nil {
 			t.Fatal(err)
 		}
@@ -528,7 +531,7 @@ func TestKnownHostsRecordRace(t *testing.T) {
 			t.Fatalf("recorded while another process held the lock (err %v)", err)
 		case <-time.After(300 * time.Millisecond):
 		}
-		appendLine(t, kh, knownHostsLine(s, other))
+		appendLine(t, kh, sshtest.KnownHostsLine(s, other))
 		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		select {
 		case err := <-done:
@@ -542,17 +545,17 @@ func TestKnownHostsRecordRace(t *testing.T) {
 // Item 16: with HashKnownHosts, new entries are hashed (OpenSSH finds them
 // with ssh-keygen -F), and hashed entries, ours or ssh-keygen -H's, match.
 func TestKnownHostsHashed(t *testing.T) {
-	noAgent(t)
+	sshtest.NoAgent(t)
 	s := sshtest.StartInProcess(t, sshtest.Options{})
 	for _, alias := range []string{"", "hashed.example"} {
 		t.Run("alias="+alias, func(t *testing.T) {
 			kh := filepath.Join(t.TempDir(), "known_hosts")
 			h := serverHost(t, s)
 			h.UserKnownHostsFiles, h.GlobalKnownHostsFiles = []string{kh}, nil
-			h.StrictHostKeyChecking = StrictAcceptNew
+			h.StrictHostKeyChecking = sshconfig.StrictAcceptNew
 			h.HashKnownHosts = true
 			h.HostKeyAlias = alias
-			name := firstNonEmpty(alias, knownhosts.Normalize(s.Addr()))
+			name := cmp.Or(alias, knownhosts.Normalize(s.Addr()))
 			info, err := dialWith(t, h)
 			if err != nil || info.HostKeyStatus != HostKeyTrustedNow {
 				t.Fatalf("%v, status %q; want trusted_now", err, info.HostKeyStatus)
@@ -573,7 +576,7 @@ func TestKnownHostsHashed(t *testing.T) {
 		kh := filepath.Join(t.TempDir(), "known_hosts")
 		h := serverHost(t, s)
 		h.UserKnownHostsFiles, h.GlobalKnownHostsFiles = []string{kh}, nil
-		h.StrictHostKeyChecking = StrictAcceptNew
+		h.StrictHostKeyChecking = sshconfig.StrictAcceptNew
 		if _, err := dialWith(t, h); err != nil {
 			t.Fatal(err)
 		}
@@ -586,13 +589,13 @@ func TestKnownHostsHashed(t *testing.T) {
 		}
 	})
 	t.Run("hashed by ssh-keygen -H", func(t *testing.T) {
-		kh := writeFile(t, filepath.Join(t.TempDir(), "known_hosts"), knownHostsLine(s, s.HostKey)+"\n")
+		kh := sshtest.WriteFile(t, filepath.Join(t.TempDir(), "known_hosts"), sshtest.KnownHostsLine(s, s.HostKey)+"\n")
 		if out, err := exec.Command("ssh-keygen", "-H", "-f", kh).CombinedOutput(); err != nil {
 			t.Skipf("ssh-keygen -H: %v: %s", err, out)
 		}
 		h := serverHost(t, s)
 		h.UserKnownHostsFiles, h.GlobalKnownHostsFiles = []string{kh}, nil
-		h.StrictHostKeyChecking = StrictYes
+		h.StrictHostKeyChecking = sshconfig.StrictYes
 		if info, err := dialWith(t, h); err != nil || info.HostKeyStatus != HostKeyKnown {
 			t.Errorf("%v, status %q; want known", err, info.HostKeyStatus)
 		}
@@ -601,9 +604,9 @@ func TestKnownHostsHashed(t *testing.T) {
 
 // HashKnownHosts is read by both resolution paths.
 func TestResolveHashKnownHosts(t *testing.T) {
-	cfg := writeFile(t, filepath.Join(t.TempDir(), "config"), "Host hashed\n  HashKnownHosts yes\nHost plain\n  HashKnownHosts no\n")
+	cfg := sshtest.WriteFile(t, filepath.Join(t.TempDir(), "config"), "Host hashed\n  HashKnownHosts yes\nHost plain\n  HashKnownHosts no\n")
 	for _, noOpenSSH := range []bool{false, true} {
-		r := &Resolver{ConfigFile: cfg, NoOpenSSH: noOpenSSH}
+		r := &sshconfig.Resolver{ConfigFile: cfg, NoOpenSSH: noOpenSSH}
 		for alias, want := range map[string]bool{"hashed": true, "plain": false} {
 			h, err := r.Resolve(context.Background(), alias)
 			if err != nil {

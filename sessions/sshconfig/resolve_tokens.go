@@ -1,4 +1,4 @@
-package sessions
+package sshconfig
 
 import (
 	"crypto/sha1"
@@ -39,6 +39,15 @@ func homeDir() string {
 		return u.HomeDir
 	}
 	return "/"
+}
+
+// homes are $HOME and the account's home from passwd, when they differ.
+func homes() []string {
+	hs := []string{homeDir()}
+	if u, err := user.Current(); err == nil && u.HomeDir != "" && u.HomeDir != hs[0] {
+		hs = append(hs, u.HomeDir)
+	}
+	return hs
 }
 
 func currentUser() string {
@@ -121,4 +130,13 @@ func (t tokens) expand(what, s string) (string, error) {
 // expandPath expands a leading ~ and then %-tokens, in OpenSSH's order.
 func (t tokens) expandPath(what, p string) (string, error) {
 	return t.expand(what, expandTilde(p, t.home))
+}
+
+// DisplayPath shortens the home directory to ~ for messages.
+func DisplayPath(p string) string {
+	home := homeDir()
+	if home != "/" && strings.HasPrefix(p, home+"/") {
+		return "~" + p[len(home):]
+	}
+	return p
 }
