@@ -83,8 +83,10 @@ func (c *config) parse() error {
 	if c.Retention, err = duration(get("retention"), "retention", 30*24*time.Hour); err != nil {
 		return err
 	}
-	if get("retention") == "0" {
-		c.Retention = -1 // keep everything
+	if get("retention") != "" && c.Retention == 0 {
+		// Any zero ("0", "0s", "0h") keeps everything: for the engine, zero
+		// means its default and a negative retention keeps everything.
+		c.Retention = -1
 	}
 	if c.QueuedMaxAge, err = duration(get("queued-max-age"), "queued-max-age", 24*time.Hour); err != nil {
 		return err
