@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -86,8 +87,13 @@ func (e *Engine) runQueued(k sessionKey) {
 // and records how it ended once all its output is committed.
 func (e *Engine) runTask(t *task, runFn func(context.Context, *Job, Task) Result) {
 	j := t.job
+	// The task's own context ends also when another process takes the job
+	// over (disown): this process then stops following it.
+	ctx, cancel := context.WithCancel(e.ctx)
+	own := &ownership{cancel: cancel, detached: j.Detached}
 	e.mu.Lock()
 	e.running[j.ID] = t
+	e.owned[j.ID] = own
 	input := e.input[j.ID]
 	delete(e.input, j.ID)
 	e.mu.Unlock()
@@ -97,7 +103,9 @@ func (e *Engine) runTask(t *task, runFn func(context.Context, *Job, Task) Result
 	defer func() {
 		e.mu.Lock()
 		delete(e.running, j.ID)
+		delete(e.owned, j.ID)
 		e.mu.Unlock()
+		cancel()
 	}()
 
 	var killTimer *time.Timer
@@ -108,16 +116,16 @@ func (e *Engine) runTask(t *task, runFn func(context.Context, *Job, Task) Result
 			t.control(Control{Signal: "INT", Grace: e.cfg.CancelGrace})
 		})
 	}
-	res := runFn(e.ctx, j, t)
+	res := runFn(ctx, j, &ownedTask{task: t, own: own})
 	if killTimer != nil {
 		killTimer.Stop()
 	}
-	e.finish(j, t, res)
+	e.finish(j, t, own, res)
 }
 
 // finish commits the job's output, then its final state, so that whoever
 // sees the final state reads all of the output.
-func (e *Engine) finish(j *Job, t *task, res Result) {
+func (e *Engine) finish(j *Job, t *task, own *ownership, res Result) {
 	// The engine's context may be done (shutdown): finishing must still reach
 	// the store.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -125,6 +133,12 @@ func (e *Engine) finish(j *Job, t *task, res Result) {
 	t.close()
 	if err := e.out.flush(ctx); err != nil {
 		e.log.Error("flush output", "job", j.ID, "err", err)
+	}
+	if own.lost.Load() {
+		// Another process runs the job now and records its end.
+		e.log.Warn("stopped following a job another sshjobs process took over", "job", j.ID)
+		e.watch.changed(j.ID)
+		return
 	}
 	if !res.State.Final() && j.Detached && e.ctx.Err() != nil {
 		// The engine stops, the job goes on remotely: its lease runs out and
@@ -143,18 +157,18 @@ func (e *Engine) finish(j *Job, t *task, res Result) {
 		res.Error = "sshjobs stopped while the job ran"
 	}
 	now := e.cfg.Now()
-	u := Update{ExitCode: res.ExitCode, EndedAt: &now, ClearPrompt: true}
-	if res.Signal != "" {
-		u.Signal = &res.Signal
-	}
-	if res.Error != "" {
-		u.Error = &res.Error
-	}
+	// Signal and Error are always set: the real end replaces a lost end
+	// (and its reason) recorded by a process that took this one for gone.
+	u := Update{ExitCode: res.ExitCode, Signal: &res.Signal, Error: &res.Error, EndedAt: &now, ClearPrompt: true}
 	if res.Cwd != "" {
 		u.Cwd = &res.Cwd
 	}
-	if _, err := e.store.Transition(ctx, j.ID, res.State, u); err != nil {
-		e.log.Error("record end of job", "job", j.ID, "state", res.State, "err", err)
+	if _, err := e.store.End(ctx, j.ID, e.cfg.Owner, res.State, u); err != nil {
+		if errors.Is(err, ErrNotOwner) {
+			e.log.Warn("job taken over by another sshjobs process: its end is theirs to record", "job", j.ID, "state", res.State, "err", err)
+		} else {
+			e.log.Error("record end of job", "job", j.ID, "state", res.State, "err", err)
+		}
 	}
 	e.watch.changed(j.ID)
 }
