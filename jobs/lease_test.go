@@ -62,11 +62,18 @@ func TestStalledOwnerKeepsRunningJob(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "sshjobs.db")
 			st := &stallStore{}
 			x := newHarness(t, path, func(c *jobs.Config) { fast(c); st.Store = c.Store; c.Store = st })
-			newHarness(t, path, tc.other)
+			y := newHarness(t, path, tc.other)
 			j := x.enqueue("", "sleep 1.5; echo real; exit 3")
 			waitState(t, x, j.ID, jobs.StateRunning)
 			st.stalled.Store(true)
 			time.Sleep(1200 * time.Millisecond) // four leases
+			stale, err := y.eng.Get(context.Background(), j.ID)
+			if err != nil || stale.LeaseUntil.After(time.Now()) {
+				t.Fatalf("after the stall: %v, lease %v; want an expired lease", err, stale.LeaseUntil)
+			}
+			if gone, err := y.eng.OwnerGone(context.Background(), stale); err != nil || gone {
+				t.Errorf("OwnerGone of a stalled owner = %v, %v; want false", gone, err)
+			}
 			st.stalled.Store(false)
 			got := x.final(j.ID)
 			if got.State != jobs.StateFailed || got.ExitCode == nil || *got.ExitCode != 3 || x.output(j.ID) != "real\n" {

@@ -167,3 +167,27 @@ func (t *ownedTask) Flush(ctx context.Context) error {
 	}
 	return nil
 }
+
+// OwnerGone reports whether the process that owns job j, not this one, is
+// known to be gone: for a queued job its lease expired (its queued jobs are
+// adopted then); for a running one, ownerGone says so. A process that only
+// missed heartbeats (stopped, asleep, slow) is not gone.
+func (e *Engine) OwnerGone(ctx context.Context, j *Job) (bool, error) {
+	now := e.cfg.Now()
+	switch {
+	case j.Owner == e.cfg.Owner || j.State.Final() || now.Before(j.LeaseUntil):
+		return false, nil
+	case j.State == StateQueued:
+		return true, nil
+	}
+	owners, err := e.store.ExpiredOwners(ctx, now)
+	if err != nil {
+		return false, fmt.Errorf("is the owner of job %s gone: %w", j.ID, err)
+	}
+	for _, o := range owners {
+		if o.ID == j.Owner {
+			return e.ownerGone(o, now), nil
+		}
+	}
+	return false, nil
+}
