@@ -25,8 +25,17 @@ type Config struct {
 	// Owner names this process in job rows; default host:pid:random.
 	Owner string
 	// Lease is how long a claim lasts without a heartbeat (default 15s);
-	// another process adopts the jobs of an owner whose lease expired.
+	// another process adopts the queued jobs of an owner whose lease
+	// expired.
 	Lease time.Duration
+	// OwnerGrace is how long the own heartbeat of an owner this process
+	// cannot check exactly (another machine or pid namespace) may be
+	// missing before its running jobs are taken (default 8 leases, 2
+	// minutes at the default lease). An owner on this machine is checked by
+	// its pid instead: a process that was slow, stopped (Ctrl-Z) or asleep
+	// keeps its running jobs (see ownerGone). Clocks of processes on
+	// different machines must agree to well within it.
+	OwnerGrace time.Duration
 	// Heartbeat is how often leases are renewed and cancel requests from other
 	// processes picked up (default 2s).
 	Heartbeat time.Duration
@@ -79,6 +88,9 @@ func (c *Config) withDefaults() error {
 	if c.Lease <= 0 {
 		c.Lease = 15 * time.Second
 	}
+	if c.OwnerGrace <= 0 {
+		c.OwnerGrace = 8 * c.Lease
+	}
 	if c.Heartbeat <= 0 {
 		c.Heartbeat = 2 * time.Second
 	}
@@ -119,11 +131,16 @@ type Engine struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// self is this process in the owners table (Heartbeat unset): the
+	// hostname and start identity let others check whether it is alive.
+	self OwnerInfo
+
 	mu      sync.Mutex // protects the fields below
 	workers map[sessionKey]*worker
 	running map[string]*task
-	input   map[string][]byte // Spec.Input of jobs not yet started
-	endErr  map[string]error  // jobs that ended but whose end is not recorded, and why
+	owned   map[string]*ownership // by job id, for each running task
+	input   map[string][]byte     // Spec.Input of jobs not yet started
+	endErr  map[string]error      // jobs that ended but whose end is not recorded, and why
 	closed  bool
 }
 
@@ -145,8 +162,11 @@ func New(cfg Config) (*Engine, error) {
 		cancel:  cancel,
 		workers: map[sessionKey]*worker{},
 		running: map[string]*task{},
+		owned:   map[string]*ownership{},
 		input:   map[string][]byte{},
 		endErr:  map[string]error{},
+		self: OwnerInfo{ID: cfg.Owner, Hostname: hostname(), PID: os.Getpid(),
+			ProcStart: procStart(os.Getpid()), StartedAt: cfg.Now()},
 	}
 	e.out = newOutputWriter(cfg.Store, cfg.FlushInterval, cfg.FlushBytes, cfg.MaxJobOutput, cfg.Logger, e.watch)
 	return e, nil
@@ -155,9 +175,13 @@ func New(cfg Config) (*Engine, error) {
 // Owner is the name of this engine in job rows.
 func (e *Engine) Owner() string { return e.cfg.Owner }
 
-// Start adopts the jobs of processes that died, starts their workers, and
-// starts the background loops (output writer, heartbeat, pruning).
+// Start records this process as an owner, adopts the jobs of processes that
+// died, starts their workers, and starts the background loops (output
+// writer, heartbeat, pruning).
 func (e *Engine) Start(ctx context.Context) error {
+	if err := e.store.RegisterOwner(ctx, e.ownerInfo(e.cfg.Now())); err != nil {
+		return fmt.Errorf("start engine: %w", err)
+	}
 	e.wg.Add(1)
 	go func() { defer e.wg.Done(); e.out.run(e.ctx) }()
 	if !e.cfg.NoAdopt {
@@ -185,6 +209,13 @@ func (e *Engine) Close() error {
 	e.mu.Unlock()
 	e.cancel()
 	e.wg.Wait()
+	// Without its row this process counts as gone at once: its detached
+	// jobs are re-attached as soon as their leases run out.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.store.RemoveOwner(ctx, e.cfg.Owner); err != nil {
+		e.log.Warn("remove owner row", "owner", e.cfg.Owner, "err", err)
+	}
 	return e.out.err()
 }
 
@@ -333,8 +364,14 @@ func validID(id string) error {
 	return nil
 }
 
-// prune deletes jobs past the retention period.
+// prune deletes jobs past the retention period, and the rows of owners gone
+// for longer than the grace that own no job any more.
 func (e *Engine) prune(ctx context.Context) {
+	if n, err := e.store.PruneOwners(ctx, e.cfg.Now().Add(-e.cfg.OwnerGrace)); err != nil {
+		e.log.Warn("prune owners", "err", err)
+	} else if n > 0 {
+		e.log.Debug("pruned owners", "count", n)
+	}
 	if e.cfg.Retention < 0 {
 		return
 	}

@@ -57,7 +57,9 @@ func (s State) Final() bool {
 func (s State) Valid() bool { return slices.Contains(States, s) }
 
 // transitions maps a state to the states a job may move to from it. Final
-// states have no entry: nothing leaves them.
+// states have no entry: nothing leaves them, with one exception outside this
+// table: Store.End lets the owner that ran a job replace a lost end that
+// another process recorded while it took the owner for gone.
 var transitions = map[State][]State{
 	StateQueued:       {StateRunning, StateCancelled, StateLost, StateError},
 	StateRunning:      {StateWaitingInput, StateSucceeded, StateFailed, StateCancelled, StateLost, StateError},
@@ -123,7 +125,9 @@ type Job struct {
 	NewShell bool   // ran in a shell that was new (cwd and environment reset)
 
 	// Owner is the process that runs the job, and LeaseUntil when its claim
-	// expires unless renewed. Another process adopts a job whose lease expired.
+	// expires unless renewed. Another process adopts a queued job whose lease
+	// expired, and a running one only once its owner is known to be gone
+	// (OwnerInfo). A running job ended lost that way keeps its owner.
 	Owner      string
 	LeaseUntil time.Time
 	// CancelRequested is set by any process asking the owner to cancel.
@@ -230,12 +234,33 @@ type Store interface {
 	Set(ctx context.Context, id string, u Update) error
 	// RequestCancel marks a non-final job for cancellation by its owner.
 	RequestCancel(ctx context.Context, id string) (*Job, error)
-	// Heartbeat extends the lease of every non-final job of owner, and returns
-	// the ids of those with a pending cancel request.
-	Heartbeat(ctx context.Context, owner string, leaseUntil time.Time) (cancel []string, err error)
-	// Adopt takes over the non-final jobs whose lease expired before now,
-	// setting their owner and lease, and returns them oldest first.
-	Adopt(ctx context.Context, owner string, now, leaseUntil time.Time) ([]*Job, error)
+	// End records how a job that owner ran ended: it moves the job to the
+	// final state to, applying u, if owner owns it and either its state
+	// allows the move or it is lost and to is not: a lost end recorded by a
+	// process that took owner for gone (the job keeps its owner then) gives
+	// way to the owner's real end. Else an error wrapping ErrTransition
+	// (ErrNotOwner too when another process owns it), or ErrNotFound.
+	End(ctx context.Context, id, owner string, to State, u Update) (*Job, error)
+
+	// RegisterOwner records a process that runs jobs (or refreshes its row).
+	RegisterOwner(ctx context.Context, o OwnerInfo) error
+	// RemoveOwner deletes the row of an owner that stops cleanly.
+	RemoveOwner(ctx context.Context, id string) error
+	// Heartbeat records o.Heartbeat as the owner's heartbeat (recreating its
+	// row if it was removed), extends the lease of every non-final job of
+	// o.ID, and says which those are and which have a cancel request.
+	Heartbeat(ctx context.Context, o OwnerInfo, leaseUntil time.Time) (Beat, error)
+	// ExpiredOwners lists the owners of running (or waiting_input) jobs whose
+	// lease expired before now, with their rows; an owner with no row has
+	// only its ID set.
+	ExpiredOwners(ctx context.Context, now time.Time) ([]OwnerInfo, error)
+	// Adopt takes over, for owner, the queued jobs whose lease expired, and
+	// the running jobs of o.Gone that o says may be re-attached; it returns
+	// the jobs taken, and the other running jobs of o.Gone (orphans, not
+	// taken: their owner is kept), both oldest first. A gone owner that
+	// beat since it was judged is alive after all: its jobs are left alone.
+	// All of it is one transaction.
+	Adopt(ctx context.Context, owner string, o AdoptOptions) (taken, orphans []*Job, err error)
 	// QueuedSessions lists the (host, session) pairs that have queued jobs of
 	// owner, so that a restarted engine starts their workers.
 	QueuedSessions(ctx context.Context, owner string) ([][2]string, error)
@@ -250,7 +275,42 @@ type Store interface {
 
 	// Prune deletes final jobs that ended before before, with their output.
 	Prune(ctx context.Context, before time.Time) (int64, error)
+	// PruneOwners deletes the rows of owners whose last heartbeat is before
+	// before and that own no non-final job.
+	PruneOwners(ctx context.Context, before time.Time) (int64, error)
 	Close() error
+}
+
+// OwnerInfo is a process that runs jobs, with its own heartbeat: a job is
+// taken from its owner only when the owner is known to be gone.
+type OwnerInfo struct {
+	ID       string // the Job.Owner value
+	Hostname string
+	PID      int
+	// ProcStart tells this process from a later one with the same pid
+	// (Linux: boot id and start time); empty where it cannot be read.
+	ProcStart string
+	StartedAt time.Time
+	Heartbeat time.Time
+}
+
+// Beat is what an owner learns from its heartbeat.
+type Beat struct {
+	Active []string // its non-final jobs, sorted
+	Cancel []string // those with a pending cancel request, sorted
+}
+
+// AdoptOptions says which jobs of other owners Adopt takes.
+type AdoptOptions struct {
+	Now        time.Time // leases that ended before Now are expired
+	LeaseUntil time.Time // the lease of the jobs taken
+	// Gone lists owners known to be gone, with the heartbeat they were
+	// judged on (zero: no row); only their running jobs are taken (or
+	// returned as orphans), and only if they have not beaten since.
+	Gone []OwnerInfo
+	// Reattach takes the running detached jobs of gone owners; without it
+	// they are orphans, like the gone owners' shell jobs.
+	Reattach bool
 }
 
 // Errors a Store or the Engine returns, wrapped with the operation and ids.
@@ -258,6 +318,8 @@ var (
 	ErrNotFound   = errors.New("no such job")
 	ErrTransition = errors.New("state transition not allowed")
 	ErrBadInput   = errors.New("invalid input")
+	// ErrNotOwner: the job was taken over by another process.
+	ErrNotOwner = errors.New("job is run by another process")
 )
 
 // Result is how a job run ended, as the Executor saw it.

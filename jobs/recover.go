@@ -6,28 +6,44 @@ import (
 	"time"
 )
 
-// recover adopts the non-final jobs of processes whose lease expired: queued
-// jobs are run (or end lost when too old), running detached jobs are
-// re-attached when the executor can, and other running jobs end lost: their
-// shell died with the process that held it.
+// recover adopts the non-final jobs of processes that stopped: queued jobs
+// whose lease expired are run (or end lost when too old); running jobs are
+// taken only from an owner known to be gone (ownerGone): detached ones are
+// re-attached when the executor can, and the others end lost (their shell
+// died with the process that held it), keeping their owner so that it alone
+// may still record their real end should it be alive after all (Store.End).
 func (e *Engine) recover(ctx context.Context) error {
 	now := e.cfg.Now()
-	adopted, err := e.store.Adopt(ctx, e.cfg.Owner, now, now.Add(e.cfg.Lease))
+	owners, err := e.store.ExpiredOwners(ctx, now)
 	if err != nil {
 		return fmt.Errorf("adopt jobs of stopped processes: %w", err)
 	}
+	var gone []OwnerInfo
+	for _, o := range owners {
+		if e.ownerGone(o, now) {
+			gone = append(gone, o)
+		}
+	}
 	reattacher, _ := e.exec.(Reattacher)
-	for _, j := range adopted {
+	taken, orphans, err := e.store.Adopt(ctx, e.cfg.Owner, AdoptOptions{
+		Now: now, LeaseUntil: now.Add(e.cfg.Lease),
+		Gone: gone, Reattach: reattacher != nil,
+	})
+	if err != nil {
+		return fmt.Errorf("adopt jobs of stopped processes: %w", err)
+	}
+	for _, j := range taken {
 		e.mu.Lock()
 		_, ours := e.running[j.ID]
 		e.mu.Unlock()
 		switch {
 		case ours:
 			// Our own lease lapsed (the machine slept): the job still runs here.
-		case j.Detached && j.State != StateQueued && reattacher != nil:
-			// It runs on the remote whatever happened here: follow it again,
-			// and deliver a cancel that was asked for meanwhile.
-			e.log.Info("re-attaching detached job", "job", j.ID, "from", j.Owner)
+		case j.State != StateQueued:
+			// A detached job of a gone owner (Adopt takes no other running
+			// job): it runs on the remote whatever happened here. Follow it
+			// again, and deliver a cancel that was asked for meanwhile.
+			e.log.Info("re-attaching detached job", "job", j.ID)
 			t := newTask(e, j)
 			if j.CancelRequested {
 				t.setCancelReason("cancelled while its server was stopped")
@@ -37,13 +53,19 @@ func (e *Engine) recover(ctx context.Context) error {
 			go func() { defer e.wg.Done(); e.runTask(t, reattacher.Reattach) }()
 		case j.CancelRequested:
 			e.end(ctx, j, StateCancelled, "cancelled while its server was stopped")
-		case j.State == StateQueued && now.Sub(j.CreatedAt) > e.cfg.QueuedMaxAge:
+		case now.Sub(j.CreatedAt) > e.cfg.QueuedMaxAge:
 			e.end(ctx, j, StateLost, fmt.Sprintf("queued for %s when its server stopped; not started (limit %s)", now.Sub(j.CreatedAt).Round(time.Second), e.cfg.QueuedMaxAge))
-		case j.State == StateQueued:
-			e.log.Info("adopted queued job", "job", j.ID, "from", j.Owner)
 		default:
-			e.end(ctx, j, StateLost, "the sshjobs process running it stopped; the output up to then is kept")
+			e.log.Info("adopted queued job", "job", j.ID)
 		}
+	}
+	for _, j := range orphans {
+		if j.CancelRequested {
+			e.end(ctx, j, StateCancelled, "cancelled while its server was stopped")
+			continue
+		}
+		e.log.Warn("ending job of a stopped sshjobs process lost", "job", j.ID, "owner", j.Owner)
+		e.end(ctx, j, StateLost, "the sshjobs process running it ("+j.Owner+") stopped; the output up to then is kept")
 	}
 	sessions, err := e.store.QueuedSessions(ctx, e.cfg.Owner)
 	if err != nil {
@@ -59,7 +81,8 @@ func (e *Engine) recover(ctx context.Context) error {
 func (e *Engine) end(ctx context.Context, j *Job, s State, reason string) {
 	now := e.cfg.Now()
 	if _, err := e.store.Transition(ctx, j.ID, s, Update{Error: &reason, EndedAt: &now, ClearPrompt: true}); err != nil {
-		e.log.Error("end adopted job", "job", j.ID, "state", s, "err", err)
+		// ErrTransition: another process, or the owner, ended it first.
+		e.log.Warn("end adopted job", "job", j.ID, "state", s, "err", err)
 	}
 	e.watch.changed(j.ID)
 }
@@ -78,16 +101,17 @@ func (e *Engine) heartbeatLoop() {
 		case <-beat.C:
 		}
 		now := e.cfg.Now()
-		cancel, err := e.store.Heartbeat(e.ctx, e.cfg.Owner, now.Add(e.cfg.Lease))
+		beat, err := e.store.Heartbeat(e.ctx, e.ownerInfo(now), now.Add(e.cfg.Lease))
 		if err != nil {
 			if e.ctx.Err() == nil {
 				e.log.Error("renew leases", "err", err)
 			}
 			continue
 		}
-		for _, id := range cancel {
+		for _, id := range beat.Cancel {
 			e.cancelRequested(id)
 		}
+		e.checkOwned(beat.Active)
 		if !e.cfg.NoAdopt && now.Sub(lastAdopt) >= e.cfg.Lease {
 			lastAdopt = now
 			if err := e.recover(e.ctx); err != nil && e.ctx.Err() == nil {

@@ -41,35 +41,9 @@ func (e *Engine) Wait(ctx context.Context, id string, opts WaitOptions) (*Job, e
 	// where the job stands.
 	rctx := context.WithoutCancel(ctx)
 	for {
-		changed := e.watch.wait(id)
-		j, err := e.store.Get(rctx, id)
-		if err != nil {
-			return nil, err
-		}
-		if err := e.unrecordedEnd(j); err != nil {
-			// The store would show the job running for as long as the end
-			// cannot be recorded: say so rather than wait for it.
-			return nil, err
-		}
-		prompted := j.State == StateWaitingInput && !opts.UntilFinal && j.OutputBytes > opts.PromptAfter
-		if j.State.Final() || prompted || (opts.Offset >= 0 && j.OutputBytes > opts.Offset) || opts.Timeout <= 0 {
-			return j, nil
-		}
-		if opts.Progress != nil {
-			opts.Progress(j)
-		}
-		var poll <-chan time.Time
-		if j.Owner != e.cfg.Owner {
-			poll = time.After(remotePoll)
-		}
-		select {
-		case <-changed:
-		case <-poll:
-		case <-deadline.C:
-			return e.store.Get(rctx, id)
-		case <-ctx.Done():
-			// The caller gave up; the job goes on.
-			return e.store.Get(rctx, id)
+		j, next, err := e.waitOnce(ctx, rctx, id, opts, deadline.C)
+		if j != nil || err != nil || !next {
+			return j, err
 		}
 	}
 }
@@ -83,4 +57,43 @@ func (e *Engine) unrecordedEnd(j *Job) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.endErr[j.ID]
+}
+
+// waitOnce is one round of Wait: it returns the job when Wait is done, or
+// next to look again. The watch entry it takes is released on return.
+func (e *Engine) waitOnce(ctx, rctx context.Context, id string, opts WaitOptions, deadline <-chan time.Time) (*Job, bool, error) {
+	changed, done := e.watch.wait(id)
+	defer done()
+	j, err := e.store.Get(rctx, id)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := e.unrecordedEnd(j); err != nil {
+		// The store would show the job running for as long as the end
+		// cannot be recorded: say so rather than wait for it.
+		return nil, false, err
+	}
+	prompted := j.State == StateWaitingInput && !opts.UntilFinal && j.OutputBytes > opts.PromptAfter
+	if j.State.Final() || prompted || (opts.Offset >= 0 && j.OutputBytes > opts.Offset) || opts.Timeout <= 0 {
+		return j, false, nil
+	}
+	if opts.Progress != nil {
+		opts.Progress(j)
+	}
+	var poll <-chan time.Time
+	if j.Owner != e.cfg.Owner {
+		poll = time.After(remotePoll)
+	}
+	select {
+	case <-changed:
+	case <-poll:
+	case <-deadline:
+		j, err := e.store.Get(rctx, id)
+		return j, false, err
+	case <-ctx.Done():
+		// The caller gave up; the job goes on.
+		j, err := e.store.Get(rctx, id)
+		return j, false, err
+	}
+	return nil, true, nil
 }

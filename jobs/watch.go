@@ -4,32 +4,54 @@ import "sync"
 
 // watcher wakes, in memory, whoever waits on a job when its state or output
 // changes. Waiters re-read the store after waking; nobody polls it.
+//
+// An entry lives only while someone waits on the job: only the job's owner
+// calls changed, so the entry of a job another process runs would otherwise
+// never go.
 type watcher struct {
 	mu sync.Mutex // protects the field below
-	ch map[string]chan struct{}
+	ch map[string]*watch
 }
 
-func newWatcher() *watcher { return &watcher{ch: map[string]chan struct{}{}} }
+type watch struct {
+	c       chan struct{}
+	waiters int
+}
 
-// wait returns a channel closed at the job's next change. Take it before
+func newWatcher() *watcher { return &watcher{ch: map[string]*watch{}} }
+
+// wait returns a channel closed at the job's next change, and done, which
+// the caller calls once it no longer reads the channel. Take it before
 // reading the job, so that a change between the read and the wait is seen.
-func (w *watcher) wait(id string) <-chan struct{} {
+func (w *watcher) wait(id string) (c <-chan struct{}, done func()) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	c := w.ch[id]
-	if c == nil {
-		c = make(chan struct{})
-		w.ch[id] = c
+	e := w.ch[id]
+	if e == nil {
+		e = &watch{c: make(chan struct{})}
+		w.ch[id] = e
 	}
-	return c
+	e.waiters++
+	var once sync.Once
+	return e.c, func() { once.Do(func() { w.release(id, e) }) }
+}
+
+// release drops a waiter of e; the last one removes e, unless a change
+// replaced it already.
+func (w *watcher) release(id string, e *watch) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if e.waiters--; e.waiters == 0 && w.ch[id] == e {
+		delete(w.ch, id)
+	}
 }
 
 // changed wakes the job's waiters.
 func (w *watcher) changed(id string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if c := w.ch[id]; c != nil {
-		close(c)
+	if e := w.ch[id]; e != nil {
+		close(e.c)
 		delete(w.ch, id)
 	}
 }

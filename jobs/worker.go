@@ -87,8 +87,13 @@ func (e *Engine) runQueued(k sessionKey) {
 // and records how it ended once all its output is committed.
 func (e *Engine) runTask(t *task, runFn func(context.Context, *Job, Task) Result) {
 	j := t.job
+	// The task's own context ends also when another process takes the job
+	// over (disown): this process then stops following it.
+	ctx, cancel := context.WithCancel(e.ctx)
+	own := &ownership{cancel: cancel, detached: j.Detached}
 	e.mu.Lock()
 	e.running[j.ID] = t
+	e.owned[j.ID] = own
 	input := e.input[j.ID]
 	delete(e.input, j.ID)
 	e.mu.Unlock()
@@ -98,7 +103,9 @@ func (e *Engine) runTask(t *task, runFn func(context.Context, *Job, Task) Result
 	defer func() {
 		e.mu.Lock()
 		delete(e.running, j.ID)
+		delete(e.owned, j.ID)
 		e.mu.Unlock()
+		cancel()
 	}()
 
 	var killTimer *time.Timer
@@ -109,11 +116,11 @@ func (e *Engine) runTask(t *task, runFn func(context.Context, *Job, Task) Result
 			t.control(Control{Signal: "INT", Grace: e.cfg.CancelGrace})
 		})
 	}
-	res := runFn(e.ctx, j, t)
+	res := runFn(ctx, j, &ownedTask{task: t, own: own})
 	if killTimer != nil {
 		killTimer.Stop()
 	}
-	e.finish(j, t, res)
+	e.finish(j, t, own, res)
 }
 
 // Backoff between attempts to record the end of a job.
@@ -126,7 +133,7 @@ const (
 // sees the final state reads all of the output. An end that cannot be
 // recorded (the disk full, the database locked) is retried while the engine
 // runs, and waiters are told meanwhile.
-func (e *Engine) finish(j *Job, t *task, res Result) {
+func (e *Engine) finish(j *Job, t *task, own *ownership, res Result) {
 	t.close()
 	// The engine's context may be done (shutdown): finishing must still reach
 	// the store.
@@ -135,6 +142,12 @@ func (e *Engine) finish(j *Job, t *task, res Result) {
 	cancel()
 	if err != nil {
 		e.log.Error("flush output", "job", j.ID, "err", err)
+	}
+	if own.lost.Load() {
+		// Another process runs the job now and records its end.
+		e.log.Warn("stopped following a job another sshjobs process took over", "job", j.ID)
+		e.watch.changed(j.ID)
+		return
 	}
 	if !res.State.Final() && j.Detached && e.ctx.Err() != nil {
 		// The engine stops, the job goes on remotely: its lease runs out and
@@ -153,21 +166,20 @@ func (e *Engine) finish(j *Job, t *task, res Result) {
 		res.Error = "sshjobs stopped while the job ran"
 	}
 	now := e.cfg.Now()
-	u := Update{ExitCode: res.ExitCode, EndedAt: &now, ClearPrompt: true}
-	if res.Signal != "" {
-		u.Signal = &res.Signal
-	}
-	if res.Error != "" {
-		u.Error = &res.Error
-	}
+	// Signal and Error are always set: the real end replaces a lost end
+	// (and its reason) recorded by a process that took this one for gone.
+	u := Update{ExitCode: res.ExitCode, Signal: &res.Signal, Error: &res.Error, EndedAt: &now, ClearPrompt: true}
 	if res.Cwd != "" {
 		u.Cwd = &res.Cwd
 	}
 	defer e.watch.changed(j.ID)
 	for delay := endRetryMin; ; delay = min(2*delay, endRetryMax) {
 		err := e.recordEnd(j.ID, res.State, u)
-		if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrTransition) {
-			if err != nil {
+		if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrTransition) || errors.Is(err, ErrNotOwner) {
+			switch {
+			case errors.Is(err, ErrNotOwner):
+				e.log.Warn("job taken over by another sshjobs process: its end is theirs to record", "job", j.ID, "state", res.State, "err", err)
+			case err != nil:
 				e.log.Error("record end of job", "job", j.ID, "state", res.State, "err", err)
 			}
 			e.setEndErr(j.ID, nil)
@@ -200,7 +212,7 @@ func (e *Engine) recordEnd(id string, state State, u Update) error {
 	if n := e.out.unrecordedBytes(id); n > 0 {
 		return fmt.Errorf("%d bytes of lost output not yet recorded: %w", n, e.out.jobErr(id))
 	}
-	_, err := e.store.Transition(ctx, id, state, u)
+	_, err := e.store.End(ctx, id, e.cfg.Owner, state, u)
 	return err
 }
 

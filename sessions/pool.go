@@ -138,7 +138,14 @@ func (p *Pool) Resolve(ctx context.Context, target string) (*sshconfig.Host, err
 		return nil, err
 	}
 	p.mu.Lock()
-	p.resolved[target] = resolved{host: h, expires: time.Now().Add(resolveTTL)}
+	now := time.Now()
+	// Drop expired entries here, so that one-off targets do not pile up.
+	for t, r := range p.resolved {
+		if !now.Before(r.expires) {
+			delete(p.resolved, t)
+		}
+	}
+	p.resolved[target] = resolved{host: h, expires: now.Add(resolveTTL)}
 	p.mu.Unlock()
 	return h, nil
 }

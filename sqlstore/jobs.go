@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -410,52 +411,204 @@ func (db *DB) RequestCancel(ctx context.Context, id string) (*jobs.Job, error) {
 	return j, nil
 }
 
-// Heartbeat sets the lease of every non-final job of owner to leaseUntil and
-// returns, sorted, the ids of those with a cancel request.
-func (db *DB) Heartbeat(ctx context.Context, owner string, leaseUntil time.Time) ([]string, error) {
-	rows, err := db.w.QueryContext(ctx, `UPDATE jobs SET lease_until_ms = ?
-		WHERE owner = ? AND state IN `+activeStates+`
-		RETURNING id, cancel_requested`, ms(leaseUntil), owner)
+// End records the end of a job that owner ran, if owner still owns it and
+// its state allows the move to to, or it is lost (and to is not): a process
+// that took owner for gone ended it lost and kept owner as its owner, and the
+// owner, alive after all, has the real end. Only the process that ran the job
+// calls End for it, once, so a lost job of owner that reaches End was ended
+// by another process: the lost gives way, exactly then.
+func (db *DB) End(ctx context.Context, id, owner string, to jobs.State, u jobs.Update) (*jobs.Job, error) {
+	if !to.Final() {
+		return nil, fmt.Errorf("end job %s as %q: not a final state: %w", id, to, jobs.ErrBadInput)
+	}
+	from := jobs.AllowedFrom(to)
+	if to != jobs.StateLost {
+		from = append(from, jobs.StateLost)
+	}
+	sets, args := updateSet(u)
+	sets = append([]string{"state = ?"}, sets...)
+	args = append([]any{string(to)}, args...)
+	args = append(args, id, owner)
+	for _, s := range from {
+		args = append(args, string(s))
+	}
+	js, err := queryJobs(ctx, db.wq, `UPDATE jobs SET `+strings.Join(sets, ", ")+`
+		WHERE id = ? AND owner = ? AND state IN `+placeholders(len(from))+` RETURNING `+jobCols, args...)
+	if err == nil && len(js) == 0 {
+		err = refusedEnd(ctx, db.w, id, owner)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("heartbeat of %s: %w", owner, err)
+		return nil, fmt.Errorf("end job %s as %s for %s: %w", id, to, owner, err)
 	}
-	defer rows.Close()
-	var cancel []string
-	for rows.Next() {
-		var id string
-		var c int64
-		if err := rows.Scan(&id, &c); err != nil {
-			return nil, fmt.Errorf("heartbeat of %s: %w", owner, err)
-		}
-		if c != 0 {
-			cancel = append(cancel, id)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("heartbeat of %s: %w", owner, err)
-	}
-	slices.Sort(cancel)
-	return cancel, nil
+	return js[0], nil
 }
 
-// Adopt makes owner the owner of every non-final job whose lease ended before
-// now (a job with no lease at all counts as expired), and returns them oldest
-// first.
-func (db *DB) Adopt(ctx context.Context, owner string, now, leaseUntil time.Time) ([]*jobs.Job, error) {
-	js, err := queryJobs(ctx, db.w, `UPDATE jobs SET owner = ?, lease_until_ms = ?
-		WHERE state IN `+activeStates+` AND (lease_until_ms IS NULL OR lease_until_ms < ?)
-		RETURNING `+jobCols, owner, ms(leaseUntil), now.UnixMilli())
+// refusedEnd explains why End matched no row: no such job, another owner, or
+// a final state.
+func refusedEnd(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, id, owner string) error {
+	var state, by string
+	err := q.QueryRowContext(ctx, `SELECT state, owner FROM jobs WHERE id = ?`, id).Scan(&state, &by)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return jobs.ErrNotFound
+	case err != nil:
+		return err
+	case by != owner:
+		return fmt.Errorf("job is %s, owned by %s: %w (%w)", state, by, jobs.ErrTransition, jobs.ErrNotOwner)
+	}
+	return fmt.Errorf("job is %s: %w", state, jobs.ErrTransition)
+}
+
+// RegisterOwner inserts the row of an owner, or replaces it.
+func (db *DB) RegisterOwner(ctx context.Context, o jobs.OwnerInfo) error {
+	if _, err := db.wq.ExecContext(ctx, upsertOwner, ownerArgs(o)...); err != nil {
+		return fmt.Errorf("register owner %s: %w", o.ID, err)
+	}
+	return nil
+}
+
+const upsertOwner = `INSERT INTO owners (id, hostname, pid, proc_start, started_at_ms, heartbeat_ms)
+	VALUES (?, ?, ?, ?, ?, ?)
+	ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, pid = excluded.pid,
+		proc_start = excluded.proc_start, started_at_ms = excluded.started_at_ms,
+		heartbeat_ms = excluded.heartbeat_ms`
+
+func ownerArgs(o jobs.OwnerInfo) []any {
+	return []any{o.ID, o.Hostname, int64(o.PID), o.ProcStart, o.StartedAt.UnixMilli(), o.Heartbeat.UnixMilli()}
+}
+
+// RemoveOwner deletes the row of an owner; a missing row is not an error.
+func (db *DB) RemoveOwner(ctx context.Context, id string) error {
+	if _, err := db.wq.ExecContext(ctx, `DELETE FROM owners WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("remove owner %s: %w", id, err)
+	}
+	return nil
+}
+
+// Heartbeat records the owner's heartbeat and sets the lease of each of its
+// non-final jobs to leaseUntil, in one transaction, and returns those jobs'
+// ids, sorted, and those with a cancel request.
+func (db *DB) Heartbeat(ctx context.Context, o jobs.OwnerInfo, leaseUntil time.Time) (jobs.Beat, error) {
+	var b jobs.Beat
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, upsertOwner, ownerArgs(o)...); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `UPDATE jobs SET lease_until_ms = ?
+			WHERE owner = ? AND state IN `+activeStates+`
+			RETURNING id, cancel_requested`, ms(leaseUntil), o.ID)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var c int64
+			if err := rows.Scan(&id, &c); err != nil {
+				return err
+			}
+			b.Active = append(b.Active, id)
+			if c != 0 {
+				b.Cancel = append(b.Cancel, id)
+			}
+		}
+		return rows.Err()
+	})
 	if err != nil {
-		return nil, fmt.Errorf("adopt jobs for %s: %w", owner, err)
+		return jobs.Beat{}, fmt.Errorf("heartbeat of %s: %w", o.ID, err)
+	}
+	slices.Sort(b.Active)
+	slices.Sort(b.Cancel)
+	return b, nil
+}
+
+// runningStates are the states of a job that a process is running.
+var runningStates = inList(jobs.StateRunning, jobs.StateWaitingInput)
+
+// ExpiredOwners lists, sorted by id, the owners of running jobs whose lease
+// ended before now, with their rows where they have one.
+func (db *DB) ExpiredOwners(ctx context.Context, now time.Time) ([]jobs.OwnerInfo, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT e.owner, o.hostname, o.pid, o.proc_start, o.started_at_ms, o.heartbeat_ms
+		FROM (SELECT DISTINCT owner FROM jobs
+			WHERE state IN `+runningStates+` AND (lease_until_ms IS NULL OR lease_until_ms < ?)) AS e
+		LEFT JOIN owners AS o ON o.id = e.owner
+		ORDER BY e.owner`, now.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("expired owners: %w", err)
+	}
+	defer rows.Close()
+	var out []jobs.OwnerInfo
+	for rows.Next() {
+		var o jobs.OwnerInfo
+		var host, start sql.NullString
+		var pid, started, beat sql.NullInt64
+		if err := rows.Scan(&o.ID, &host, &pid, &start, &started, &beat); err != nil {
+			return nil, fmt.Errorf("expired owners: %w", err)
+		}
+		o.Hostname, o.PID, o.ProcStart = host.String, int(pid.Int64), start.String
+		o.StartedAt, o.Heartbeat = fromMS(started), fromMS(beat)
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("expired owners: %w", err)
+	}
+	return out, nil
+}
+
+// Adopt, in one transaction, makes owner the owner of the queued jobs whose
+// lease ended before o.Now (a job with no lease counts as expired) and, when
+// o.Reattach, of the running detached jobs of o.Gone, and lists the other
+// running jobs of o.Gone as orphans, unchanged. Running jobs are taken only
+// with an expired lease, and only from a gone owner that has not beaten
+// since it was judged (its row's heartbeat is not newer than the one in
+// o.Gone; a row that appeared counts as a beat), checked in the same
+// transaction: an owner that woke up meanwhile keeps its jobs.
+func (db *DB) Adopt(ctx context.Context, owner string, o jobs.AdoptOptions) (taken, orphans []*jobs.Job, err error) {
+	// ?1 now, ?2 the adopter, ?3 its lease, ?4 reattach, then the gone
+	// owners and their heartbeats.
+	args := []any{o.Now.UnixMilli(), owner, ms(o.LeaseUntil), boolInt(o.Reattach)}
+	expired := `state IN ` + activeStates + ` AND (lease_until_ms IS NULL OR lease_until_ms < ?1)`
+	var gone []string
+	for _, g := range o.Gone {
+		seen := int64(0) // no row: any row now is a beat
+		if !g.Heartbeat.IsZero() {
+			seen = g.Heartbeat.UnixMilli()
+		}
+		n := len(args)
+		gone = append(gone, `(owner = ?`+strconv.Itoa(n+1)+` AND NOT EXISTS (SELECT 1 FROM owners
+			WHERE owners.id = jobs.owner AND owners.heartbeat_ms > ?`+strconv.Itoa(n+2)+`))`)
+		args = append(args, g.ID, seen)
+	}
+	ofGone := `0`
+	if len(gone) > 0 {
+		ofGone = `state IN ` + runningStates + ` AND (` + strings.Join(gone, " OR ") + `)`
+	}
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		taken, err = queryJobs(ctx, tx, `UPDATE jobs SET owner = ?2, lease_until_ms = ?3
+			WHERE `+expired+` AND (state = 'queued' OR (?4 AND detached = 1 AND `+ofGone+`))
+			RETURNING `+jobCols, args...)
+		if err != nil {
+			return err
+		}
+		orphans, err = queryJobs(ctx, tx, `SELECT `+jobCols+` FROM jobs
+			WHERE `+expired+` AND `+ofGone+` AND owner != ?2
+			ORDER BY created_at_ms, id`, args...)
+		return err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("adopt jobs for %s: %w", owner, err)
 	}
 	// RETURNING has no ORDER BY.
-	slices.SortFunc(js, func(a, b *jobs.Job) int {
+	slices.SortFunc(taken, func(a, b *jobs.Job) int {
 		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
 			return c
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
-	return js, nil
+	return taken, orphans, nil
 }
 
 // QueuedSessions lists, sorted, the (host, session) pairs with queued jobs of
@@ -505,4 +658,20 @@ func (db *DB) Prune(ctx context.Context, before time.Time) (int64, error) {
 			return total, nil
 		}
 	}
+}
+
+// PruneOwners deletes the rows of owners whose heartbeat is before before
+// and that own no non-final job: processes that died, once nothing needs
+// their row to decide about their jobs.
+func (db *DB) PruneOwners(ctx context.Context, before time.Time) (int64, error) {
+	res, err := db.w.ExecContext(ctx, `DELETE FROM owners WHERE heartbeat_ms < ?
+		AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.owner = owners.id AND jobs.state IN `+activeStates+`)`, before.UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("prune owners seen before %s: %w", before.Format(time.RFC3339), err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("prune owners seen before %s: %w", before.Format(time.RFC3339), err)
+	}
+	return n, nil
 }

@@ -342,9 +342,11 @@ func TestHeartbeatAndCancel(t *testing.T) {
 	}
 
 	lease := base.Add(time.Hour)
-	cancel, err := db.Heartbeat(ctx, "a", lease)
-	if err != nil || !slices.Equal(cancel, []string{run.ID}) {
-		t.Fatalf("Heartbeat = %v, %v; want [%s]", cancel, err, run.ID)
+	beat, err := db.Heartbeat(ctx, jobs.OwnerInfo{ID: "a", Hostname: "h", PID: 7, Heartbeat: base}, lease)
+	active := []string{run.ID, queued.ID}
+	slices.Sort(active)
+	if err != nil || !slices.Equal(beat.Cancel, []string{run.ID}) || !slices.Equal(beat.Active, active) {
+		t.Fatalf("Heartbeat = %+v, %v; want cancel [%s], active %v", beat, err, run.ID, active)
 	}
 	for _, c := range []struct {
 		j     *jobs.Job
@@ -357,7 +359,8 @@ func TestHeartbeatAndCancel(t *testing.T) {
 }
 
 // TestAdopt simulates a process that died: its jobs' leases run out, and the
-// next process adopts them.
+// next process adopts its queued jobs, and its running ones once it is known
+// to be gone.
 func TestAdopt(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "adopt.db")
@@ -367,8 +370,14 @@ func TestAdopt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	judged := jobs.OwnerInfo{ID: "A", Hostname: "h", PID: 1, StartedAt: time.Now(), Heartbeat: time.Now()}
+	if err := a.RegisterOwner(ctx, judged); err != nil {
+		t.Fatal(err)
+	}
 	run := newJob("h", "s", "A", jobs.StateRunning)
 	run.LeaseUntil = short
+	detached := newJob("h", "s3", "A", jobs.StateRunning)
+	detached.Detached, detached.LeaseUntil = true, short
 	queued := newJob("h", "s", "A", jobs.StateQueued)
 	queued.LeaseUntil = short
 	final := newJob("h", "s", "A", jobs.StateFailed)
@@ -376,7 +385,7 @@ func TestAdopt(t *testing.T) {
 	alive := newJob("h", "s2", "C", jobs.StateRunning)
 	alive.LeaseUntil = time.Now().Add(time.Hour)
 	// Inserted out of order: Adopt sorts by creation.
-	for _, j := range []*jobs.Job{queued, run, final, alive} {
+	for _, j := range []*jobs.Job{queued, detached, run, final, alive} {
 		insert(t, a, j)
 	}
 	if err := a.Close(); err != nil {
@@ -384,33 +393,149 @@ func TestAdopt(t *testing.T) {
 	}
 
 	b := openAt(t, path)
-	if got, err := b.Adopt(ctx, "B", time.Now().Add(-time.Second), time.Now().Add(time.Minute)); err != nil || len(got) != 0 {
-		t.Fatalf("Adopt before expiry = %v, %v", got, err)
+	lease := time.Now().Add(time.Minute)
+	opts := func(gone ...jobs.OwnerInfo) jobs.AdoptOptions {
+		return jobs.AdoptOptions{Now: time.Now(), LeaseUntil: lease, Gone: gone, Reattach: true}
+	}
+	early := opts(judged)
+	early.Now = time.Now().Add(-time.Second)
+	if got, orphans, err := b.Adopt(ctx, "B", early); err != nil || len(got)+len(orphans) != 0 {
+		t.Fatalf("Adopt before expiry = %v %v, %v", got, orphans, err)
 	}
 	time.Sleep(60 * time.Millisecond)
-	lease := time.Now().Add(time.Minute)
-	got, err := b.Adopt(ctx, "B", time.Now(), lease)
-	if err != nil {
+	if owners, err := b.ExpiredOwners(ctx, time.Now()); err != nil || len(owners) != 1 || owners[0].ID != "A" || owners[0].Hostname != "h" || owners[0].PID != 1 {
+		t.Fatalf("ExpiredOwners = %+v, %v", owners, err)
+	}
+	// A is not known to be gone: only its queued job is taken.
+	got, orphans, err := b.Adopt(ctx, "B", opts())
+	if err != nil || len(orphans) != 0 || len(got) != 1 || got[0].ID != queued.ID || got[0].Owner != "B" || got[0].LeaseUntil.UnixMilli() != lease.UnixMilli() {
+		t.Fatalf("Adopt of a live owner's jobs = %+v %+v, %v; want only the queued job", got, orphans, err)
+	}
+	// Judged gone, but it beat since (it woke up): nothing.
+	woke := judged
+	woke.Heartbeat = judged.Heartbeat.Add(time.Second)
+	if err := b.RegisterOwner(ctx, woke); err != nil {
 		t.Fatal(err)
 	}
-	var ids []string
-	for _, j := range got {
-		ids = append(ids, j.ID)
-		if j.Owner != "B" || j.LeaseUntil.UnixMilli() != lease.UnixMilli() {
-			t.Errorf("adopted %+v", j)
-		}
+	if got, orphans, err := b.Adopt(ctx, "B", opts(judged)); err != nil || len(got)+len(orphans) != 0 {
+		t.Fatalf("Adopt of an owner that beat since it was judged = %v %v, %v", got, orphans, err)
 	}
-	if want := []string{run.ID, queued.ID}; !slices.Equal(ids, want) {
-		t.Fatalf("adopted %v, want %v (oldest first)", ids, want)
+	// Likewise for an owner judged without a row whose row appeared.
+	if got, orphans, err := b.Adopt(ctx, "B", opts(jobs.OwnerInfo{ID: "A"})); err != nil || len(got)+len(orphans) != 0 {
+		t.Fatalf("Adopt of an owner whose row appeared = %v %v, %v", got, orphans, err)
 	}
-	if again, err := b.Adopt(ctx, "B2", time.Now(), lease); err != nil || len(again) != 0 {
+	// Gone: the detached job is taken, the shell job is an orphan that keeps
+	// its owner.
+	got, orphans, err = b.Adopt(ctx, "B", opts(woke))
+	if err != nil || len(got) != 1 || got[0].ID != detached.ID || got[0].Owner != "B" {
+		t.Fatalf("Adopt of a gone owner's jobs = %+v, %v; want the detached job", got, err)
+	}
+	if len(orphans) != 1 || orphans[0].ID != run.ID || orphans[0].Owner != "A" {
+		t.Fatalf("orphans %+v; want the shell job, still A's", orphans)
+	}
+	if j := get(t, b, run.ID); j.Owner != "A" || j.State != jobs.StateRunning {
+		t.Fatalf("orphan after Adopt: %s %s", j.Owner, j.State)
+	}
+	if again, _, err := b.Adopt(ctx, "B2", opts(woke)); err != nil || len(again) != 0 {
 		t.Fatalf("second Adopt = %v, %v", again, err)
-	}
-	if j, err := b.Claim(ctx, "B", "h", "s", time.Now(), lease); err != nil || j != nil {
-		t.Fatalf("Claim while the adopted job runs = %v, %v", j, err)
 	}
 	if s, err := b.QueuedSessions(ctx, "B"); err != nil || !reflect.DeepEqual(s, [][2]string{{"h", "s"}}) {
 		t.Fatalf("QueuedSessions = %v, %v", s, err)
+	}
+	// The orphan runs in A's shell, not in B's: it does not hold B's session.
+	if j, err := b.Claim(ctx, "B", "h", "s", time.Now(), lease); err != nil || j == nil || j.ID != queued.ID {
+		t.Fatalf("Claim of the adopted queued job = %v, %v", j, err)
+	}
+	// Without Reattach a gone owner's detached job is an orphan too.
+	d2 := newJob("h", "s4", "A", jobs.StateRunning)
+	d2.Detached, d2.LeaseUntil = true, time.Now().Add(-time.Second)
+	insert(t, b, d2)
+	noReattach := opts(woke)
+	noReattach.Reattach = false
+	if got, orphans, err := b.Adopt(ctx, "B", noReattach); err != nil || len(got) != 0 || len(orphans) != 2 {
+		t.Fatalf("Adopt without Reattach = %v %v, %v; want two orphans", got, orphans, err)
+	}
+	// An owner without a row (it stopped cleanly) is gone as judged.
+	if err := b.RemoveOwner(ctx, "A"); err != nil {
+		t.Fatal(err)
+	}
+	if got, orphans, err := b.Adopt(ctx, "B", opts(jobs.OwnerInfo{ID: "A"})); err != nil || len(got) != 1 || got[0].ID != d2.ID || len(orphans) != 1 {
+		t.Fatalf("Adopt of an owner without a row = %v %v, %v; want its detached job and one orphan", got, orphans, err)
+	}
+}
+
+// An owner ended lost by another process that took it for gone records its
+// real end; nobody else can, and a job another process owns refuses it.
+func TestEndByOwner(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	run := insert(t, db, newJob("h", "s", "A", jobs.StateRunning))
+	reason := "the sshjobs process running it (A) stopped"
+	if _, err := db.Transition(ctx, run.ID, jobs.StateLost, jobs.Update{Error: &reason, EndedAt: ptr(time.Now())}); err != nil {
+		t.Fatal(err)
+	}
+	empty := ""
+	if _, err := db.End(ctx, run.ID, "B", jobs.StateSucceeded, jobs.Update{ExitCode: ptr(0), Error: &empty}); !errors.Is(err, jobs.ErrNotOwner) {
+		t.Fatalf("End by another process: %v, want ErrNotOwner", err)
+	}
+	if _, err := db.End(ctx, run.ID, "A", jobs.StateLost, jobs.Update{Error: &empty}); !errors.Is(err, jobs.ErrTransition) {
+		t.Fatalf("End lost over lost: %v, want ErrTransition", err)
+	}
+	j, err := db.End(ctx, run.ID, "A", jobs.StateFailed, jobs.Update{ExitCode: ptr(3), Error: &empty})
+	if err != nil || j.State != jobs.StateFailed || *j.ExitCode != 3 || j.Error != "" {
+		t.Fatalf("End by the owner over lost = %+v, %v", j, err)
+	}
+	if _, err := db.End(ctx, run.ID, "A", jobs.StateSucceeded, jobs.Update{}); !errors.Is(err, jobs.ErrTransition) {
+		t.Fatalf("End of a final job: %v, want ErrTransition", err)
+	}
+	taken := insert(t, db, newJob("h", "s", "B", jobs.StateRunning))
+	if _, err := db.End(ctx, taken.ID, "A", jobs.StateSucceeded, jobs.Update{}); !errors.Is(err, jobs.ErrNotOwner) {
+		t.Fatalf("End of a job another process owns: %v, want ErrNotOwner", err)
+	}
+	if _, err := db.End(ctx, "missing", "A", jobs.StateSucceeded, jobs.Update{}); !errors.Is(err, jobs.ErrNotFound) {
+		t.Fatalf("End of an unknown job: %v, want ErrNotFound", err)
+	}
+}
+
+// Owner rows: registered, refreshed by the heartbeat (recreated if removed),
+// removed, and pruned once stale and without jobs.
+func TestOwners(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	old := time.Now().Add(-time.Hour)
+	for _, o := range []jobs.OwnerInfo{
+		{ID: "busy", Hostname: "h", PID: 1, ProcStart: "boot/1", StartedAt: old, Heartbeat: old},
+		{ID: "idle", Hostname: "h", PID: 2, StartedAt: old, Heartbeat: old},
+		{ID: "fresh", Hostname: "h", PID: 3, StartedAt: old, Heartbeat: time.Now()},
+	} {
+		if err := db.RegisterOwner(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j := newJob("h", "s", "busy", jobs.StateRunning)
+	j.LeaseUntil = old
+	insert(t, db, j)
+	if n, err := db.PruneOwners(ctx, time.Now().Add(-time.Minute)); err != nil || n != 1 {
+		t.Fatalf("PruneOwners = %d, %v; want 1 (idle)", n, err)
+	}
+	owners, err := db.ExpiredOwners(ctx, time.Now())
+	if err != nil || len(owners) != 1 || owners[0].ProcStart != "boot/1" || !owners[0].Heartbeat.Equal(time.UnixMilli(old.UnixMilli())) {
+		t.Fatalf("ExpiredOwners = %+v, %v", owners, err)
+	}
+	if err := db.RemoveOwner(ctx, "busy"); err != nil {
+		t.Fatal(err)
+	}
+	owners, err = db.ExpiredOwners(ctx, time.Now())
+	if err != nil || len(owners) != 1 || owners[0].ID != "busy" || owners[0].Hostname != "" || !owners[0].Heartbeat.IsZero() {
+		t.Fatalf("ExpiredOwners of an owner without a row = %+v, %v", owners, err)
+	}
+	now := time.Now()
+	if _, err := db.Heartbeat(ctx, jobs.OwnerInfo{ID: "busy", Hostname: "h", PID: 1, StartedAt: old, Heartbeat: now}, now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	var beat int64
+	if err := db.r.QueryRowContext(ctx, `SELECT heartbeat_ms FROM owners WHERE id = 'busy'`).Scan(&beat); err != nil || beat != now.UnixMilli() {
+		t.Fatalf("owner row after a heartbeat: %d, %v", beat, err)
 	}
 }
 

@@ -40,7 +40,7 @@ var settings = []setting{
 	{"ssh-config", "SSHJOBS_SSH_CONFIG", "ssh_config file to read instead of ~/.ssh/config (like ssh -F)"},
 	{"idle-timeout", "SSHJOBS_IDLE_TIMEOUT", "close connections idle this long (default 10m)"},
 	{"max-job-output", "SSHJOBS_MAX_JOB_OUTPUT", "bytes of output stored per job; past it the head and tail are kept (default 64MiB)"},
-	{"retention", "SSHJOBS_RETENTION", "delete finished jobs older than this, e.g. 720h (default 30 days; 0 keeps all)"},
+	{"retention", "SSHJOBS_RETENTION", "delete finished jobs older than this, e.g. 720h (default 30 days; 0, 0s or 0h keeps all)"},
 	{"queued-max-age", "SSHJOBS_QUEUED_MAX_AGE", "a queued job adopted after a restart older than this ends lost (default 24h)"},
 	{"spool-dir", "SSHJOBS_SPOOL_DIR", "folder on the remote hosts for detached jobs' output (default ${XDG_CACHE_HOME:-~/.cache}/sshjobs)"},
 	{"lease", "SSHJOBS_LEASE", "after this process dies, others adopt its jobs once this has passed (default 15s)"},
@@ -83,8 +83,10 @@ func (c *config) parse() error {
 	if c.Retention, err = duration(get("retention"), "retention", 30*24*time.Hour); err != nil {
 		return err
 	}
-	if get("retention") == "0" {
-		c.Retention = -1 // keep everything
+	if get("retention") != "" && c.Retention == 0 {
+		// Any zero ("0", "0s", "0h") keeps everything: for the engine, zero
+		// means its default and a negative retention keeps everything.
+		c.Retention = -1
 	}
 	if c.QueuedMaxAge, err = duration(get("queued-max-age"), "queued-max-age", 24*time.Hour); err != nil {
 		return err
