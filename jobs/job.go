@@ -13,7 +13,7 @@ import (
 )
 
 // State is where a job is in its life. The states and their meaning are part of
-// the public tool contract (TOOLS.md); the allowed moves are in transitions.
+// the public tool contract (docs/TOOLS.md); the allowed moves are in transitions.
 type State string
 
 const (
@@ -40,7 +40,7 @@ const (
 	StateError State = "error"
 )
 
-// States lists every state, in the order of the table in TOOLS.md.
+// States lists every state, in the order of the table in docs/TOOLS.md.
 var States = []State{StateQueued, StateRunning, StateWaitingInput, StateSucceeded,
 	StateFailed, StateCancelled, StateLost, StateError}
 

@@ -11,7 +11,7 @@ import (
 	"github.com/sshjobs/sshjobs/jobs"
 )
 
-// Detached jobs (DESIGN.md, "Restart safety"). A detached job is launched from
+// Detached jobs (docs/DESIGN.md, "Detached jobs"). A detached job is launched from
 // its session's shell (so it gets the session's cwd and exported environment)
 // under setsid, with stdin from /dev/null and its output into a spool folder on
 // the remote host; the session is free again as soon as it started. The job is

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// Defaults of PoolConfig (DESIGN.md, "Limits").
+// Defaults of PoolConfig (docs/DESIGN.md, "Limits").
 const (
 	DefaultIdleTimeout = 10 * time.Minute
 	// resolveTTL is how long a target's resolution is reused: ssh_config

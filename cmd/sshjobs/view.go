@@ -10,7 +10,7 @@ import (
 	"github.com/sshjobs/sshjobs/jobs"
 )
 
-// jobView is a job as the tools show it: the shared output fields of TOOLS.md.
+// jobView is a job as the tools show it: the job answer fields of docs/TOOLS.md.
 type jobView struct {
 	JobID         string       `json:"job_id"`
 	Host          string       `json:"host"`

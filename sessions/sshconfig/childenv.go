@@ -29,7 +29,7 @@ func withoutSecrets(env []string) []string {
 	return out
 }
 
-// isSecretEnv reports whether a variable of that name holds a secret (TOOLS.md
+// isSecretEnv reports whether a variable of that name holds a secret (docs/TOOLS.md
 // "Secrets"): the master password, and the OVRD_{ALIAS}_ secrets EnvSecrets
 // reads (_PASS, _KEY_PASS, _SUDO_PASS, _ENABLE_PASS) or the key file they
 // unlock (_KEY). The _SUDO_PASS and _ENABLE_PASS suffixes count without the

@@ -20,7 +20,7 @@ type Resolver struct {
 	ConfigFile string // like ssh -F; "" = ~/.ssh/config (+ /etc/ssh/ssh_config)
 	NoOpenSSH  bool   // force the kevinburke/ssh_config path even if `ssh` is on PATH
 
-	// Env, when set, enables the per-alias environment overrides of TOOLS.md
+	// Env, when set, enables the per-alias environment overrides of docs/TOOLS.md
 	// (OVRD_{ALIAS}_HOST, _PORT, _USER, _KEY; see envOverrides). The server
 	// sets it to os.Getenv; nil (tests, library use) means no overrides.
 	Env func(string) string

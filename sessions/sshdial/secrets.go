@@ -7,7 +7,7 @@ import (
 	"github.com/sshjobs/sshjobs/sessions/sshconfig"
 )
 
-// SecretKind names a secret in TOOLS.md's list.
+// SecretKind names a secret (docs/TOOLS.md, "Secrets").
 type SecretKind string
 
 const (
@@ -45,7 +45,7 @@ func (c SecretChain) Secret(ctx context.Context, h *sshconfig.Host, kind SecretK
 	return "", false, nil
 }
 
-// EnvSecrets reads the per-alias environment overrides of TOOLS.md:
+// EnvSecrets reads the per-alias environment overrides of docs/TOOLS.md:
 //
 //	OVRD_{ALIAS}_PASS         password
 //	OVRD_{ALIAS}_KEY_PASS     passphrase (of OVRD_{ALIAS}_KEY or any IdentityFile)
@@ -86,7 +86,7 @@ func (e EnvSecrets) Secret(_ context.Context, h *sshconfig.Host, kind SecretKind
 }
 
 // StaticSecrets is a fixed set of secrets, e.g. the password and passphrase
-// given as ssh_connect parameters (the last source in TOOLS.md's order).
+// given as parameters of a future ssh_connect (docs/TOOLS.md, "Not yet").
 type StaticSecrets map[SecretKind]string
 
 // Secret implements Secrets.
