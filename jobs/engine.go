@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -222,9 +223,9 @@ func (e *Engine) Close() error {
 // Spec is what a caller submits.
 type Spec struct {
 	Target string // the host as named
-	// Host and Destination are the resolved destination's Key and Spec. Left
-	// empty, Enqueue resolves Target through the executor
-	// (DestinationResolver).
+	// Host and Destination are the resolved destination's Key and Spec.
+	// Without a Destination, Enqueue resolves Target (or Host) through the
+	// executor (DestinationResolver).
 	Host        string
 	Destination string
 	Session     string // default "default"
@@ -278,10 +279,8 @@ func (e *Engine) Enqueue(ctx context.Context, s Spec) (*Job, error) {
 	if err := s.validate(); err != nil {
 		return nil, err
 	}
-	if s.Host == "" {
-		if err := e.resolve(ctx, &s); err != nil {
-			return nil, err
-		}
+	if err := e.resolve(ctx, &s); err != nil {
+		return nil, err
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
@@ -313,12 +312,19 @@ func (e *Engine) Enqueue(ctx context.Context, s Spec) (*Job, error) {
 // stuck resolver cannot hang a call.
 const resolveTimeout = 10 * time.Second
 
-// resolve fills in s.Host and s.Destination from s.Target. A target that does
-// not resolve is bad input.
+// resolve fills in s.Host and s.Destination from s.Target (or s.Host, as
+// named by a caller that did not resolve it), unless the caller gave the
+// destination. A target that does not resolve is bad input.
 func (e *Engine) resolve(ctx context.Context, s *Spec) error {
+	if s.Target == "" {
+		s.Target = s.Host
+	}
 	r, ok := e.exec.(DestinationResolver)
-	if !ok {
-		s.Host = s.Target
+	switch {
+	case s.Destination != "":
+		return nil // resolved by the caller
+	case !ok:
+		s.Host = cmp.Or(s.Host, s.Target)
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)

@@ -124,19 +124,19 @@ func TestPoolRunsStoredDestination(t *testing.T) {
 		t.Cleanup(accepting.CloseAll)
 		t.Cleanup(adopting.CloseAll)
 
-		d, err := accepting.ResolveDestination(context.Background(), "web")
+		d, err := executor(accepting).ResolveDestination(context.Background(), "web")
 		if err != nil {
 			t.Fatal(err)
 		}
 		j := &jobs.Job{ID: "stored-1", Target: "web", Host: d.Key, Destination: d.Spec, Session: "default", Command: "echo $SSH_CONNECTION"}
 		task := newTestTask()
-		if got := serverPort(t, task, adopting.Run(context.Background(), j, task)); got != a.Port {
+		if got := serverPort(t, task, executor(adopting).Run(context.Background(), j, task)); got != a.Port {
 			t.Errorf("ran on the server at port %d, want %d (the stored destination)", got, a.Port)
 		}
 
 		legacy := &jobs.Job{ID: "legacy-1", Target: "web", Host: d.Key, Session: "default", Command: "echo ran"}
 		task = newTestTask()
-		res := adopting.Run(context.Background(), legacy, task)
+		res := executor(adopting).Run(context.Background(), legacy, task)
 		if res.State != jobs.StateError || !strings.Contains(res.Error, "was accepted for "+d.Key) || task.Output() != "" {
 			t.Errorf("legacy row resolved elsewhere: %+v, output %q; want error naming %s and no output", res, task.Output(), d.Key)
 		}

@@ -27,8 +27,6 @@ import (
 // is no echo, no CRLF from the tty and no prompt to strip; programs rarely
 // colour output that is not a terminal.
 
-var _ jobs.Reattacher = (*Pool)(nil)
-
 // attachInfo is a detached job's Job.Attach, as JSON: what a later process
 // needs to follow and signal it.
 type attachInfo struct {
@@ -96,39 +94,39 @@ func validJobID(id string) bool {
 }
 
 // runDetached launches j detached and follows it (Pool.Run for j.Detached).
-func (p *Pool) runDetached(ctx context.Context, j *jobs.Job, t jobs.Task) jobs.Result {
+func (e *Executor) runDetached(ctx context.Context, j *jobs.Job, t jobs.Task) jobs.Result {
 	if !validJobID(j.ID) {
 		return errorResult(fmt.Errorf("job %q: the id cannot name a spool folder", j.ID))
 	}
 	if j.Sudo {
 		return errorResult(fmt.Errorf("job %s: sudo is not supported for detached jobs yet; run `sudo -n` in the command, or drop detach", j.ID))
 	}
-	h, err := p.destination(ctx, j)
+	h, err := e.destination(ctx, j)
 	if err != nil {
 		return errorResult(err)
 	}
-	l, res := p.launchDetached(ctx, h, j)
+	l, res := e.launchDetached(ctx, h, j)
 	if l.att.PID == 0 {
 		return res
 	}
 	// The session's slot is free now: reporting the start lets the engine run
 	// the session's next job.
 	t.Started(jobs.Start{NewShell: l.newShell, Attach: l.att.String()})
-	p.cfg.Logger.Info("detached job launched", "job", j.ID, "host", h.Key(), "pid", l.att.PID, "spool", l.att.Spool)
-	return newFollower(p, h, j, t, l.att).follow(ctx)
+	e.log.Info("detached job launched", "job", j.ID, "host", h.Key(), "pid", l.att.PID, "spool", l.att.Spool)
+	return newFollower(e, h, j, t, l.att).follow(ctx)
 }
 
 // Reattach resumes following a detached job whose connection or server died
 // (jobs.Reattacher), from the output offset the job has stored.
-func (p *Pool) Reattach(ctx context.Context, j *jobs.Job, t jobs.Task) jobs.Result {
+func (e *Executor) Reattach(ctx context.Context, j *jobs.Job, t jobs.Task) jobs.Result {
 	att, err := parseAttach(j)
 	if err != nil {
 		return jobs.Result{State: jobs.StateLost, Error: "cannot re-attach: " + err.Error()}
 	}
-	h, err := p.destination(ctx, j)
+	h, err := e.destination(ctx, j)
 	if err != nil {
 		return jobs.Result{State: jobs.StateLost, Error: "cannot re-attach: " + err.Error()}
 	}
-	p.cfg.Logger.Info("re-attaching detached job", "job", j.ID, "host", h.Key(), "pid", att.PID, "offset", j.OutputBytes)
-	return newFollower(p, h, j, t, att).follow(ctx)
+	e.log.Info("re-attaching detached job", "job", j.ID, "host", h.Key(), "pid", att.PID, "offset", j.OutputBytes)
+	return newFollower(e, h, j, t, att).follow(ctx)
 }

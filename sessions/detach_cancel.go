@@ -48,7 +48,7 @@ func (f *follower) deliver(ctx context.Context, c *conn, ctl jobs.Control) (jobs
 			f.pending = append(f.pending, ctl)
 			return jobs.Result{}, false
 		}
-		f.p.cfg.Logger.Warn("detached job: cancel not delivered", "job", f.j.ID, "host", f.h.Key(), "err", err)
+		f.e.log.Warn("detached job: cancel not delivered", "job", f.j.ID, "host", f.h.Key(), "err", err)
 		if ctl.Done == nil && ctl.Signal == "KILL" {
 			f.graceC = time.After(killRetry)
 		}
@@ -102,7 +102,7 @@ func (f *follower) drainGroup(ctx context.Context, c *conn) (killed bool) {
 		}
 		lines, err := execReport(ctx, c, groupScript, pg, sig)
 		if err != nil {
-			f.p.cfg.Logger.Warn("detached job: cannot check its process group", "job", f.j.ID, "host", f.h.Key(), "pgid", f.att.PGID, "err", err)
+			f.e.log.Warn("detached job: cannot check its process group", "job", f.j.ID, "host", f.h.Key(), "pgid", f.att.PGID, "err", err)
 			return false
 		}
 		if len(lines) == 0 || lines[0][0] != "alive" || sig == "KILL" {

@@ -35,7 +35,7 @@ var errFollowStopped = errors.New("follow stopped")
 // follower streams one detached job's spool into its task, across dropped
 // connections, and carries out its cancel.
 type follower struct {
-	p   *Pool
+	e   *Executor
 	h   *sshconfig.Host
 	j   *jobs.Job
 	t   jobs.Task
@@ -56,10 +56,10 @@ type follower struct {
 	broken int
 }
 
-func newFollower(p *Pool, h *sshconfig.Host, j *jobs.Job, t jobs.Task, att attachInfo) *follower {
-	f := &follower{p: p, h: h, j: j, t: t, att: att, off: j.OutputBytes}
+func newFollower(e *Executor, h *sshconfig.Host, j *jobs.Job, t jobs.Task, att attachInfo) *follower {
+	f := &follower{e: e, h: h, j: j, t: t, att: att, off: j.OutputBytes}
 	f.log = func(msg string, args ...any) {
-		p.cfg.Logger.Info(msg, append([]any{"job", j.ID, "host", h.Key()}, args...)...)
+		e.log.Info(msg, append([]any{"job", j.ID, "host", h.Key()}, args...)...)
 	}
 	return f
 }
@@ -78,11 +78,11 @@ func (f *follower) follow(ctx context.Context) jobs.Result {
 		if ctx.Err() != nil {
 			return f.leave()
 		}
-		c, err := f.p.acquire(ctx, f.h)
+		c, err := f.e.pool.acquire(ctx, f.h)
 		if err == nil {
 			start := f.offset()
 			res, done := f.round(ctx, c)
-			f.p.release(c)
+			f.e.pool.release(c)
 			if done {
 				return res
 			}
@@ -306,7 +306,7 @@ func (f *follower) removeSpool(ctx context.Context, c *conn) error {
 	// The spool is the only other copy of the output: it goes only once the
 	// output is stored.
 	if err := f.t.Flush(rctx); err != nil {
-		f.p.cfg.Logger.Warn("detached job: output not yet stored; spool kept", "job", f.j.ID, "spool", f.att.Spool, "err", err)
+		f.e.log.Warn("detached job: output not yet stored; spool kept", "job", f.j.ID, "spool", f.att.Spool, "err", err)
 		return err
 	}
 	lines, err := execReport(rctx, c, removeScript, f.att.Spool)
@@ -314,7 +314,7 @@ func (f *follower) removeSpool(ctx context.Context, c *conn) error {
 		err = errors.New("rm -rf failed")
 	}
 	if err != nil {
-		f.p.cfg.Logger.Warn("detached job: spool not removed", "job", f.j.ID, "host", f.h.Key(), "spool", f.att.Spool, "err", err)
+		f.e.log.Warn("detached job: spool not removed", "job", f.j.ID, "host", f.h.Key(), "spool", f.att.Spool, "err", err)
 	}
 	return nil
 }

@@ -29,10 +29,10 @@ type launched struct {
 // once on a fresh connection when the pooled one turned out dead before the
 // launch began (as Run does). A zero launched.att.PID comes with the result
 // that ends the job.
-func (p *Pool) launchDetached(ctx context.Context, h *sshconfig.Host, j *jobs.Job) (launched, jobs.Result) {
-	l, res, retry := p.launchOn(ctx, h, j)
+func (e *Executor) launchDetached(ctx context.Context, h *sshconfig.Host, j *jobs.Job) (launched, jobs.Result) {
+	l, res, retry := e.launchOn(ctx, h, j)
 	if retry {
-		l, res, _ = p.launchOn(ctx, h, j)
+		l, res, _ = e.launchOn(ctx, h, j)
 	}
 	return l, res
 }
@@ -41,8 +41,8 @@ func (p *Pool) launchDetached(ctx context.Context, h *sshconfig.Host, j *jobs.Jo
 // only for that: the hold ends when it returns, before the caller reports
 // the job started (the engine starts the session's next job as soon as it
 // does, and that job takes the slot).
-func (p *Pool) launchOn(ctx context.Context, h *sshconfig.Host, j *jobs.Job) (l launched, res jobs.Result, retry bool) {
-	hold, res, retry := p.holdSession(ctx, h, j)
+func (e *Executor) launchOn(ctx context.Context, h *sshconfig.Host, j *jobs.Job) (l launched, res jobs.Result, retry bool) {
+	hold, res, retry := e.pool.holdSession(ctx, h, j)
 	if hold == nil {
 		return l, res, retry
 	}
@@ -51,7 +51,7 @@ func (p *Pool) launchOn(ctx context.Context, h *sshconfig.Host, j *jobs.Job) (l 
 	nonce := newNonce()
 	lt := &launchTask{}
 	lctx, cancel := context.WithTimeout(ctx, launchTimeout)
-	out := sh.run(lctx, launcherScript(nonce, p.cfg.SpoolDir, j.ID, j.Command), lt)
+	out := sh.run(lctx, launcherScript(nonce, e.cfg.SpoolDir, j.ID, j.Command), lt)
 	cancel()
 	hold.done(out.shellGone)
 

@@ -13,17 +13,17 @@ import (
 // run that died between creating the spool and recording the job. Each one is
 // also logged as a warning. Nothing is deleted: a spool may hold the only
 // copy of a job's output, so removing it is a person's decision.
-func (p *Pool) OrphanSpools(ctx context.Context, target string, known func(id string) bool) ([]string, error) {
-	h, err := p.Resolve(ctx, target)
+func (e *Executor) OrphanSpools(ctx context.Context, target string, known func(id string) bool) ([]string, error) {
+	h, err := e.pool.Resolve(ctx, target)
 	if err != nil {
 		return nil, fmt.Errorf("orphan spools on %s: %w", target, err)
 	}
-	c, err := p.acquire(ctx, h)
+	c, err := e.pool.acquire(ctx, h)
 	if err != nil {
 		return nil, fmt.Errorf("orphan spools: connect %s: %w", h.Key(), err)
 	}
-	defer p.release(c)
-	lines, err := execReport(ctx, c, orphanScript, p.cfg.SpoolDir)
+	defer e.pool.release(c)
+	lines, err := execReport(ctx, c, orphanScript, e.cfg.SpoolDir)
 	if err != nil {
 		return nil, fmt.Errorf("orphan spools on %s: %w", h.Key(), err)
 	}
@@ -39,7 +39,7 @@ func (p *Pool) OrphanSpools(ctx context.Context, target string, known func(id st
 	}
 	sort.Strings(orphans)
 	for _, o := range orphans {
-		p.cfg.Logger.Warn("spool of an unknown job left on the host (not deleted)", "host", h.Key(), "spool", o)
+		e.log.Warn("spool of an unknown job left on the host (not deleted)", "host", h.Key(), "spool", o)
 	}
 	return orphans, nil
 }

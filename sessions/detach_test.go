@@ -54,18 +54,19 @@ func attachOf(t testing.TB, j *jobs.Job) detachAttach {
 
 // newDetachPool returns a pool over srv's ssh_config alias, with spools in
 // a temporary folder (the test servers run as this user, on this machine).
-func newDetachPool(t testing.TB, sshConfig, spoolDir string) *sessions.Pool {
+// newDetachPool returns an executor over a new pool, with its spools in
+// spoolDir.
+func newDetachPool(t testing.TB, sshConfig, spoolDir string) *sessions.Executor {
 	t.Helper()
 	cfg := sessions.PoolConfig{
-		Dialer:   &sshdial.Dialer{Resolver: &sshconfig.Resolver{ConfigFile: sshConfig}},
-		SpoolDir: spoolDir,
+		Dialer: &sshdial.Dialer{Resolver: &sshconfig.Resolver{ConfigFile: sshConfig}},
 	}
 	if os.Getenv("SSHJOBS_TEST_LOG") != "" {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	p := sessions.NewPool(cfg)
 	t.Cleanup(p.CloseAll)
-	return p
+	return sessions.NewExecutor(p, sessions.ExecutorConfig{SpoolDir: spoolDir})
 }
 
 // engine is an engine over a real SQLite file and a real pool.
@@ -74,7 +75,7 @@ type engine struct {
 	db *sqlstore.DB
 }
 
-func newDetachEngine(t testing.TB, dbPath string, pool *sessions.Pool, lease time.Duration) *engine {
+func newDetachEngine(t testing.TB, dbPath string, pool *sessions.Executor, lease time.Duration) *engine {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlstore.Open(ctx, dbPath, sqlstore.Options{})

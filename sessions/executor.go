@@ -3,6 +3,7 @@ package sessions
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/sshjobs/sshjobs/jobs"
@@ -10,15 +11,50 @@ import (
 )
 
 var (
-	_ jobs.Executor            = (*Pool)(nil)
-	_ jobs.DestinationResolver = (*Pool)(nil)
+	_ jobs.Executor            = (*Executor)(nil)
+	_ jobs.DestinationResolver = (*Executor)(nil)
+	_ jobs.Reattacher          = (*Executor)(nil)
 )
+
+// ExecutorConfig configures an Executor. Zero fields take defaults.
+type ExecutorConfig struct {
+	// SpoolDir is the folder on remote hosts under which detached jobs keep
+	// their spools (one folder per job id). "~" or "~/..." is the remote
+	// home, a relative path is taken from the home. Empty (the default)
+	// means $XDG_CACHE_HOME/sshjobs, else ~/.cache/sshjobs, as the remote
+	// shell sees them. It must be writable, but need not allow exec.
+	SpoolDir string
+	Logger   *slog.Logger // default: the pool's
+}
+
+// Executor runs jobs on a Pool's connections (jobs.Executor): a shell job in
+// its named session's shell (sudo through our own nonce prompt), a detached
+// job launched from that shell and followed apart from it (detach.go), and
+// it re-attaches detached jobs after a restart (jobs.Reattacher). It resolves
+// a job's target once, when the job is accepted (jobs.DestinationResolver).
+// It holds no state of its own: the pool owns connections and shells.
+type Executor struct {
+	pool *Pool
+	cfg  ExecutorConfig
+	log  *slog.Logger
+}
+
+// Pool is the pool the executor runs jobs on.
+func (e *Executor) Pool() *Pool { return e.pool }
+
+// NewExecutor returns an executor over p.
+func NewExecutor(p *Pool, cfg ExecutorConfig) *Executor {
+	if cfg.Logger == nil {
+		cfg.Logger = p.cfg.Logger
+	}
+	return &Executor{pool: p, cfg: cfg, log: cfg.Logger}
+}
 
 // ResolveDestination resolves target as `ssh target` would, once, when a job
 // is accepted (jobs.DestinationResolver): the job's row keeps the whole
 // destination, and the job runs there whatever ssh_config says later.
-func (p *Pool) ResolveDestination(ctx context.Context, target string) (jobs.Destination, error) {
-	h, err := p.Resolve(ctx, target)
+func (e *Executor) ResolveDestination(ctx context.Context, target string) (jobs.Destination, error) {
+	h, err := e.pool.Resolve(ctx, target)
 	if err != nil {
 		return jobs.Destination{}, err
 	}
@@ -29,7 +65,7 @@ func (p *Pool) ResolveDestination(ctx context.Context, target string) (jobs.Dest
 // row from before destinations were stored is resolved again, and runs only
 // if that lands where the row says; never somewhere else. (A job with no
 // Host at all, from a caller that is not the engine, is resolved now.)
-func (p *Pool) destination(ctx context.Context, j *jobs.Job) (*sshconfig.Host, error) {
+func (e *Executor) destination(ctx context.Context, j *jobs.Job) (*sshconfig.Host, error) {
 	if j.Destination != "" {
 		h, err := sshconfig.UnmarshalDestination(j.Destination)
 		if err != nil {
@@ -44,7 +80,7 @@ func (p *Pool) destination(ctx context.Context, j *jobs.Job) (*sshconfig.Host, e
 	if target == "" {
 		target = j.Host
 	}
-	h, err := p.Resolve(ctx, target)
+	h, err := e.pool.Resolve(ctx, target)
 	if err != nil {
 		return nil, fmt.Errorf("job %s: %w", j.ID, err)
 	}
@@ -58,35 +94,35 @@ func (p *Pool) destination(ctx context.Context, j *jobs.Job) (*sshconfig.Host, e
 // (jobs.Executor). A connection or shell that cannot be had ends the job in
 // state error; a connection that dies under it, lost. A detached job is
 // launched from its session's shell and followed apart from it (detach.go).
-func (p *Pool) Run(ctx context.Context, j *jobs.Job, t jobs.Task) jobs.Result {
+func (e *Executor) Run(ctx context.Context, j *jobs.Job, t jobs.Task) jobs.Result {
 	if j.Detached {
-		return p.runDetached(ctx, j, t)
+		return e.runDetached(ctx, j, t)
 	}
-	h, err := p.destination(ctx, j)
+	h, err := e.destination(ctx, j)
 	if err != nil {
 		return errorResult(err)
 	}
 	// One retry, for a job that did not start: a connection that died quietly
 	// since its last job (the keepalive has not noticed yet) fails at opening
 	// a session, or the shell had exited before it read the job's line.
-	res, retry := p.runOn(ctx, h, j, t)
+	res, retry := e.runOn(ctx, h, j, t)
 	if retry {
-		res, _ = p.runOn(ctx, h, j, t)
+		res, _ = e.runOn(ctx, h, j, t)
 	}
 	return res
 }
 
 // runOn runs j on the pool's connection to h. retry reports that the job did
 // not start because the connection or the shell turned out dead.
-func (p *Pool) runOn(ctx context.Context, h *sshconfig.Host, j *jobs.Job, t jobs.Task) (res jobs.Result, retry bool) {
-	hold, res, retry := p.holdSession(ctx, h, j)
+func (e *Executor) runOn(ctx context.Context, h *sshconfig.Host, j *jobs.Job, t jobs.Task) (res jobs.Result, retry bool) {
+	hold, res, retry := e.pool.holdSession(ctx, h, j)
 	if hold == nil {
 		return res, retry
 	}
 	c := hold.c
 	t.Started(jobs.Start{NewShell: hold.newShell})
 
-	out := hold.sh.runJob(ctx, p.jobRun(h, j), t)
+	out := hold.sh.runJob(ctx, e.jobRun(h, j), t)
 
 	if out.connLost || !c.alive() && out.shellGone {
 		// The shell's output ended without an exit status: wait for the
@@ -100,11 +136,11 @@ func (p *Pool) runOn(ctx context.Context, h *sshconfig.Host, j *jobs.Job, t jobs
 	}
 	hold.done(out.shellGone)
 	if out.notRun {
-		p.cfg.Logger.Info("the shell exited before the job began; running it on a new shell", "job", j.ID, "host", c.key, "session", j.Session)
+		e.log.Info("the shell exited before the job began; running it on a new shell", "job", j.ID, "host", c.key, "session", j.Session)
 		return out.Result, true
 	}
 	if out.State == jobs.StateLost || out.State == jobs.StateCancelled {
-		p.cfg.Logger.Info("job ended without its end marker", "job", j.ID, "host", c.key,
+		e.log.Info("job ended without its end marker", "job", j.ID, "host", c.key,
 			"session", j.Session, "state", out.State, "error", out.Error)
 	}
 	return out.Result, false

@@ -40,7 +40,7 @@ func TestInteractiveThroughEngine(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		eng, err := jobs.New(jobs.Config{Store: db, Executor: pool, Logger: logger})
+		eng, err := jobs.New(jobs.Config{Store: db, Executor: sessions.NewExecutor(pool, sessions.ExecutorConfig{}), Logger: logger})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -32,13 +32,7 @@ type PoolConfig struct {
 	// closed as dead.
 	KeepaliveInterval time.Duration
 	KeepaliveMax      int
-	// SpoolDir is the folder on remote hosts under which detached jobs keep
-	// their spools (one folder per job id). "~" or "~/..." is the remote
-	// home, a relative path is taken from the home. Empty (the default)
-	// means $XDG_CACHE_HOME/sshjobs, else ~/.cache/sshjobs, as the remote
-	// shell sees them. It must be writable, but need not allow exec.
-	SpoolDir string
-	Logger   *slog.Logger
+	Logger            *slog.Logger
 }
 
 // withDefaults applies the defaults, all in this one place.
@@ -73,8 +67,9 @@ func (c PoolConfig) keepalive(h *sshconfig.Host) (time.Duration, int) {
 	return interval, max
 }
 
-// Pool holds one SSH connection per user@host:port and, on each, the named
-// persistent shells (sessions) that run jobs. It implements jobs.Executor.
+// Pool holds one SSH connection per destination (sshconfig.Host.Key) and, on
+// each, the named persistent shells (sessions) that run jobs; an Executor runs
+// jobs on them.
 // Connections are opened on first use, kept alive by keepalives, and closed
 // after IdleTimeout without a job.
 type Pool struct {

@@ -47,12 +47,12 @@ func runTask(p *Pool, srv *sshtest.Server, session, command string, task *testTa
 // destination), then run.
 func runTarget(p *Pool, target, session, command string, task *testTask) jobs.Result {
 	j := &jobs.Job{ID: "job-" + strconv.FormatInt(jobSeq.Add(1), 10), Target: target, Session: session, Command: command}
-	d, err := p.ResolveDestination(context.Background(), target)
+	d, err := executor(p).ResolveDestination(context.Background(), target)
 	if err != nil {
 		return jobs.Result{State: jobs.StateError, Error: err.Error()}
 	}
 	j.Host, j.Destination = d.Key, d.Spec
-	return p.Run(context.Background(), j, task)
+	return executor(p).Run(context.Background(), j, task)
 }
 
 func code(r jobs.Result) string {
@@ -456,9 +456,12 @@ func TestPoolConnectError(t *testing.T) {
 	srv := sshtest.StartInProcess(t, sshtest.Options{})
 	p := newTestPool(t, srv, PoolConfig{})
 	j := &jobs.Job{ID: "j1", Target: "nobody@127.0.0.1:1", Session: "default", Command: "true"}
-	res := p.Run(context.Background(), j, newTestTask())
+	res := executor(p).Run(context.Background(), j, newTestTask())
 	if res.State != jobs.StateError || res.Error == "" {
 		t.Fatalf("connect error: %s %q", res.State, res.Error)
 	}
 	t.Logf("error: %s", res.Error)
 }
+
+// executor is the executor the tests run jobs with over p.
+func executor(p *Pool) *Executor { return NewExecutor(p, ExecutorConfig{}) }

@@ -24,9 +24,9 @@ type jobRun struct {
 }
 
 // jobRun returns what a shell on h needs to run j, with the pool's secrets.
-func (p *Pool) jobRun(h *sshconfig.Host, j *jobs.Job) jobRun {
-	jr := jobRun{ID: j.ID, Command: j.Command, Sudo: j.Sudo, SudoEnv: sudoSecretEnv(h.Alias), logger: p.cfg.Logger}
-	if sec := p.cfg.Dialer.Secrets; sec != nil {
+func (e *Executor) jobRun(h *sshconfig.Host, j *jobs.Job) jobRun {
+	jr := jobRun{ID: j.ID, Command: j.Command, Sudo: j.Sudo, SudoEnv: sudoSecretEnv(h.Alias), logger: e.log}
+	if sec := e.pool.cfg.Dialer.Secrets; sec != nil {
 		jr.secret = func(ctx context.Context, kind sshdial.SecretKind) (string, bool, error) {
 			return sec.Secret(ctx, h, kind)
 		}

@@ -28,7 +28,7 @@ func newSudoPool(t *testing.T, srv *sshtest.Server, secrets sshdial.Secrets) (*P
 func runSudo(p *Pool, srv *sshtest.Server, command string, sudo bool, task *testTask) jobs.Result {
 	j := &jobs.Job{ID: "job-" + strconv.FormatInt(jobSeq.Add(1), 10), Target: srv.Alias, Session: "default",
 		Command: command, Sudo: sudo}
-	return p.Run(context.Background(), j, task)
+	return executor(p).Run(context.Background(), j, task)
 }
 
 func TestSudo(t *testing.T) {

@@ -20,6 +20,7 @@ type app struct {
 	log  *slog.Logger
 	db   *sqlstore.DB
 	pool *sessions.Pool
+	exec *sessions.Executor
 	eng  *jobs.Engine
 }
 
@@ -46,12 +47,12 @@ func openApp(ctx context.Context, cfg config, m mode) (*app, error) {
 	pool := sessions.NewPool(sessions.PoolConfig{
 		Dialer:      &sshdial.Dialer{Resolver: resolver, Secrets: secrets, Logger: log},
 		IdleTimeout: cfg.IdleTimeout,
-		SpoolDir:    cfg.SpoolDir,
 		Logger:      log,
 	})
+	exec := sessions.NewExecutor(pool, sessions.ExecutorConfig{SpoolDir: cfg.SpoolDir})
 	eng, err := jobs.New(jobs.Config{
 		Store:        db,
-		Executor:     pool,
+		Executor:     exec,
 		Logger:       log,
 		MaxJobOutput: cfg.MaxJobOutput,
 		Retention:    cfg.Retention,
@@ -64,7 +65,7 @@ func openApp(ctx context.Context, cfg config, m mode) (*app, error) {
 		db.Close()
 		return nil, err
 	}
-	a := &app{log: log, db: db, pool: pool, eng: eng}
+	a := &app{log: log, db: db, pool: pool, exec: exec, eng: eng}
 	if m != modeRead {
 		if err := eng.Start(ctx); err != nil {
 			a.Close()

@@ -297,7 +297,7 @@ func cmdSpools(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		_, err := a.eng.Get(ctx, id)
 		return err == nil
 	}
-	orphans, err := a.pool.OrphanSpools(ctx, fs.Arg(0), known)
+	orphans, err := a.exec.OrphanSpools(ctx, fs.Arg(0), known)
 	if err != nil {
 		return err
 	}
