@@ -6,6 +6,8 @@ package jobstest
 import (
 	"context"
 	"errors"
+	"io"
+	"os"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -38,13 +40,25 @@ func (x *LocalExecutor) Run(ctx context.Context, j *jobs.Job, t jobs.Task) jobs.
 	cmd := exec.Command("/bin/sh", "-c", j.Command)
 	cmd.Dir = x.Dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Stdout = t
-	cmd.Stderr = t
-	stdin, err := cmd.StdinPipe()
+	// One pipe for stdout and stderr (merged in order, as a terminal shows
+	// them), read only after Started: the contract wants Started before the
+	// first Write, and exec's own copying goroutine would start writing as
+	// soon as the process runs.
+	outR, outW, err := os.Pipe()
 	if err != nil {
 		return jobs.Result{State: jobs.StateError, Error: err.Error()}
 	}
-	if err := cmd.Start(); err != nil {
+	defer outR.Close()
+	cmd.Stdout = outW
+	cmd.Stderr = outW
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		outW.Close()
+		return jobs.Result{State: jobs.StateError, Error: err.Error()}
+	}
+	err = cmd.Start()
+	outW.Close() // the child holds its copy; EOF once it and its children exit
+	if err != nil {
 		return jobs.Result{State: jobs.StateError, Error: "start: " + err.Error()}
 	}
 	x.mu.Lock()
@@ -52,8 +66,18 @@ func (x *LocalExecutor) Run(ctx context.Context, j *jobs.Job, t jobs.Task) jobs.
 	x.mu.Unlock()
 	t.Started(jobs.Start{})
 
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		_, _ = io.Copy(t, outR)
+	}()
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() {
+		err := cmd.Wait()
+		// All output is in before Run returns, as with exec's own copying.
+		<-copied
+		done <- err
+	}()
 	var cancelled bool
 	var kill <-chan time.Time
 	for {
