@@ -24,7 +24,7 @@ func TestExecutorSuite(t *testing.T) {
 		jobstest.ExerciseExecutor(t, func(t *testing.T) jobs.Executor {
 			// Spools in a temporary folder: the test servers run as this
 			// user, on this machine.
-			return newTestPool(t, srv, PoolConfig{SpoolDir: t.TempDir()})
+			return NewExecutor(newTestPool(t, srv, PoolConfig{}), ExecutorConfig{SpoolDir: t.TempDir()})
 		}, srv.Alias, caps)
 	})
 }
