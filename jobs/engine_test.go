@@ -453,3 +453,28 @@ func TestTwoEnginesAdoptWithoutRunningTwice(t *testing.T) {
 		}
 	}
 }
+
+// panicky panics for a job whose command is "panic", and runs the others.
+type panicky struct{ jobs.Executor }
+
+func (p panicky) Run(ctx context.Context, j *jobs.Job, t jobs.Task) jobs.Result {
+	if j.Command == "panic" {
+		t.Started(jobs.Start{})
+		var m map[string]int
+		m["boom"]++ // a nil map write: a real runtime panic
+	}
+	return p.Executor.Run(ctx, j, t)
+}
+
+// A panic in an executor ends that job error, and the server goes on running
+// jobs, also in the same session.
+func TestExecutorPanicEndsJobError(t *testing.T) {
+	h := newHarness(t, "", func(c *jobs.Config) { c.Executor = panicky{c.Executor} })
+	j := h.final(h.enqueue("", "panic").ID)
+	if j.State != jobs.StateError || !strings.Contains(j.Error, "assignment to entry in nil map") || !strings.Contains(j.Error, "a bug") {
+		t.Fatalf("panicking job: %s %q", j.State, j.Error)
+	}
+	if j := h.final(h.enqueue("", "echo still here").ID); j.State != jobs.StateSucceeded || h.output(j.ID) != "still here\n" {
+		t.Fatalf("the next job: %s %q", j.State, h.output(j.ID))
+	}
+}

@@ -35,8 +35,9 @@ const (
 	// StateLost: it was running when its connection or its server died and could
 	// not be re-attached; the output stored until then is kept. Final.
 	StateLost State = "lost"
-	// StateError: never started: connection, authentication, host key or
-	// validation failure. Final.
+	// StateError: never started (connection, authentication, host key or
+	// destination failure), or ended by an internal error in sshjobs (a
+	// panic in the executor, whose stack goes to the log). Final.
 	StateError State = "error"
 )
 
@@ -63,7 +64,7 @@ func (s State) Valid() bool { return slices.Contains(States, s) }
 var transitions = map[State][]State{
 	StateQueued:       {StateRunning, StateCancelled, StateLost, StateError},
 	StateRunning:      {StateWaitingInput, StateSucceeded, StateFailed, StateCancelled, StateLost, StateError},
-	StateWaitingInput: {StateRunning, StateSucceeded, StateFailed, StateCancelled, StateLost},
+	StateWaitingInput: {StateRunning, StateSucceeded, StateFailed, StateCancelled, StateLost, StateError},
 }
 
 // CanTransition reports whether a job in state from may move to state to.

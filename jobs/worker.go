@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"time"
 )
 
@@ -116,11 +117,23 @@ func (e *Engine) runTask(t *task, runFn func(context.Context, *Job, Task) Result
 			t.control(Control{Signal: "INT", Grace: e.cfg.CancelGrace})
 		})
 	}
-	res := runFn(ctx, j, &ownedTask{task: t, own: own})
+	res := e.runSafely(ctx, runFn, j, &ownedTask{task: t, own: own})
 	if killTimer != nil {
 		killTimer.Stop()
 	}
 	e.finish(j, t, own, res)
+}
+
+// runSafely runs the executor, turning a panic into the job's error: one
+// broken job must not take the server and every other job down with it.
+func (e *Engine) runSafely(ctx context.Context, runFn func(context.Context, *Job, Task) Result, j *Job, t Task) (res Result) {
+	defer func() {
+		if r := recover(); r != nil {
+			e.log.Error("executor panicked", "job", j.ID, "panic", r, "stack", string(debug.Stack()))
+			res = Result{State: StateError, Error: fmt.Sprintf("internal error in sshjobs (a bug; the stack is in the server's log): %v", r)}
+		}
+	}()
+	return runFn(ctx, j, t)
 }
 
 // Backoff between attempts to record the end of a job.
