@@ -31,9 +31,6 @@ func (e *Engine) Cancel(ctx context.Context, id, signal string, grace time.Durat
 	if grace < 0 {
 		return nil, fmt.Errorf("%w: grace must not be negative", ErrBadInput)
 	}
-	if grace == 0 {
-		grace = e.cfg.CancelGrace
-	}
 
 	j, err := e.store.Get(ctx, id)
 	if err != nil {

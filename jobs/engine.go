@@ -17,7 +17,22 @@ import (
 	"github.com/google/uuid"
 )
 
-// Config configures an Engine. Zero fields take the defaults in withDefaults.
+// Defaults of Config, applied in withDefaults (docs/DESIGN.md, "Limits").
+const (
+	DefaultLease         = 15 * time.Second
+	DefaultHeartbeat     = 2 * time.Second
+	DefaultFlushInterval = 50 * time.Millisecond
+	DefaultFlushBytes    = 64 << 10
+	DefaultMaxJobOutput  = 64 << 20
+	DefaultQueuedMaxAge  = 24 * time.Hour
+	// DefaultRetention is the retention a server is given by its caller
+	// (cmd's -retention); the engine itself prunes nothing unless told.
+	DefaultRetention   = 30 * 24 * time.Hour
+	DefaultCancelGrace = 3 * time.Second
+)
+
+// Config configures an Engine. Zero fields take the defaults in withDefaults,
+// except where zero is a real value (Retention).
 type Config struct {
 	Store    Store
 	Executor Executor
@@ -52,8 +67,8 @@ type Config struct {
 	// running (default 24h): a command nobody waits for any more should not
 	// start by surprise.
 	QueuedMaxAge time.Duration
-	// Retention: final jobs older than this are pruned (default 30 days;
-	// negative keeps everything).
+	// Retention: final jobs older than this are pruned; zero keeps
+	// everything (servers pass DefaultRetention unless told otherwise).
 	Retention time.Duration
 	// CancelGrace is the default time between the signal and the kill of the
 	// process group (default 3s).
@@ -87,31 +102,28 @@ func (c *Config) withDefaults() error {
 		c.Owner = fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 	}
 	if c.Lease <= 0 {
-		c.Lease = 15 * time.Second
+		c.Lease = DefaultLease
 	}
 	if c.OwnerGrace <= 0 {
 		c.OwnerGrace = 8 * c.Lease
 	}
 	if c.Heartbeat <= 0 {
-		c.Heartbeat = 2 * time.Second
+		c.Heartbeat = DefaultHeartbeat
 	}
 	if c.FlushInterval <= 0 {
-		c.FlushInterval = 50 * time.Millisecond
+		c.FlushInterval = DefaultFlushInterval
 	}
 	if c.FlushBytes <= 0 {
-		c.FlushBytes = 64 << 10
+		c.FlushBytes = DefaultFlushBytes
 	}
-	if c.MaxJobOutput == 0 {
-		c.MaxJobOutput = 64 << 20
+	if c.MaxJobOutput <= 0 {
+		c.MaxJobOutput = DefaultMaxJobOutput
 	}
 	if c.QueuedMaxAge <= 0 {
-		c.QueuedMaxAge = 24 * time.Hour
-	}
-	if c.Retention == 0 {
-		c.Retention = 30 * 24 * time.Hour
+		c.QueuedMaxAge = DefaultQueuedMaxAge
 	}
 	if c.CancelGrace <= 0 {
-		c.CancelGrace = 3 * time.Second
+		c.CancelGrace = DefaultCancelGrace
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -378,7 +390,7 @@ func (e *Engine) prune(ctx context.Context) {
 	} else if n > 0 {
 		e.log.Debug("pruned owners", "count", n)
 	}
-	if e.cfg.Retention < 0 {
+	if e.cfg.Retention <= 0 {
 		return
 	}
 	n, err := e.store.Prune(ctx, e.cfg.Now().Add(-e.cfg.Retention))

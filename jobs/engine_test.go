@@ -91,6 +91,17 @@ func (h *harness) final(id string) *jobs.Job {
 	return j
 }
 
+// waitOutput waits until job id has printed want.
+func (h *harness) waitOutput(id, want string) {
+	h.t.Helper()
+	if _, err := h.eng.Wait(context.Background(), id, jobs.WaitOptions{Timeout: 10 * time.Second, Offset: int64(len(want) - 1)}); err != nil {
+		h.t.Fatal(err)
+	}
+	if got := h.output(id); got != want {
+		h.t.Fatalf("output %q, want %q", got, want)
+	}
+}
+
 func (h *harness) output(id string) string {
 	h.t.Helper()
 	out, err := h.eng.Read(context.Background(), id, 0, 1<<30)
@@ -476,5 +487,20 @@ func TestExecutorPanicEndsJobError(t *testing.T) {
 	}
 	if j := h.final(h.enqueue("", "echo still here").ID); j.State != jobs.StateSucceeded || h.output(j.ID) != "still here\n" {
 		t.Fatalf("the next job: %s %q", j.State, h.output(j.ID))
+	}
+}
+
+// A cancel with grace 0 kills at once a job that ignores the signal; it does
+// not wait for the engine's default grace.
+func TestCancelGraceZeroKillsAtOnce(t *testing.T) {
+	h := newHarness(t, "", func(c *jobs.Config) { c.CancelGrace = time.Minute })
+	j := h.enqueue("", "trap '' INT; echo ready; sleep 600")
+	h.waitOutput(j.ID, "ready\n")
+	got, err := h.eng.Cancel(context.Background(), j.ID, "INT", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != jobs.StateCancelled || got.Signal != "KILL" {
+		t.Fatalf("after cancel with grace 0: %s signal %q", got.State, got.Signal)
 	}
 }

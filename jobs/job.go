@@ -396,8 +396,8 @@ type Start struct {
 type Control struct {
 	Input  []byte
 	Secret bool // Input must never be stored, logged or echoed back
-	// Signal is "INT", "TERM" or "KILL"; with Grace, the executor kills the
-	// job's process group if it is still alive after Grace.
+	// Signal is "INT", "TERM" or "KILL"; the executor kills the job's
+	// process group if it is still alive after Grace (zero: at once).
 	Signal string
 	Grace  time.Duration
 	// Done, if not nil, receives the error of delivering the control.

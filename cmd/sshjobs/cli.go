@@ -56,7 +56,7 @@ func cmdRun(ctx context.Context, stopSignals func(), args []string, stdout, stde
 				return
 			}
 			stopSignals()
-			if _, err := a.eng.Cancel(context.Background(), j.ID, "INT", 0); err != nil {
+			if _, err := a.eng.Cancel(context.Background(), j.ID, "INT", jobs.DefaultCancelGrace); err != nil {
 				a.log.Warn("cancel job", "job", j.ID, "err", err)
 			}
 		}()
@@ -256,7 +256,7 @@ func cmdCancel(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var cfg config
 	fs := newFlags("cancel", "cancel [flags] JOB_ID", stderr, &cfg)
 	sig := fs.String("signal", "INT", "INT, TERM or KILL")
-	grace := fs.Duration("grace", 3*time.Second, "kill the job's processes if still running after this")
+	grace := fs.Duration("grace", jobs.DefaultCancelGrace, "kill the job's processes if still running after this (0: at once)")
 	if err := parseFlags(fs, &cfg, args); err != nil {
 		return err
 	}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sshjobs/sshjobs/jobs"
+	"github.com/sshjobs/sshjobs/sessions"
 	"github.com/sshjobs/sshjobs/sqlstore"
 )
 
@@ -43,7 +45,7 @@ var settings = []setting{
 	{"retention", "SSHJOBS_RETENTION", "delete finished jobs older than this, e.g. 720h (default 30 days; 0, 0s or 0h keeps all)"},
 	{"queued-max-age", "SSHJOBS_QUEUED_MAX_AGE", "a queued job adopted after a restart older than this ends lost (default 24h)"},
 	{"spool-dir", "SSHJOBS_SPOOL_DIR", "folder on the remote hosts for detached jobs' output (default ${XDG_CACHE_HOME:-~/.cache}/sshjobs)"},
-	{"lease", "SSHJOBS_LEASE", "after this process dies, others adopt its jobs once this has passed (default 15s)"},
+	{"lease", "SSHJOBS_LEASE", fmt.Sprintf("after this process dies, others adopt its jobs once this has passed (default %s)", jobs.DefaultLease)},
 	{"log-level", "SSHJOBS_LOG_LEVEL", "debug, info, warn or error; logs go to stderr (default info)"},
 }
 
@@ -77,27 +79,23 @@ func (c *config) parse() error {
 		}
 	}
 	var err error
-	if c.IdleTimeout, err = duration(get("idle-timeout"), "idle-timeout", 10*time.Minute); err != nil {
+	if c.IdleTimeout, err = duration(get("idle-timeout"), "idle-timeout", sessions.DefaultIdleTimeout); err != nil {
 		return err
 	}
-	if c.Retention, err = duration(get("retention"), "retention", 30*24*time.Hour); err != nil {
+	// Any zero ("0", "0s", "0h") keeps everything, as it does for the engine.
+	if c.Retention, err = duration(get("retention"), "retention", jobs.DefaultRetention); err != nil {
 		return err
 	}
-	if get("retention") != "" && c.Retention == 0 {
-		// Any zero ("0", "0s", "0h") keeps everything: for the engine, zero
-		// means its default and a negative retention keeps everything.
-		c.Retention = -1
-	}
-	if c.QueuedMaxAge, err = duration(get("queued-max-age"), "queued-max-age", 24*time.Hour); err != nil {
+	if c.QueuedMaxAge, err = duration(get("queued-max-age"), "queued-max-age", jobs.DefaultQueuedMaxAge); err != nil {
 		return err
 	}
-	if c.Lease, err = duration(get("lease"), "lease", 15*time.Second); err != nil {
+	if c.Lease, err = duration(get("lease"), "lease", jobs.DefaultLease); err != nil {
 		return err
 	}
 	if c.Lease < time.Second {
 		return fmt.Errorf("-lease %s: must be at least 1s", c.Lease)
 	}
-	c.MaxJobOutput = 64 << 20
+	c.MaxJobOutput = jobs.DefaultMaxJobOutput
 	if v := get("max-job-output"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 4096 {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -93,7 +92,7 @@ func (a *app) grep(ctx context.Context, j *jobs.Job, pattern string, maxOutput i
 type cancelIn struct {
 	JobID  string   `json:"job_id" jsonschema:"from ssh_run or ssh_jobs"`
 	Signal string   `json:"signal,omitempty" jsonschema:"INT (default, like Ctrl-C), TERM or KILL"`
-	GraceS *float64 `json:"grace_s,omitempty" jsonschema:"seconds before the job is killed if the signal did not stop it (default 3)"`
+	GraceS *float64 `json:"grace_s,omitempty" jsonschema:"seconds before the job is killed if the signal did not stop it (default 3; 0: at once)"`
 }
 
 func addCancelTool(s *mcp.Server, a *app) {
@@ -103,12 +102,9 @@ func addCancelTool(s *mcp.Server, a *app) {
 		Description:  "Stop a job: a queued one never starts; a running one gets the signal, then is killed after grace_s. The session stays usable.",
 		Annotations:  &mcp.ToolAnnotations{Title: "Cancel job", DestructiveHint: &yes, IdempotentHint: true, OpenWorldHint: &yes},
 	}, func(ctx context.Context, req *mcp.CallToolRequest, in cancelIn) (*mcp.CallToolResult, *jobView, error) {
-		grace, err := seconds("grace_s", in.GraceS, 3, 60)
+		grace, err := seconds("grace_s", in.GraceS, jobs.DefaultCancelGrace.Seconds(), 60)
 		if err != nil {
 			return nil, nil, err
-		}
-		if grace == 0 {
-			grace = time.Millisecond
 		}
 		j, err := a.eng.Cancel(ctx, in.JobID, in.Signal, grace)
 		if err != nil {

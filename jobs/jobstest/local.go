@@ -92,7 +92,7 @@ func (x *LocalExecutor) Run(ctx context.Context, j *jobs.Job, t jobs.Task) jobs.
 			case c.Signal != "":
 				cancelled = true
 				err = signalGroup(cmd.Process.Pid, c.Signal)
-				if c.Grace > 0 && kill == nil {
+				if c.Signal != "KILL" && kill == nil {
 					kill = time.After(c.Grace)
 				}
 			}
