@@ -112,9 +112,8 @@ type runner struct {
 	prompted bool
 
 	// sudo (shell_sudo.go)
-	secretC      chan secretReply
-	sudoAnswers  int  // our prompt answered
-	ownSudoAsked bool // the command's own "[sudo] password for" answered (once)
+	secretC     chan secretReply
+	sudoAnswers int // our prompt answered
 	// failState and failMsg end the job as we decided (sudo refused, no
 	// password), whatever its exit code.
 	failState jobs.State
@@ -184,7 +183,7 @@ func (r *runner) loop(ctx context.Context) jobOutcome {
 			r.emit(r.cl.Commit())
 
 		case <-r.quiet.C:
-			r.checkPrompt(ctx)
+			r.checkPrompt()
 
 		case c, ok := <-controls:
 			if !ok {
