@@ -76,6 +76,7 @@ func (s *shell) runJob(ctx context.Context, jr jobRun, t jobs.Task) jobOutcome {
 	r := &runner{
 		s: s, jr: jr, t: t,
 		sc:      newMarkerScanner(nonce),
+		mask:    &s.mask,
 		commit:  stoppedTimer(),
 		quiet:   stoppedTimer(),
 		secretC: make(chan secretReply, 2),
@@ -102,7 +103,7 @@ type runner struct {
 	sc   *markerScanner
 	cut  *promptCutter // our sudo prompt, with jr.Sudo
 	cl   term.Cleaner
-	mask masker
+	mask *masker // the shell's: a secret stays masked for the shell's life
 
 	commit *time.Timer // partialLineIdle
 	quiet  *time.Timer // promptIdle
@@ -175,6 +176,10 @@ func (r *runner) loop(ctx context.Context) jobOutcome {
 			}
 			if r.output(ctx, p) {
 				r.flush()
+				// The shell now discards what it reads up to this line
+				// (frameCommand): input the job left unread goes, with
+				// anything we wrote before the end marker came back.
+				s.writeAsync([]byte(drainLine(r.sc.nonce)), nil)
 				s.idle.Store(true)
 				return r.finish(s.ended(r.sc, r.cancel.sig))
 			}

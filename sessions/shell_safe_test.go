@@ -3,9 +3,9 @@ package sessions
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sshjobs/sshjobs/internal/sshtest"
 	"github.com/sshjobs/sshjobs/jobs"
@@ -72,4 +72,66 @@ func TestShellLookalikeSudoPrompt(t *testing.T) {
 	})
 }
 
-var _ = time.Second
+// testShells are the login shells the session shell is tested with.
+func testShells(t *testing.T) []string {
+	var shells []string
+	for _, sh := range []string{"/bin/bash", "/bin/dash", "/usr/bin/zsh", "/bin/zsh", "/usr/bin/busybox", "/bin/busybox"} {
+		if _, err := os.Stat(sh); err == nil && !slices.ContainsFunc(shells, func(s string) bool { return filepath.Base(s) == filepath.Base(sh) }) {
+			shells = append(shells, sh)
+		}
+	}
+	if len(shells) < 4 {
+		t.Logf("shells found: %v", shells)
+	}
+	return shells
+}
+
+// TestShellUnreadSecretInput (issue 9, item 5): a secret typed while the job
+// reads nothing is discarded at the job's end, not run as a command and not
+// kept in the shell's history; and the shell masks it in later jobs too.
+func TestShellUnreadSecretInput(t *testing.T) {
+	for _, sh := range testShells(t) {
+		t.Run(filepath.Base(sh), func(t *testing.T) {
+			sshtest.Each(t, sshtest.Options{Shell: sh}, func(t *testing.T, srv *sshtest.Server) {
+				p := newTestPool(t, srv, PoolConfig{})
+				dir := t.TempDir()
+				if err := os.Chmod(dir, 0o777); err != nil {
+					t.Fatal(err)
+				}
+				secret := "touch " + dir + "/pwned; : s3cret-XYZ"
+				task := newTestTask()
+				resc := startJob(p, srv, "default", "echo started; sleep 1; echo end", task)
+				task.waitOutput(t, "started\n")
+				task.controls <- jobs.Control{Input: []byte(secret + "\n"), Secret: true}
+				if res := waitResult(t, resc); res.State != jobs.StateSucceeded || task.Output() != "started\nend\n" {
+					t.Errorf("job: %s %q output %q", res.State, res.Error, task.Output())
+				}
+				outs := []string{task.Output()}
+				next, res := runJob(t, p, srv, "default", "sleep 0.3; ls "+dir)
+				if res.State != jobs.StateSucceeded || next.Output() != "" {
+					t.Errorf("the unread secret ran as a command: %s %q", res.State, next.Output())
+				}
+				hist, _ := runJob(t, p, srv, "default", "history 2>/dev/null; fc -l 1 2>/dev/null; true")
+				if strings.Contains(hist.Output(), "pwned") || strings.Contains(hist.Output(), "s3cret") {
+					t.Errorf("the history keeps the secret: %q", hist.Output())
+				}
+				later, res := runJob(t, p, srv, "default", "printf '%s\\n' '"+secret+"'")
+				if res.State != jobs.StateSucceeded || later.Output() != maskText+"\n" {
+					t.Errorf("a later job shows the secret: %s %q", res.State, later.Output())
+				}
+				// A partial line left unread is discarded too, and the
+				// next command line is whole.
+				task = newTestTask()
+				resc = startJob(p, srv, "default", "echo started; sleep 1", task)
+				task.waitOutput(t, "started\n")
+				task.controls <- jobs.Control{Input: []byte("echo junk; : no newline")}
+				waitResult(t, resc)
+				if after, res := runJob(t, p, srv, "default", "echo ok"); after.Output() != "ok\n" || res.State != jobs.StateSucceeded {
+					t.Errorf("after a partial line: %s %q", res.State, after.Output())
+				}
+				outs = append(outs, next.Output(), hist.Output(), later.Output())
+				noSecret(t, "outputs", outs, secret, "s3cret")
+			})
+		})
+	}
+}
