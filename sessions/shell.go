@@ -173,12 +173,16 @@ func (s *shell) start(ctx context.Context) error {
 // being run; busybox ash records nothing once echo is off (its line editor
 // steps aside; the init lines before are kept, and hold nothing secret);
 // dash has none. stty comes after zsh's line: zsh restores its own saved
-// terminal modes around commands while zle is on. HISTFILE is unset so that
+// terminal modes around commands while zle is on.
+//
+// zsh's notify is off: it would report a background job's end the moment it
+// comes, inside whatever job runs then; without it zsh reports before its
+// next prompt, which comes between jobs, where output is dropped. HISTFILE is unset so that
 // no exit writes one.
 func initScript(nonce string) string {
 	lines := []string{
 		`set +o emacs +o vi 2>/dev/null`,
-		`[ -n "$ZSH_VERSION" ] && eval 'unsetopt zle prompt_sp prompt_cr; precmd_functions=(); preexec_functions=(); unfunction precmd preexec; HISTSIZE=0 SAVEHIST=0' 2>/dev/null`,
+		`[ -n "$ZSH_VERSION" ] && eval 'unsetopt zle prompt_sp prompt_cr; precmd_functions=(); preexec_functions=(); unfunction precmd preexec; HISTSIZE=0 SAVEHIST=0; unsetopt notify' 2>/dev/null`,
 		`[ -n "$BASH_VERSION" ] && { set +o history; trap - DEBUG; bind 'set enable-bracketed-paste off'; } 2>/dev/null`,
 		`stty -echo 2>/dev/null`,
 		`unset PROMPT_COMMAND PS0 RPROMPT RPS1 RPS2 HISTFILE MAILCHECK 2>/dev/null`,

@@ -135,3 +135,29 @@ func TestShellUnreadSecretInput(t *testing.T) {
 		})
 	}
 }
+
+// TestShellBackgroundNotices (issue 9, item 19): a background job started by
+// one job and ending while a later one runs does not put zsh's job-control
+// notice into the later job's output. (What background processes print, and
+// bash's notices, appear in whichever job runs when they come: one terminal
+// cannot tell them apart; between jobs they are dropped.)
+func TestShellBackgroundNotices(t *testing.T) {
+	for _, sh := range []string{"/usr/bin/zsh", "/bin/zsh"} {
+		if _, err := os.Stat(sh); err != nil {
+			continue
+		}
+		sshtest.Each(t, sshtest.Options{Shell: sh}, func(t *testing.T, srv *sshtest.Server) {
+			p := newTestPool(t, srv, PoolConfig{})
+			first, res := runJob(t, p, srv, "default", "sleep 0.3 & echo one")
+			if res.State != jobs.StateSucceeded || !strings.HasSuffix(first.Output(), "one\n") {
+				t.Errorf("first: %s %q", res.State, first.Output())
+			}
+			next, res := runJob(t, p, srv, "default", "sleep 1; echo two")
+			if res.State != jobs.StateSucceeded || next.Output() != "two\n" {
+				t.Errorf("next job: %s %q, want %q", res.State, next.Output(), "two\n")
+			}
+		})
+		return
+	}
+	t.Skip("zsh not installed")
+}
