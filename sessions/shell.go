@@ -175,6 +175,11 @@ func (s *shell) start(ctx context.Context) error {
 // dash has none. stty comes after zsh's line: zsh restores its own saved
 // terminal modes around commands while zle is on.
 //
+// Signal 40 (a real-time signal on Linux, which no shell catches on its own;
+// bash catches even SIGUSR2) is caught, doing nothing, so that a shell that
+// replaced ours by exec can be told apart from ours: exec resets caught
+// signals (shell_takeover.go).
+//
 // zsh's notify is off: it would report a background job's end the moment it
 // comes, inside whatever job runs then; without it zsh reports before its
 // next prompt, which comes between jobs, where output is dropped. HISTFILE is unset so that
@@ -187,6 +192,7 @@ func initScript(nonce string) string {
 		`stty -echo 2>/dev/null`,
 		`unset PROMPT_COMMAND PS0 RPROMPT RPS1 RPS2 HISTFILE MAILCHECK 2>/dev/null`,
 		`unset TMOUT 2>/dev/null`,
+		`trap : 40 2>/dev/null`,
 		`PS1= ; PS2= ; PS3= ; PS4='+ '`,
 		`export PAGER=cat GIT_PAGER=cat SYSTEMD_PAGER=cat LESS=FRX TERM=dumb`,
 		strings.TrimSpace(byteVarDef(rs)),

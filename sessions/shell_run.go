@@ -75,13 +75,15 @@ func (s *shell) runJob(ctx context.Context, jr jobRun, t jobs.Task) jobOutcome {
 	nonce := newNonce()
 	r := &runner{
 		s: s, jr: jr, t: t,
-		sc:      newMarkerScanner(nonce),
-		mask:    &s.mask,
-		commit:  stoppedTimer(),
-		quiet:   stoppedTimer(),
-		secretC: make(chan secretReply, 2),
-		killC:   make(chan killReply),
-		done:    make(chan struct{}),
+		sc:        newMarkerScanner(nonce),
+		mask:      &s.mask,
+		commit:    stoppedTimer(),
+		quiet:     stoppedTimer(),
+		takeover:  stoppedTimer(),
+		takeoverC: make(chan takeoverReply),
+		secretC:   make(chan secretReply, 2),
+		killC:     make(chan killReply),
+		done:      make(chan struct{}),
 	}
 	defer r.stop()
 	command := jr.Command
@@ -107,6 +109,12 @@ type runner struct {
 
 	commit *time.Timer // partialLineIdle
 	quiet  *time.Timer // promptIdle
+
+	// An interactive shell taking over the terminal (shell_takeover.go).
+	takeover  *time.Timer // takeoverIdle
+	takeoverC chan takeoverReply
+	outGen    int    // counts chunks of output: a check answers for one
+	quietLine string // the unfinished last line when output went quiet
 
 	// prompted: the job is waiting_input (t.Prompt(&p) was called and no
 	// output came since).
@@ -139,6 +147,7 @@ func (r *runner) stop() {
 	close(r.done)
 	r.commit.Stop()
 	r.quiet.Stop()
+	r.takeover.Stop()
 	if r.repeat != nil {
 		r.repeat.Stop()
 	}
@@ -189,6 +198,17 @@ func (r *runner) loop(ctx context.Context) jobOutcome {
 
 		case <-r.quiet.C:
 			r.checkPrompt()
+
+		case <-r.takeover.C:
+			r.checkTakeover(ctx)
+
+		case rep := <-r.takeoverC:
+			if rep.found && rep.gen == r.outGen && !r.cancel.requested && r.failMsg == "" {
+				r.flush()
+				s.closeWith(msgTakeover)
+				r.log().Info("an interactive shell took over the terminal: shell closed", "job", r.jr.ID, "shell", s.name)
+				return jobOutcome{shellGone: true, Result: jobs.Result{State: jobs.StateFailed, Error: msgTakeover, Cwd: s.cwd}}
+			}
 
 		case c, ok := <-controls:
 			if !ok {
@@ -253,9 +273,13 @@ func (r *runner) output(ctx context.Context, p []byte) (done bool) {
 	}
 	r.commit.Stop()
 	r.quiet.Stop()
+	r.takeover.Stop()
+	r.outGen++
 	if len(r.cl.Pending()) > 0 {
 		r.commit.Reset(partialLineIdle)
 		r.quiet.Reset(promptIdle)
+		r.quietLine = string(r.cl.Pending())
+		r.takeover.Reset(takeoverIdle)
 	}
 	return false
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sshjobs/sshjobs/internal/sshtest"
 	"github.com/sshjobs/sshjobs/jobs"
@@ -160,4 +161,88 @@ func TestShellBackgroundNotices(t *testing.T) {
 		return
 	}
 	t.Skip("zsh not installed")
+}
+
+// TestShellTakeover (issue 9, item 18): a command that starts an interactive
+// shell on the terminal (`bash`, `exec bash`) ends with a note instead of
+// running forever, and the session's next job runs, on a new shell. A
+// prompt the job's own shell prints, or a non-interactive bash's, is left
+// alone.
+func TestShellTakeover(t *testing.T) {
+	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
+		p := newTestPool(t, srv, PoolConfig{})
+		for _, cmd := range []string{"bash", "exec bash", "PS1='$ ' sh -i"} {
+			task := newTestTask()
+			resc := startJob(p, srv, "default", cmd, task)
+			var res jobs.Result
+			select {
+			case res = <-resc:
+			case <-time.After(20 * time.Second):
+				t.Fatalf("%q: still running after 20s; output %q", cmd, task.Output())
+			}
+			if res.State != jobs.StateFailed || res.Error != msgTakeover {
+				t.Errorf("%q: %s %q", cmd, res.State, res.Error)
+			}
+			next, res := runJob(t, p, srv, "default", "echo ok")
+			if next.Output() != "ok\n" || res.State != jobs.StateSucceeded || !next.starts[0].NewShell {
+				t.Errorf("after %q: %s %q starts %v", cmd, res.State, next.Output(), next.starts)
+			}
+		}
+		for _, c := range []struct{ cmd, prompt string }{
+			{`read -p 'x$ ' v; echo "got $v"`, "x$ "},
+			{`bash -c 'read -p "y# " v; echo "got $v"'`, "y# "},
+		} {
+			cmd := c.cmd
+			task := newTestTask()
+			resc := startJob(p, srv, "default", cmd, task)
+			task.waitOutput(t, c.prompt)
+			time.Sleep(2 * takeoverIdle)
+			task.controls <- jobs.Control{Input: []byte("it\n")}
+			if res := waitResult(t, resc); res.State != jobs.StateSucceeded || !strings.HasSuffix(task.Output(), "got it\n") {
+				t.Errorf("%q: %s %q output %q", cmd, res.State, res.Error, task.Output())
+			}
+		}
+	})
+}
+
+func TestInteractiveShell(t *testing.T) {
+	for argv, want := range map[string]bool{
+		"bash": true, "-bash": true, "/bin/zsh -l": true, "sh -i": true, "busybox sh": true,
+		"bash script.sh": false, "bash -c true": false, "bash -lc true": false, "busybox ls": false,
+		"su": true, "su -": true, "su - root": true, "su -c id root": false,
+		"sudo -i": true, "sudo -iu root": true, "sudo -s": true, "sudo su -": true, "sudo -u root bash": true,
+		"sudo bash -c id": false, "sudo whoami": false, "sudo -u root whoami": false, "python3": false, "": false,
+	} {
+		if got := interactiveShell(strings.Fields(argv)); got != want {
+			t.Errorf("interactiveShell(%q) = %v, want %v", argv, got, want)
+		}
+	}
+}
+
+// TestShellTakeoverSudo: `sudo -i` (after the caller typed the password)
+// and `su -` end like `bash` does.
+func TestShellTakeoverSudo(t *testing.T) {
+	sshtest.Each(t, sshtest.Options{User: sshtest.TestUser}, func(t *testing.T, srv *sshtest.Server) {
+		p, logs := newSudoPool(t, srv, nil)
+		task := newTestTask()
+		resc := startJob(p, srv, "default", "sudo -k; sudo -i", task)
+		if pr := task.waitPrompt(t); pr.Kind != jobs.PromptPassword {
+			t.Fatalf("prompt %+v", pr)
+		}
+		task.controls <- jobs.Control{Input: []byte(srv.Password + "\n"), Secret: true}
+		var res jobs.Result
+		select {
+		case res = <-resc:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("sudo -i: still running after 20s; output %q", task.Output())
+		}
+		if res.State != jobs.StateFailed || res.Error != msgTakeover {
+			t.Errorf("sudo -i: %s %q output %q", res.State, res.Error, task.Output())
+		}
+		next, res := runJob(t, p, srv, "default", "id -un")
+		if next.Output() != sshtest.TestUser+"\n" || res.State != jobs.StateSucceeded || !next.starts[0].NewShell {
+			t.Errorf("after sudo -i: %s %q starts %v", res.State, next.Output(), next.starts)
+		}
+		noSecret(t, "sudo -i", []string{task.Output(), next.Output(), logs.String()}, srv.Password)
+	})
 }
