@@ -65,6 +65,7 @@ const (
 // split anywhere. It passes the output between begin and end through as soon
 // as it can, holding back only a tail that could be the start of a marker.
 type markerScanner struct {
+	nonce              string
 	begin, end, prompt []byte
 	phase              scanPhase
 	held               []byte // a possible marker start, or the end marker body
@@ -73,7 +74,7 @@ type markerScanner struct {
 }
 
 func newMarkerScanner(nonce string) *markerScanner {
-	return &markerScanner{begin: beginMarker(nonce), end: endPrefix(nonce), prompt: promptMarker(nonce)}
+	return &markerScanner{nonce: nonce, begin: beginMarker(nonce), end: endPrefix(nonce), prompt: promptMarker(nonce)}
 }
 
 // Feed scans p and returns the job output it releases, and whether the job's

@@ -30,8 +30,9 @@ const (
 	// 1024 bytes, the canonical-mode tty 4095.
 	maxTypedLine = 512
 	// rcVar and cmdVar are the shell variables the framing uses.
-	rcVar  = "__sj_rc"
-	cmdVar = "__sj_c"
+	rcVar   = "__sj_rc"
+	cmdVar  = "__sj_c"
+	lineVar = "__sj_l"
 )
 
 // byteVar names the shell variable that holds byte b.
@@ -116,10 +117,28 @@ func frameCommand(nonce string, cmd []byte, defined *[256]bool) string {
 		b.WriteString(line + "\n")
 		word = `"$` + cmdVar + `"`
 	}
-	fmt.Fprintf(&b, ` PS1="${__sj_1e}P_%s${__sj_1e}"; printf '\036B_%%s\036' %s; eval %s; %s=$?; printf '\036E_%%s_%%d_%%s\036\n' %s "$%s" "$PWD"`+"\n",
-		nonce, nonce, word, rcVar, nonce, rcVar)
+	fmt.Fprintf(&b, ` PS1="${__sj_1e}P_%s${__sj_1e}"; printf '\036B_%%s\036' %s; eval %s; %s=$?; printf '\036E_%%s_%%d_%%s\036\n' %s "$%s" "$PWD"; %s`+"\n",
+		nonce, nonce, word, rcVar, nonce, rcVar, drainLoop(nonce))
 	return b.String()
 }
+
+// After its end marker, the shell reads and discards lines up to the one
+// drainLine(nonce) writes, which the runner sends once it has seen that
+// marker. What it discards is terminal input the job left unread: a secret
+// typed while nothing read it would otherwise run as the shell's next
+// command line. No timeout or tcflush is exact here (input may still be on
+// its way); a line sent after the end marker is, as writes arrive in order.
+// A partial line before it ends up on the same line, hence the suffix
+// match. The loop stops at EOF (^D, a hangup); an interrupt (^C) abandons
+// it, and then drainLine runs as the null command.
+func drainLoop(nonce string) string {
+	return fmt.Sprintf(`while IFS= read -r %s; do case $%s in *%s) break;; esac; done`, lineVar, lineVar, drainWord(nonce))
+}
+
+// drainLine is the line that ends the drain of the job with nonce.
+func drainLine(nonce string) string { return " : " + drainWord(nonce) + "\n" }
+
+func drainWord(nonce string) string { return "D_" + nonce }
 
 func piecesLen(pieces []string) int {
 	n := 0

@@ -71,6 +71,12 @@ type shell struct {
 	// the shell's terminal, never the shell (shell_kill.go).
 	pid int
 
+	// mask holds every secret typed into the shell (secret input, the sudo
+	// password): a secret a job did not read may come back in any later
+	// job's output (a file it was saved to, a program that prints its
+	// input), so it is masked for the shell's whole life.
+	mask masker
+
 	// Owned by the job running on the shell (one at a time).
 	defined   [256]bool // byte variables defined in the shell (marker_frame.go)
 	cwd       string
@@ -157,18 +163,36 @@ func (s *shell) start(ctx context.Context) error {
 
 // initScript quiets the shell and makes it predictable: no line editor (no
 // completion on tabs, no bracketed paste, no own echo), no echo, no prompts
-// or prompt hooks, no pagers, no history file. Each risky step is a line of
-// its own: in dash and ash a failing special builtin abandons the rest of
-// its line. It ends by printing the ready marker, which carries the shell's
-// pid.
+// or prompt hooks, no pagers, no history. Each risky step is a line of its
+// own: in dash and ash a failing special builtin abandons the rest of its
+// line. It ends by printing the ready marker, which carries the shell's pid.
+//
+// History is off so that no command line (and no input a job left unread,
+// though frameCommand discards that) is kept in memory or in a file: bash
+// with `set +o history`; zsh with HISTSIZE=0, which keeps only the line
+// being run; busybox ash records nothing once echo is off (its line editor
+// steps aside; the init lines before are kept, and hold nothing secret);
+// dash has none. stty comes after zsh's line: zsh restores its own saved
+// terminal modes around commands while zle is on.
+//
+// Signal 40 (a real-time signal on Linux, which no shell catches on its own;
+// bash catches even SIGUSR2) is caught, doing nothing, so that a shell that
+// replaced ours by exec can be told apart from ours: exec resets caught
+// signals (shell_takeover.go).
+//
+// zsh's notify is off: it would report a background job's end the moment it
+// comes, inside whatever job runs then; without it zsh reports before its
+// next prompt, which comes between jobs, where output is dropped. HISTFILE is unset so that
+// no exit writes one.
 func initScript(nonce string) string {
 	lines := []string{
 		`set +o emacs +o vi 2>/dev/null`,
-		`[ -n "$ZSH_VERSION" ] && eval 'unsetopt zle prompt_sp prompt_cr; precmd_functions=(); preexec_functions=(); unfunction precmd preexec' 2>/dev/null`,
-		`[ -n "$BASH_VERSION" ] && { trap - DEBUG; bind 'set enable-bracketed-paste off'; } 2>/dev/null`,
+		`[ -n "$ZSH_VERSION" ] && eval 'unsetopt zle prompt_sp prompt_cr; precmd_functions=(); preexec_functions=(); unfunction precmd preexec; HISTSIZE=0 SAVEHIST=0; unsetopt notify' 2>/dev/null`,
+		`[ -n "$BASH_VERSION" ] && { set +o history; trap - DEBUG; bind 'set enable-bracketed-paste off'; } 2>/dev/null`,
 		`stty -echo 2>/dev/null`,
 		`unset PROMPT_COMMAND PS0 RPROMPT RPS1 RPS2 HISTFILE MAILCHECK 2>/dev/null`,
 		`unset TMOUT 2>/dev/null`,
+		`trap : 40 2>/dev/null`,
 		`PS1= ; PS2= ; PS3= ; PS4='+ '`,
 		`export PAGER=cat GIT_PAGER=cat SYSTEMD_PAGER=cat LESS=FRX TERM=dumb`,
 		strings.TrimSpace(byteVarDef(rs)),

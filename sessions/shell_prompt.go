@@ -3,7 +3,6 @@ package sessions
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/sshjobs/sshjobs/internal/prompt"
@@ -12,23 +11,19 @@ import (
 
 // checkPrompt runs once output has been quiet for promptIdle with an
 // unfinished last line: if that line asks for input, the job waits for it
-// (once per prompt, until output resumes). A sudo password prompt of the
-// command's own is answered once, when the password is known.
-func (r *runner) checkPrompt(ctx context.Context) {
+// (once per prompt, until output resumes). No stored secret is ever typed
+// here, not even into what looks like sudo's own "[sudo] password for"
+// prompt: any program can print that line and read the answer (or leave it
+// for the shell to run as a command). Only our nonce prompt (sudo.go) gets
+// the password; a command's own sudo waits for the caller like any password
+// prompt.
+func (r *runner) checkPrompt() {
 	if r.prompted || len(r.cl.Pending()) == 0 {
 		return
 	}
-	line := string(r.cl.Pending())
-	p, ok := prompt.Detect(line)
-	if !ok {
-		return
+	if p, ok := prompt.Detect(string(r.cl.Pending())); ok {
+		r.report(p)
 	}
-	if p.Kind == jobs.PromptPassword && isSudoPrompt(p.Text) && !r.ownSudoAsked && r.jr.secret != nil {
-		r.ownSudoAsked = true
-		r.lookupSudo(ctx, &p, line)
-		return
-	}
-	r.report(p)
 }
 
 // report moves the job to waiting_input with p. The prompt line is emitted
@@ -43,16 +38,8 @@ func (r *runner) report(p jobs.Prompt) {
 	r.t.Prompt(&p)
 }
 
-// isSudoPrompt: sudo's default prompt, "[sudo] password for USER: ".
-func isSudoPrompt(text string) bool {
-	return strings.HasPrefix(strings.ToLower(text), "[sudo] password for ")
-}
-
-// secretReply is the sudo password looked up for a prompt. own is the
-// command's own sudo prompt (p and line), else it is ours (jr.Sudo).
+// secretReply is the sudo password looked up for our sudo prompt.
 type secretReply struct {
-	own   *jobs.Prompt
-	line  string
 	value string
 	ok    bool
 	err   error
@@ -64,7 +51,7 @@ func (r *runner) sudoPrompted(ctx context.Context, n int) {
 	for range n {
 		r.sudoAnswers++
 		if r.sudoAnswers == 1 {
-			r.lookupSudo(ctx, nil, "")
+			r.lookupSudo(ctx)
 			continue
 		}
 		r.stopJob(jobs.StateFailed, msgSudoRefused)
@@ -74,15 +61,15 @@ func (r *runner) sudoPrompted(ctx context.Context, n int) {
 
 // lookupSudo asks the secret sources for the sudo password in the
 // background: a source may ask a person, and the job must stay cancellable.
-func (r *runner) lookupSudo(ctx context.Context, own *jobs.Prompt, line string) {
+func (r *runner) lookupSudo(ctx context.Context) {
 	go func() {
 		v, ok, err := r.jr.sudoPassword(ctx)
-		r.secretC <- secretReply{own: own, line: line, value: v, ok: ok, err: err}
+		r.secretC <- secretReply{value: v, ok: ok, err: err}
 	}()
 }
 
-// answerSudo writes the password to the terminal, or ends the job (ours) or
-// reports the prompt (the command's own) when there is none.
+// answerSudo writes the password to the terminal, or ends the job when there
+// is none.
 func (r *runner) answerSudo(rep secretReply) {
 	if r.cancel.requested || r.failMsg != "" {
 		return
@@ -90,17 +77,7 @@ func (r *runner) answerSudo(rep secretReply) {
 	if rep.ok {
 		r.mask.add([]byte(rep.value))
 		r.s.writeAsync([]byte(rep.value+"\n"), nil)
-		r.log().Debug("answered sudo's password prompt", "job", r.jr.ID, "shell", r.s.name, "own", rep.own != nil)
-		return
-	}
-	if rep.own != nil {
-		// Unknown: the caller answers, as with any password prompt.
-		if rep.err != nil {
-			r.log().Warn("look up sudo password", "job", r.jr.ID, "err", rep.err)
-		}
-		if !r.prompted && string(r.cl.Pending()) == rep.line {
-			r.report(*rep.own)
-		}
+		r.log().Debug("answered our sudo password prompt", "job", r.jr.ID, "shell", r.s.name)
 		return
 	}
 	if rep.err != nil {

@@ -75,12 +75,15 @@ func (s *shell) runJob(ctx context.Context, jr jobRun, t jobs.Task) jobOutcome {
 	nonce := newNonce()
 	r := &runner{
 		s: s, jr: jr, t: t,
-		sc:      newMarkerScanner(nonce),
-		commit:  stoppedTimer(),
-		quiet:   stoppedTimer(),
-		secretC: make(chan secretReply, 2),
-		killC:   make(chan killReply),
-		done:    make(chan struct{}),
+		sc:        newMarkerScanner(nonce),
+		mask:      &s.mask,
+		commit:    stoppedTimer(),
+		quiet:     stoppedTimer(),
+		takeover:  stoppedTimer(),
+		takeoverC: make(chan takeoverReply),
+		secretC:   make(chan secretReply, 2),
+		killC:     make(chan killReply),
+		done:      make(chan struct{}),
 	}
 	defer r.stop()
 	command := jr.Command
@@ -102,19 +105,24 @@ type runner struct {
 	sc   *markerScanner
 	cut  *promptCutter // our sudo prompt, with jr.Sudo
 	cl   term.Cleaner
-	mask masker
+	mask *masker // the shell's: a secret stays masked for the shell's life
 
 	commit *time.Timer // partialLineIdle
 	quiet  *time.Timer // promptIdle
+
+	// An interactive shell taking over the terminal (shell_takeover.go).
+	takeover  *time.Timer // takeoverIdle
+	takeoverC chan takeoverReply
+	outGen    int    // counts chunks of output: a check answers for one
+	quietLine string // the unfinished last line when output went quiet
 
 	// prompted: the job is waiting_input (t.Prompt(&p) was called and no
 	// output came since).
 	prompted bool
 
 	// sudo (shell_sudo.go)
-	secretC      chan secretReply
-	sudoAnswers  int  // our prompt answered
-	ownSudoAsked bool // the command's own "[sudo] password for" answered (once)
+	secretC     chan secretReply
+	sudoAnswers int // our prompt answered
 	// failState and failMsg end the job as we decided (sudo refused, no
 	// password), whatever its exit code.
 	failState jobs.State
@@ -139,6 +147,7 @@ func (r *runner) stop() {
 	close(r.done)
 	r.commit.Stop()
 	r.quiet.Stop()
+	r.takeover.Stop()
 	if r.repeat != nil {
 		r.repeat.Stop()
 	}
@@ -176,6 +185,10 @@ func (r *runner) loop(ctx context.Context) jobOutcome {
 			}
 			if r.output(ctx, p) {
 				r.flush()
+				// The shell now discards what it reads up to this line
+				// (frameCommand): input the job left unread goes, with
+				// anything we wrote before the end marker came back.
+				s.writeAsync([]byte(drainLine(r.sc.nonce)), nil)
 				s.idle.Store(true)
 				return r.finish(s.ended(r.sc, r.cancel.sig))
 			}
@@ -184,7 +197,18 @@ func (r *runner) loop(ctx context.Context) jobOutcome {
 			r.emit(r.cl.Commit())
 
 		case <-r.quiet.C:
-			r.checkPrompt(ctx)
+			r.checkPrompt()
+
+		case <-r.takeover.C:
+			r.checkTakeover(ctx)
+
+		case rep := <-r.takeoverC:
+			if rep.found && rep.gen == r.outGen && !r.cancel.requested && r.failMsg == "" {
+				r.flush()
+				s.closeWith(msgTakeover)
+				r.log().Info("an interactive shell took over the terminal: shell closed", "job", r.jr.ID, "shell", s.name)
+				return jobOutcome{shellGone: true, Result: jobs.Result{State: jobs.StateFailed, Error: msgTakeover, Cwd: s.cwd}}
+			}
 
 		case c, ok := <-controls:
 			if !ok {
@@ -249,9 +273,13 @@ func (r *runner) output(ctx context.Context, p []byte) (done bool) {
 	}
 	r.commit.Stop()
 	r.quiet.Stop()
+	r.takeover.Stop()
+	r.outGen++
 	if len(r.cl.Pending()) > 0 {
 		r.commit.Reset(partialLineIdle)
 		r.quiet.Reset(promptIdle)
+		r.quietLine = string(r.cl.Pending())
+		r.takeover.Reset(takeoverIdle)
 	}
 	return false
 }

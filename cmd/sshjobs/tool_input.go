@@ -13,8 +13,8 @@ import (
 
 type inputIn struct {
 	JobID  string   `json:"job_id" jsonschema:"from ssh_run or ssh_jobs"`
-	Text   string   `json:"text" jsonschema:"text to type; escapes like \\n (Enter), \\t, \\x03 (Ctrl-C) are decoded"`
-	Secret bool     `json:"secret,omitempty" jsonschema:"never store or log the text, and mask it if echoed (passwords)"`
+	Text   string   `json:"text" jsonschema:"text to type; escapes like \\n (Enter), \\t, \\x03 (Ctrl-C) are decoded, except with secret=true"`
+	Secret bool     `json:"secret,omitempty" jsonschema:"a password: the text is typed exactly as given (no escapes decoded, so backslashes stay) followed by one Enter (a final newline in the text is that Enter); it is never stored or logged, and masked if echoed"`
 	WaitS  *float64 `json:"wait_s,omitempty" jsonschema:"seconds to wait for the job to react (default 2)"`
 }
 
@@ -29,7 +29,11 @@ func addInputTool(s *mcp.Server, a *app) {
 		if err != nil {
 			return nil, nil, err
 		}
-		text, err := decodeEscapes(in.Text)
+		decode := decodeEscapes
+		if in.Secret {
+			decode = secretText
+		}
+		text, err := decode(in.Text)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -52,6 +56,21 @@ func addInputTool(s *mcp.Server, a *app) {
 		}
 		return result(v), v, nil
 	})
+}
+
+// secretText is what is typed for a secret: the text as given, then one
+// Enter. Escapes are not decoded: a password may hold backslashes, and a
+// model that means Enter by a final \n is covered by the Enter rule. Errors
+// never quote the text.
+func secretText(s string) ([]byte, error) {
+	s = strings.TrimSuffix(strings.TrimSuffix(s, "\n"), "\r")
+	switch {
+	case s == "":
+		return nil, fmt.Errorf("%w: text is empty", jobs.ErrBadInput)
+	case strings.ContainsRune(s, 0):
+		return nil, fmt.Errorf("%w: secret text contains a NUL byte", jobs.ErrBadInput)
+	}
+	return []byte(s + "\n"), nil
 }
 
 // decodeEscapes turns the backslash escapes a model can type (\n, \r, \t,
