@@ -61,10 +61,7 @@ func (f *follower) deliver(ctx context.Context, c *conn, ctl jobs.Control) (jobs
 		f.signal = ctl.Signal
 		f.graceC, f.graceEnd = nil, time.Now()
 		if ctl.Signal != "KILL" {
-			grace := ctl.Grace
-			if grace <= 0 {
-				grace = defaultGrace
-			}
+			grace := graceOf(ctl)
 			f.graceC, f.graceEnd = time.After(grace), time.Now().Add(grace)
 		}
 		reply(ctl.Done, nil)

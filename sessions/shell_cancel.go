@@ -103,12 +103,9 @@ func (r *runner) repeatInterrupt() {
 	}
 }
 
-func graceOf(c jobs.Control) time.Duration {
-	if c.Grace > 0 {
-		return c.Grace
-	}
-	return defaultGrace
-}
+// graceOf is how long the job may take to stop after c's signal before its
+// process group is killed: zero kills at once.
+func graceOf(c jobs.Control) time.Duration { return max(c.Grace, 0) }
 
 // killGroup signals the job's process group in the background; the reply
 // comes back on r.killC. After KILL, the shell is given killWait to print the

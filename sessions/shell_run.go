@@ -10,9 +10,6 @@ import (
 )
 
 const (
-	// defaultGrace is how long an interrupted job may take to stop when the
-	// control names no grace.
-	defaultGrace = 3 * time.Second
 	// partialLineIdle is how long a line without a newline is held back (a CR
 	// may still rewrite it, as progress bars do) once output goes quiet; then
 	// it is emitted as it stands, so that a question or a slow progress line

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sshjobs/sshjobs/internal/sshtest"
 	"github.com/sshjobs/sshjobs/jobs"
+	"github.com/sshjobs/sshjobs/sessions/sshdial"
 )
 
 // noSecret fails t if any of secrets appears in any of texts.
@@ -34,7 +35,7 @@ func TestShellLookalikeSudoPrompt(t *testing.T) {
 		pwned := filepath.Join(dir, "pwned")
 		sudoPass := "touch " + pwned
 		loginPass := "login-pass-s3cret"
-		p, logs := newSudoPool(t, srv, StaticSecrets{SecretSudo: sudoPass, SecretPassword: loginPass})
+		p, logs := newSudoPool(t, srv, sshdial.StaticSecrets{sshdial.SecretSudo: sudoPass, sshdial.SecretPassword: loginPass})
 
 		task := newTestTask()
 		resc := startJob(p, srv, "default", `printf '[sudo] password for x: '; read -r v; printf 'got:%s\n' "$v"`, task)
