@@ -19,7 +19,7 @@ const execTimeout = 15 * time.Second
 func execReport(ctx context.Context, c *conn, script string, args ...string) ([][]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, execTimeout)
 	defer cancel()
-	sess, err := c.newSession(ctx)
+	sess, err := c.openChannel(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("open exec channel on %s: %w", c.key, err)
 	}

@@ -142,7 +142,7 @@ func (f *follower) noInput() error {
 // round follows the spool over one exec channel of c until the job ends (done)
 // or the channel fails (not done: the caller reconnects and calls again).
 func (f *follower) round(ctx context.Context, c *conn) (jobs.Result, bool) {
-	sess, err := c.newSession(ctx)
+	sess, err := c.openChannel(ctx)
 	if err != nil {
 		f.log("detached job: cannot open a follow channel", "err", err)
 		if c.alive() && c.ping(5*time.Second) != nil {

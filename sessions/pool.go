@@ -79,10 +79,16 @@ type Pool struct {
 	resolve func(ctx context.Context, target string) (*sshconfig.Host, error)
 	dial    func(ctx context.Context, h *sshconfig.Host) (*ssh.Client, error)
 
-	mu       sync.Mutex
+	wg sync.WaitGroup // the goroutines started by spawn
+
+	// Lock order: a slot's run mutex (held for a whole job) before mu; mu
+	// is held only briefly, never across I/O, and never together with a
+	// conn's overflowMu (held across a dial).
+	mu       sync.Mutex           // protects the fields below, and each conn's and slot's fields marked so
 	resolved map[string]resolved  // by target
 	conns    map[string]*conn     // by Host.Key()
 	dialing  map[string]*dialCall // by Host.Key(): dials in progress
+	closed   bool                 // Close was called: spawn and acquire refuse
 }
 
 type resolved struct {
@@ -152,6 +158,10 @@ func (p *Pool) acquire(ctx context.Context, h *sshconfig.Host) (*conn, error) {
 	key := h.Key()
 	for {
 		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, ErrPoolClosed
+		}
 		if c := p.conns[key]; c != nil && c.alive() {
 			c.busy++
 			c.stopIdleTimer()
@@ -210,9 +220,29 @@ func (p *Pool) connect(ctx context.Context, h *sshconfig.Host) (*conn, error) {
 	c := newConn(p, h, client)
 	p.cfg.Logger.Info("ssh connected", "host", c.key, "took", time.Since(start).Round(time.Millisecond),
 		"keepalive", interval, "keepalive_max", max)
-	go c.watch()
-	go c.keepalive(interval, max)
+	if !p.spawn(c.watch, func() { c.keepalive(interval, max) }) {
+		client.Close()
+		return nil, ErrPoolClosed
+	}
 	return c, nil
+}
+
+// ErrPoolClosed is returned for work asked of a pool after Close.
+var ErrPoolClosed = errors.New("sshjobs is shutting down: the connection pool is closed")
+
+// spawn runs each of fns in a goroutine that Close waits for, unless the pool
+// is closed: then it starts none and returns false. The check and the Add
+// are under p.mu, so that no Add can follow Close's Wait.
+func (p *Pool) spawn(fns ...func()) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	for _, fn := range fns {
+		p.wg.Go(fn)
+	}
+	return true
 }
 
 // forget drops c from the pool once it is dead or closed.
@@ -224,13 +254,13 @@ func (p *Pool) forget(c *conn) {
 	}
 }
 
-// ErrNotConnected is returned by Close for a host or session the pool does
+// ErrNotConnected is returned by Disconnect for a host or session the pool does
 // not hold.
 var ErrNotConnected = errors.New("not connected")
 
-// Close closes a session's shell (session != "") or the whole connection to
-// hostKey (user@host:port). A job running there ends lost.
-func (p *Pool) Close(hostKey, session string) error {
+// Disconnect closes a session's shell (session != "") or the whole connection
+// to hostKey (a destination's Key). A job running there ends lost.
+func (p *Pool) Disconnect(hostKey, session string) error {
 	p.mu.Lock()
 	c := p.conns[hostKey]
 	p.mu.Unlock()
@@ -247,7 +277,19 @@ func (p *Pool) Close(hostKey, session string) error {
 	return nil
 }
 
-// CloseAll closes every connection.
+// Close closes every connection and waits for every goroutine the pool
+// started (keepalives, watchers, the shells' read and write loops). Jobs
+// running on them end lost; later work is refused with ErrPoolClosed.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.CloseAll()
+	p.wg.Wait()
+}
+
+// CloseAll closes every connection; the pool goes on (the next job
+// reconnects).
 func (p *Pool) CloseAll() {
 	p.mu.Lock()
 	conns := make([]*conn, 0, len(p.conns))

@@ -17,9 +17,9 @@ import (
 // another connection to the same host, dialed when first needed and closed
 // with the pool's connection; the jobs never notice.
 
-// newSession opens a session channel to c's host, on c or, when the server
+// openChannel opens a session channel to c's host, on c or, when the server
 // refuses more on c, on one of c's overflow connections.
-func (c *conn) newSession(ctx context.Context) (*ssh.Session, error) {
+func (c *conn) openChannel(ctx context.Context) (*ssh.Session, error) {
 	sess, err := c.client.NewSession()
 	if err == nil || !isChannelLimit(err) {
 		return sess, err
@@ -50,12 +50,14 @@ func (c *conn) newSession(ctx context.Context) (*ssh.Session, error) {
 	c.overflow = append(c.overflow, client)
 	c.pool.cfg.Logger.Info("the server limits sessions per connection: opened another connection",
 		"host", c.key, "connections", len(c.overflow)+1)
-	go func() {
+	if !c.pool.spawn(func() {
 		client.Wait()
 		c.overflowMu.Lock()
 		c.overflow = slices.DeleteFunc(c.overflow, func(o *ssh.Client) bool { return o == client })
 		c.overflowMu.Unlock()
-	}()
+	}) {
+		client.Close() // the pool closed meanwhile
+	}
 	return sess, nil
 }
 

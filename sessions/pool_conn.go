@@ -206,7 +206,7 @@ func (c *conn) shellFor(ctx context.Context, s *slot) (sh *shell, newShell bool,
 	if sh != nil && sh.alive() {
 		return sh, false, nil
 	}
-	sh, err = startShell(ctx, c.newSession, s.name, c.pool.cfg.Logger)
+	sh, err = startShell(ctx, c.openChannel, c.pool.spawn, s.name, c.pool.cfg.Logger)
 	if err != nil {
 		return nil, false, fmt.Errorf("start shell %q on %s: %w", s.name, c.key, err)
 	}

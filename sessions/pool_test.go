@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -28,7 +29,7 @@ func newTestPool(t testing.TB, srv *sshtest.Server, cfg PoolConfig) *Pool {
 		cfg.Logger = testSlog(t)
 	}
 	p := NewPool(cfg)
-	t.Cleanup(p.CloseAll)
+	t.Cleanup(p.Close)
 	return p
 }
 
@@ -427,16 +428,16 @@ func TestPoolClose(t *testing.T) {
 	runJob(t, p, srv, "a", "true")
 	runJob(t, p, srv, "b", "true")
 	key := p.Snapshot()[0].Host
-	if err := p.Close(key, "a"); err != nil {
+	if err := p.Disconnect(key, "a"); err != nil {
 		t.Fatal(err)
 	}
 	if s := p.Snapshot()[0].Sessions; len(s) != 1 || s[0].Name != "b" {
 		t.Fatalf("after closing a: %+v", s)
 	}
-	if err := p.Close(key, "nope"); err == nil {
+	if err := p.Disconnect(key, "nope"); err == nil {
 		t.Error("closing an unknown session succeeded")
 	}
-	if err := p.Close(key, ""); err != nil {
+	if err := p.Disconnect(key, ""); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -465,3 +466,39 @@ func TestPoolConnectError(t *testing.T) {
 
 // executor is the executor the tests run jobs with over p.
 func executor(p *Pool) *Executor { return NewExecutor(p, ExecutorConfig{}) }
+
+// Close fails every connection and returns only once every goroutine the
+// pool started has ended; afterwards the pool refuses work.
+func TestPoolCloseWaitsForGoroutines(t *testing.T) {
+	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
+		before := runtime.NumGoroutine()
+		p := newTestPool(t, srv, PoolConfig{})
+		for _, session := range []string{"a", "b"} {
+			if _, res := runJob(t, p, srv, session, "echo hi"); res.State != jobs.StateSucceeded {
+				t.Fatalf("session %s: %+v", session, res)
+			}
+		}
+		during := runtime.NumGoroutine()
+		p.Close()
+		// At once: no goroutine of the pool's is left.
+		buf := make([]byte, 1<<20)
+		stacks := string(buf[:runtime.Stack(buf, true)])
+		for _, fn := range []string{"(*conn).watch", "(*conn).keepalive", "(*shell).readLoop", "(*shell).writeLoop", "(*shell).start.func"} {
+			if strings.Contains(stacks, "sessions."+fn) {
+				t.Errorf("%s still runs after Close", fn)
+			}
+		}
+		// x/crypto's own goroutines end on their own once the connection is
+		// closed; ours have ended when Close returns.
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > before {
+			t.Errorf("%d goroutines before, %d with two sessions, %d after Close:\n%s", before, during, n, buf[:runtime.Stack(buf, true)])
+		}
+		if _, res := runJob(t, p, srv, "a", "echo again"); res.State != jobs.StateError || !strings.Contains(res.Error, "shutting down") {
+			t.Errorf("a job after Close: %+v", res)
+		}
+	})
+}

@@ -91,10 +91,14 @@ type writeReq struct {
 // openSession opens a session channel to a host.
 type openSession func(context.Context) (*ssh.Session, error)
 
+// spawner runs each function in a goroutine its owner waits for, or none
+// (false) when the owner is closing: Pool.spawn.
+type spawner func(fns ...func()) bool
+
 // startShell opens a session, starts the login shell on a PTY, and runs the
 // init script up to its ready marker; everything printed before it (banner,
 // MOTD, rc file noise, prompts) is dropped.
-func startShell(ctx context.Context, open openSession, name string, logger *slog.Logger) (*shell, error) {
+func startShell(ctx context.Context, open openSession, spawn spawner, name string, logger *slog.Logger) (*shell, error) {
 	sess, err := open(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("open session: %w", err)
@@ -111,14 +115,14 @@ func startShell(ctx context.Context, open openSession, name string, logger *slog
 		closed:    make(chan struct{}),
 		startedAt: time.Now(),
 	}
-	if err := s.start(ctx); err != nil {
+	if err := s.start(ctx, spawn); err != nil {
 		s.close()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *shell) start(ctx context.Context) error {
+func (s *shell) start(ctx context.Context, spawn spawner) error {
 	modes := ssh.TerminalModes{
 		ssh.ECHO:          0, // also `stty -echo` in the init script
 		ssh.TTY_OP_ISPEED: 38400,
@@ -143,9 +147,9 @@ func (s *shell) start(ctx context.Context) error {
 	if err := s.sess.Shell(); err != nil {
 		return fmt.Errorf("start shell: %w", err)
 	}
-	go s.readLoop(stdout)
-	go s.writeLoop()
-	go func() { s.waitErr = s.sess.Wait(); close(s.waited) }()
+	if !spawn(func() { s.readLoop(stdout) }, s.writeLoop, func() { s.waitErr = s.sess.Wait(); close(s.waited) }) {
+		return ErrPoolClosed
+	}
 
 	nonce := newNonce()
 	s.defined[rs], s.defined['\n'] = true, true

@@ -118,7 +118,7 @@ func startTestShell(t testing.TB, s *sshtest.Server) *shell {
 	t.Helper()
 	client := dialTest(t, s)
 	open := func(context.Context) (*ssh.Session, error) { return client.NewSession() }
-	sh, err := startShell(context.Background(), open, "default", quietLogger())
+	sh, err := startShell(context.Background(), open, goSpawn, "default", quietLogger())
 	if err != nil {
 		t.Fatalf("start shell: %v", err)
 	}
@@ -168,4 +168,12 @@ func TestShellStartRetypesInit(t *testing.T) {
 	if out := sh.run(context.Background(), "echo ready", task); task.Output() != "ready\n" || out.State != jobs.StateSucceeded {
 		t.Fatalf("echo ready: %q %s %q", task.Output(), out.State, out.Error)
 	}
+}
+
+// goSpawn is a spawner for shells outside a pool.
+func goSpawn(fns ...func()) bool {
+	for _, fn := range fns {
+		go fn()
+	}
+	return true
 }

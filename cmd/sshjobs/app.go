@@ -79,6 +79,6 @@ func openApp(ctx context.Context, cfg config, m mode) (*app, error) {
 // the next process), closes the connections and the database.
 func (a *app) Close() error {
 	err := a.eng.Close()
-	a.pool.CloseAll()
+	a.pool.Close()
 	return errors.Join(err, a.db.Close())
 }

@@ -128,7 +128,7 @@ func (a *app) close(ctx context.Context, in closeIn) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := a.pool.Close(h.Key(), in.Session); err != nil {
+	if err := a.pool.Disconnect(h.Key(), in.Session); err != nil {
 		if errors.Is(err, sessions.ErrNotConnected) {
 			return "", fmt.Errorf("%w: nothing to close: %v", jobs.ErrBadInput, err)
 		}
