@@ -198,7 +198,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.wg.Add(1)
 	go func() { defer e.wg.Done(); e.out.run(e.ctx) }()
 	if !e.cfg.NoAdopt {
-		if err := e.recover(ctx); err != nil {
+		if err := e.adopt(ctx); err != nil {
 			return err
 		}
 		e.prune(ctx)

@@ -233,7 +233,7 @@ func (r *runner) loop(ctx context.Context) jobOutcome {
 
 		case <-r.cancel.lastC:
 			r.flush()
-			return r.finish(s.kill(r.cancel.sigOr("KILL")))
+			return r.finish(s.closeToStop(r.cancel.sigOr("KILL")))
 
 		case <-ctx.Done():
 			r.flush()
@@ -354,9 +354,9 @@ func (s *shell) died(cancelSig string, begun bool) jobOutcome {
 	return out
 }
 
-// kill closes the shell to stop its job: the last resort, when killing the
+// closeToStop closes the shell to stop its job: the last resort, when killing the
 // job's process group did not end it.
-func (s *shell) kill(signal string) jobOutcome {
+func (s *shell) closeToStop(signal string) jobOutcome {
 	s.close()
 	return jobOutcome{shellGone: true, Result: jobs.Result{
 		State: jobs.StateCancelled, Signal: signal, Error: msgKilled, Cwd: s.cwd,

@@ -6,13 +6,13 @@ import (
 	"time"
 )
 
-// recover adopts the non-final jobs of processes that stopped: queued jobs
+// adopt takes over the non-final jobs of processes that stopped: queued jobs
 // whose lease expired are run (or end lost when too old); running jobs are
 // taken only from an owner known to be gone (ownerGone): detached ones are
 // re-attached when the executor can, and the others end lost (their shell
 // died with the process that held it), keeping their owner so that it alone
 // may still record their real end should it be alive after all (Store.End).
-func (e *Engine) recover(ctx context.Context) error {
+func (e *Engine) adopt(ctx context.Context) error {
 	now := e.cfg.Now()
 	owners, err := e.store.ExpiredOwners(ctx, now)
 	if err != nil {
@@ -114,7 +114,7 @@ func (e *Engine) heartbeatLoop() {
 		e.checkOwned(beat.Active)
 		if !e.cfg.NoAdopt && now.Sub(lastAdopt) >= e.cfg.Lease {
 			lastAdopt = now
-			if err := e.recover(e.ctx); err != nil && e.ctx.Err() == nil {
+			if err := e.adopt(e.ctx); err != nil && e.ctx.Err() == nil {
 				e.log.Error("adopt jobs", "err", err)
 			}
 		}
