@@ -4,6 +4,8 @@ import (
 	"flag"
 	"testing"
 	"time"
+
+	"github.com/sshjobs/sshjobs/jobs"
 )
 
 // Any zero duration for -retention keeps every job, as the usage says; not
@@ -13,11 +15,12 @@ func TestRetentionZeroKeepsEverything(t *testing.T) {
 		v    string
 		want time.Duration
 	}{
-		{"", 30 * 24 * time.Hour},
-		{"0", -1},
-		{"0s", -1},
-		{"0h", -1},
-		{"0m0s", -1},
+		{"", jobs.DefaultRetention},
+		// Zero is what the engine reads as "keep everything" (jobs.Config).
+		{"0", 0},
+		{"0s", 0},
+		{"0h", 0},
+		{"0m0s", 0},
 		{"720h", 720 * time.Hour},
 	} {
 		var c config
