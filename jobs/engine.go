@@ -261,7 +261,7 @@ func (s *Spec) validate() error {
 	case strings.TrimSpace(s.Command) == "":
 		return fmt.Errorf("%w: command is empty", ErrBadInput)
 	case len(s.Command) > MaxCommandBytes:
-		return fmt.Errorf("%w: command is %d bytes; the limit is %d: put long scripts in a file (ssh_write_file) and run that", ErrBadInput, len(s.Command), MaxCommandBytes)
+		return fmt.Errorf("%w: command is %d bytes; the limit is %d: copy a long script to the host (scp, or a heredoc job) and run it from there", ErrBadInput, len(s.Command), MaxCommandBytes)
 	case strings.ContainsRune(s.Command, 0):
 		return fmt.Errorf("%w: command contains a NUL byte", ErrBadInput)
 	case !utf8.ValidString(s.Command):

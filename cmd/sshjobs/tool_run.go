@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/sshjobs/sshjobs/jobs"
-	"github.com/sshjobs/sshjobs/sessions/sshconfig"
 )
 
 type runIn struct {
@@ -71,16 +67,4 @@ func addRunTool(s *mcp.Server, a *app) {
 func (a *app) submit(ctx context.Context, target string, s jobs.Spec) (*jobs.Job, error) {
 	s.Target = target
 	return a.eng.Enqueue(ctx, s)
-}
-
-// resolve resolves target as ssh would, within 10s so that a stuck
-// `ssh -G` cannot hang a call; a target that does not resolve is bad input.
-func (a *app) resolve(ctx context.Context, target string) (*sshconfig.Host, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	h, err := a.pool.Resolve(ctx, target)
-	if err != nil {
-		return nil, errors.Join(jobs.ErrBadInput, fmt.Errorf("host %q: %w", target, err))
-	}
-	return h, nil
 }

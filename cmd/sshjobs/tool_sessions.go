@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/sshjobs/sshjobs/jobs"
 	"github.com/sshjobs/sshjobs/sessions"
+	"github.com/sshjobs/sshjobs/sessions/sshconfig"
 )
 
 type sessionRow struct {
@@ -138,4 +140,16 @@ func (a *app) close(ctx context.Context, in closeIn) (string, error) {
 		return fmt.Sprintf("session %q on %s", in.Session, h.Key()), nil
 	}
 	return "connection to " + h.Key(), nil
+}
+
+// resolve resolves target as ssh would, within 10s so that a stuck
+// `ssh -G` cannot hang a call; a target that does not resolve is bad input.
+func (a *app) resolve(ctx context.Context, target string) (*sshconfig.Host, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	h, err := a.pool.Resolve(ctx, target)
+	if err != nil {
+		return nil, fmt.Errorf("%w: host %q: %w", jobs.ErrBadInput, target, err)
+	}
+	return h, nil
 }
