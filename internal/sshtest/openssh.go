@@ -174,12 +174,17 @@ Subsystem sftp internal-sftp
 	if s.opts.Banner != "" {
 		fmt.Fprintf(&b, "Banner %s\n", filepath.Join(s.Dir, "banner"))
 	}
-	for _, kv := range s.opts.Env {
-		if strings.ContainsAny(kv, "\n\r") || !strings.Contains(kv, "=") {
-			s.t.Fatalf("sshtest: openssh cannot pass env %q", kv)
+	// One SetEnv line for all: sshd keeps only the first SetEnv line.
+	if len(s.opts.Env) > 0 {
+		b.WriteString("SetEnv")
+		for _, kv := range s.opts.Env {
+			if strings.ContainsAny(kv, "\n\r") || !strings.Contains(kv, "=") {
+				s.t.Fatalf("sshtest: openssh cannot pass env %q", kv)
+			}
+			r := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+			fmt.Fprintf(&b, " \"%s\"", r.Replace(kv))
 		}
-		r := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
-		fmt.Fprintf(&b, "SetEnv \"%s\"\n", r.Replace(kv))
+		b.WriteString("\n")
 	}
 	if s.needsWrapper() {
 		fmt.Fprintf(&b, "ForceCommand /bin/sh %s\n", filepath.Join(s.Dir, "login.sh"))

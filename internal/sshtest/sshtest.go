@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -235,6 +236,16 @@ func newServer(t testing.TB, kind Kind, o Options) (*Server, ed25519.PrivateKey)
 		a := ensureTestUser(t)
 		s.account = &a
 		s.User, s.home, s.Password = a.name, a.home, a.password
+	} else if !slices.ContainsFunc(o.Env, func(kv string) bool { return strings.HasPrefix(kv, "HOME=") }) {
+		// Sessions get a HOME of their own: the login reads no start-up files
+		// of the developer's (a .bashrc that runs `pyenv rehash` makes each
+		// login slow, and one killed mid-way leaves a lock that stalls every
+		// later login for a minute), and ~/.cache spools stay in the test.
+		home := filepath.Join(dir, "home")
+		if err := os.Mkdir(home, 0o700); err != nil {
+			t.Fatalf("sshtest: %v", err)
+		}
+		s.opts.Env = append([]string{"HOME=" + home}, o.Env...)
 	}
 	clientKey := writeKey(t, s.KeyFile)
 	if s.signer, err = ssh.NewSignerFromKey(clientKey); err != nil {
