@@ -38,8 +38,7 @@ func TestDetachedShells(t *testing.T) {
 				t.Errorf("%s: heredoc: %q %s (%s)", sh, out, j2.State, j2.Error)
 			}
 			a := attachOf(t, j)
-			home, _ := os.UserHomeDir()
-			if cache := os.Getenv("XDG_CACHE_HOME"); cache == "" && !strings.HasPrefix(a.Spool, filepath.Join(home, ".cache", "sshjobs")+"/") {
+			if cache := os.Getenv("XDG_CACHE_HOME"); cache == "" && !strings.HasPrefix(a.Spool, filepath.Join(srv.Home, ".cache", "sshjobs")+"/") {
 				t.Errorf("default spool %q", a.Spool)
 			}
 		})

@@ -36,11 +36,14 @@ const (
 
 // Server is a running test SSH server. All paths are absolute, inside Dir.
 type Server struct {
-	Kind       Kind
-	Host       string // "127.0.0.1"
-	Port       int
-	User       string // the login user: the user running the tests, or Options.User
-	Dir        string // temp folder holding keys and configs
+	Kind Kind
+	Host string // "127.0.0.1"
+	Port int
+	User string // the login user: the user running the tests, or Options.User
+	Dir  string // temp folder holding keys and configs
+	// Home is $HOME in the server's sessions: a folder of the test's own
+	// (under Dir), or Options.User's home.
+	Home       string
 	KeyFile    string // client private key (ed25519, unencrypted, OpenSSH format) authorized on the server
 	KnownHosts string // known_hosts file that trusts this server's host key ("[127.0.0.1]:PORT ssh-ed25519 ...")
 	HostKey    ssh.PublicKey
@@ -236,6 +239,7 @@ func newServer(t testing.TB, kind Kind, o Options) (*Server, ed25519.PrivateKey)
 		a := ensureTestUser(t)
 		s.account = &a
 		s.User, s.home, s.Password = a.name, a.home, a.password
+		s.Home = a.home
 	} else if !slices.ContainsFunc(o.Env, func(kv string) bool { return strings.HasPrefix(kv, "HOME=") }) {
 		// Sessions get a HOME of their own: the login reads no start-up files
 		// of the developer's (a .bashrc that runs `pyenv rehash` makes each
@@ -246,6 +250,7 @@ func newServer(t testing.TB, kind Kind, o Options) (*Server, ed25519.PrivateKey)
 			t.Fatalf("sshtest: %v", err)
 		}
 		s.opts.Env = append([]string{"HOME=" + home}, o.Env...)
+		s.Home = home
 	}
 	clientKey := writeKey(t, s.KeyFile)
 	if s.signer, err = ssh.NewSignerFromKey(clientKey); err != nil {
