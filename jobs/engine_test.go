@@ -504,3 +504,26 @@ func TestCancelGraceZeroKillsAtOnce(t *testing.T) {
 		t.Fatalf("after cancel with grace 0: %s signal %q", got.State, got.Signal)
 	}
 }
+
+// freshShells reports every job as run in a new shell.
+type freshShells struct{ jobs.Executor }
+
+func (f freshShells) Run(ctx context.Context, j *jobs.Job, t jobs.Task) jobs.Result {
+	return f.Executor.Run(ctx, j, startsFresh{t})
+}
+
+type startsFresh struct{ jobs.Task }
+
+func (s startsFresh) Started(st jobs.Start) { st.NewShell = true; s.Task.Started(st) }
+
+// new_shell says that the cwd and environment were reset: never for the
+// session's first job, which had nothing to reset.
+func TestNewShellOnlyAfterEarlierJobs(t *testing.T) {
+	h := newHarness(t, "", func(c *jobs.Config) { c.Executor = freshShells{c.Executor} })
+	first := h.final(h.enqueue("s", "true").ID)
+	second := h.final(h.enqueue("s", "true").ID)
+	other := h.final(h.enqueue("other", "true").ID)
+	if first.NewShell || !second.NewShell || other.NewShell {
+		t.Fatalf("new_shell: first %v, second %v, another session's first %v; want false, true, false", first.NewShell, second.NewShell, other.NewShell)
+	}
+}

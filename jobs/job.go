@@ -123,7 +123,10 @@ type Job struct {
 	Error    string // why it ended error/lost/cancelled, or a note
 	Prompt   *Prompt
 	Cwd      string // the session's working directory after the command
-	NewShell bool   // ran in a shell that was new (cwd and environment reset)
+	// NewShell: the session had run jobs before, and this one ran in a new
+	// shell: its cwd and environment were reset. The session's first job
+	// does not say so.
+	NewShell bool
 
 	// Owner is the process that runs the job, and LeaseUntil when its claim
 	// expires unless renewed. Another process adopts a queued job whose lease

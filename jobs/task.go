@@ -79,6 +79,11 @@ func (t *task) transition(to State, u Update) {
 
 func (t *task) Started(s Start) {
 	defer t.launchedOnce.Do(func() { close(t.launched) })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if s.NewShell && !t.sessionRanBefore(ctx) {
+		s.NewShell = false // the session's first shell: nothing was reset
+	}
 	if !s.NewShell && s.Attach == "" {
 		return // nothing to record: new_shell is false until said otherwise
 	}
@@ -86,11 +91,25 @@ func (t *task) Started(s Start) {
 	if s.Attach != "" {
 		u.Attach = &s.Attach
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	if err := t.e.store.Set(ctx, t.job.ID, u); err != nil {
 		t.e.log.Warn("record job start", "job", t.job.ID, "err", err)
 	}
+}
+
+// sessionRanBefore reports whether the job's session ran an earlier job (in
+// this process or another): only then does a new shell mean that its cwd and
+// environment were reset.
+func (t *task) sessionRanBefore(ctx context.Context) bool {
+	js, err := t.e.store.List(ctx, ListFilter{Host: t.job.Host, Session: t.job.Session, Limit: 2})
+	if err != nil {
+		return true // say "reset" rather than hide one
+	}
+	for _, j := range js {
+		if j.ID != t.job.ID && j.CreatedAt.Before(t.job.CreatedAt) && j.State != StateQueued && j.State != StateError {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *task) Controls() <-chan Control { return t.controls }

@@ -207,9 +207,16 @@ func (v *jobView) text() string {
 	}
 	if v.Prompt != nil {
 		fmt.Fprintf(&b, "\nwaiting for input (%s): %q: answer with ssh_input", v.Prompt.Kind, v.Prompt.Text)
+		if v.Prompt.Kind == jobs.PromptPassword {
+			b.WriteString(" secret=true")
+		}
 	}
 	if !v.State.Final() && v.State != jobs.StateWaitingInput {
-		b.WriteString("\nstill running: follow with ssh_job job_id=" + v.JobID + " wait_s=30")
+		what := "still running"
+		if v.State == jobs.StateQueued {
+			what = "queued behind the session's running job"
+		}
+		b.WriteString("\n" + what + ": follow with ssh_job job_id=" + v.JobID + " wait_s=30")
 		if v.NextOffset > 0 {
 			fmt.Fprintf(&b, " offset=%d", v.NextOffset)
 		}
