@@ -349,6 +349,13 @@ func (e *Engine) resolve(ctx context.Context, s *Spec) error {
 	return nil
 }
 
+// Running is how many jobs this engine runs (or follows) right now.
+func (e *Engine) Running() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.running)
+}
+
 // Get returns a job as stored.
 func (e *Engine) Get(ctx context.Context, id string) (*Job, error) {
 	if err := validID(id); err != nil {

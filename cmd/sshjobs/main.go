@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -32,6 +34,7 @@ Usage:
   sshjobs logs [-f] JOB_ID        print a job's output; -f follows it to its end
   sshjobs cancel JOB_ID           stop a job (Ctrl-C, then kill after a grace period)
   sshjobs spools HOST             list detached jobs' spool folders on HOST that no job owns
+  sshjobs daemon status|stop      the background process that serves this database
   sshjobs version                 print the version
 
 Run "sshjobs COMMAND -h" for a command's flags. Every flag has an environment
@@ -73,6 +76,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdCancel(ctx, args, stdout, stderr)
 	case "spools":
 		err = cmdSpools(ctx, args, stdout, stderr)
+	case "daemon":
+		code, err = cmdDaemon(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "sshjobs", version)
 	case "help":
@@ -125,12 +130,26 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var cfg config
 	fs := newFlags("serve", "serve [flags]", stderr, &cfg)
 	printDB := fs.Bool("print-db", false, "print the database path and exit")
+	noDaemon := fs.Bool("no-daemon", os.Getenv("SSHJOBS_DAEMON") == "off",
+		"serve in this process instead of through the background daemon of the database [$SSHJOBS_DAEMON=off]")
 	if err := parseFlags(fs, &cfg, args); err != nil {
 		return err
 	}
 	if *printDB {
 		fmt.Fprintln(stdout, cfg.DB) // before serving: stdout is not yet the protocol
 		return nil
+	}
+	if !*noDaemon {
+		paths, err := daemonPathsFor(cfg.DB)
+		if err != nil {
+			return err
+		}
+		c, err := startDaemon(ctx, paths, daemonArgs(fs))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return forward(ctx, c, os.Stdin, stdout)
 	}
 	a, err := openApp(ctx, cfg, modeServe)
 	if err != nil {
@@ -143,4 +162,75 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return nil // a signal, or the client closed stdin: a normal end
 	}
 	return err
+}
+
+// daemonArgs are the shared settings given on the command line, for the
+// daemon a front starts (the environment goes to it as it is).
+func daemonArgs(fs *flag.FlagSet) []string {
+	var args []string
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name != "no-daemon" && f.Name != "print-db" {
+			args = append(args, "-"+f.Name+"="+f.Value.String())
+		}
+	})
+	return args
+}
+
+// cmdDaemon runs (`daemon run`, what a front starts), reports on (`status`)
+// or stops (`stop`) the daemon of the database. status exits 3 when none runs.
+func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return 0, usageError{"daemon: say run, status or stop"}
+	}
+	verb, args := args[0], args[1:]
+	var cfg config
+	fs := newFlags("daemon "+verb, "daemon run|status|stop [flags]", stderr, &cfg)
+	asJSON := fs.Bool("json", false, "status: print JSON")
+	wait := fs.Bool("wait", false, "stop: return once the daemon has exited")
+	idle := fs.Duration("idle", DefaultDaemonIdle, "run: exit after this long with no client and no running job")
+	if err := parseFlags(fs, &cfg, args); err != nil {
+		return 0, err
+	}
+	paths, err := daemonPathsFor(cfg.DB)
+	if err != nil {
+		return 0, err
+	}
+	switch verb {
+	case "run":
+		cfg.cli = false // a daemon logs like a server
+		return 0, runDaemon(ctx, cfg, *idle)
+	case "status", "stop":
+		hello := map[string]string{"status": daemonHelloStatus, "stop": daemonHelloStop}[verb]
+		c, err := dialDaemon(paths, hello)
+		if err != nil {
+			fmt.Fprintf(stderr, "no sshjobs daemon serves %s\n", cfg.DB)
+			return 3, nil
+		}
+		defer c.Close()
+		var st daemonStatus
+		if err := json.NewDecoder(c).Decode(&st); err != nil {
+			return 1, fmt.Errorf("daemon %s: %w", verb, err)
+		}
+		if verb == "stop" {
+			if *wait {
+				for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+					if c, err := dialDaemon(paths, daemonHelloStatus); err != nil {
+						break
+					} else {
+						c.Close()
+					}
+				}
+			}
+			fmt.Fprintf(stdout, "stopped the daemon (pid %d)\n", st.PID)
+			return 0, nil
+		}
+		if *asJSON {
+			json.NewEncoder(stdout).Encode(st)
+			return 0, nil
+		}
+		fmt.Fprintf(stdout, "pid %d, version %s, since %s\nsocket %s\ndb %s\n%d clients, %d active jobs, %d connections\n",
+			st.PID, st.Version, st.StartedAt, st.Socket, st.DB, st.Clients, st.ActiveJobs, st.Connections)
+		return 0, nil
+	}
+	return 0, usageError{fmt.Sprintf("daemon: unknown verb %q (run, status or stop)", verb)}
 }

@@ -65,8 +65,10 @@ func startBinary(t *testing.T, bin string, env []string) *stdioServer {
 
 // binaryEnv configures a built sshjobs for srv, with its history in a new
 // folder; the jobs of a killed one are adopted after a second.
+// It serves in its own process (SSHJOBS_DAEMON=off): these tests are about
+// what a restart of that process does.
 func binaryEnv(t *testing.T, srv *sshtest.Server) []string {
-	return []string{"SSHJOBS_DB=" + filepath.Join(t.TempDir(), "sshjobs.db"), "SSHJOBS_SSH_CONFIG=" + srv.SSHConfig, "SSHJOBS_LEASE=1s"}
+	return []string{"SSHJOBS_DB=" + filepath.Join(t.TempDir(), "sshjobs.db"), "SSHJOBS_SSH_CONFIG=" + srv.SSHConfig, "SSHJOBS_LEASE=1s", "SSHJOBS_DAEMON=off"}
 }
 
 // kill kills the server with SIGKILL: no chance to clean up.

@@ -1,0 +1,310 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// The daemon (DESIGN: "Processes"): one long-lived process per user and
+// database owns the SSH connections, shells and workers, and serves MCP to
+// each client that connects to its Unix socket. `sshjobs serve` is a thin
+// front that forwards its stdio to the daemon, starting one when none runs,
+// so that an MCP client restarting its server loses no job, shell, cwd or
+// environment; the same idea as OpenSSH's ControlPersist.
+//
+// A connection starts with one line naming what it wants: daemonHelloMCP,
+// then the MCP stream (newline-delimited JSON-RPC) both ways; or
+// daemonHelloStatus / daemonHelloStop, answered with one JSON line.
+const (
+	daemonHelloMCP    = "sshjobs-mcp 1"
+	daemonHelloStatus = "sshjobs-status 1"
+	daemonHelloStop   = "sshjobs-stop 1"
+)
+
+// DefaultDaemonIdle is how long a daemon with no client and no running job
+// waits before it exits.
+const DefaultDaemonIdle = 10 * time.Minute
+
+// daemonPaths are where the daemon of one database listens, locks and logs:
+// in $XDG_RUNTIME_DIR/sshjobs (else /tmp/sshjobs-UID), named after a hash of
+// the database's absolute path.
+type daemonPaths struct {
+	socket, lock, log string
+}
+
+func daemonPathsFor(db string) (daemonPaths, error) {
+	abs, err := filepath.Abs(db)
+	if err != nil {
+		return daemonPaths{}, fmt.Errorf("daemon: database path %q: %w", db, err)
+	}
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("sshjobs-%d", os.Getuid()))
+	if rt := os.Getenv("XDG_RUNTIME_DIR"); rt != "" {
+		dir = filepath.Join(rt, "sshjobs")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return daemonPaths{}, fmt.Errorf("daemon: %w", err)
+	}
+	// The folder holds the socket: it must be ours and private, or another
+	// user could stand in for the daemon.
+	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() || fi.Mode().Perm()&0o077 != 0 || fi.Sys().(*syscall.Stat_t).Uid != uint32(os.Getuid()) {
+		return daemonPaths{}, fmt.Errorf("daemon: %s must be a folder of this user with mode 0700", dir)
+	}
+	sum := sha256.Sum256([]byte(abs))
+	base := filepath.Join(dir, hex.EncodeToString(sum[:8]))
+	return daemonPaths{socket: base + ".sock", lock: base + ".lock", log: base + ".log"}, nil
+}
+
+// daemonStatus is what `sshjobs daemon status` prints.
+type daemonStatus struct {
+	PID         int    `json:"pid"`
+	Socket      string `json:"socket"`
+	Version     string `json:"version"`
+	DB          string `json:"db"`
+	StartedAt   string `json:"started_at"`
+	Clients     int    `json:"clients"`
+	ActiveJobs  int    `json:"active_jobs"`
+	Connections int    `json:"connections"`
+}
+
+// daemon serves one database's app to the clients of its socket.
+type daemon struct {
+	a       *app
+	cfg     config
+	paths   daemonPaths
+	started time.Time
+	log     *slog.Logger
+	idle    time.Duration
+	stop    context.CancelFunc
+
+	mu      sync.Mutex // protects the fields below
+	clients int
+	lastUse time.Time
+}
+
+// runDaemon serves until stopped, idle, or a signal. It returns nil at once
+// when another daemon holds the database's lock.
+func runDaemon(ctx context.Context, cfg config, idle time.Duration) error {
+	paths, err := daemonPathsFor(cfg.DB)
+	if err != nil {
+		return err
+	}
+	lock, err := os.OpenFile(paths.lock, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return nil // another daemon serves this database
+	}
+	os.Remove(paths.socket) // a dead daemon's: we hold the lock
+	ln, err := net.Listen("unix", paths.socket)
+	if err != nil {
+		return fmt.Errorf("daemon: listen %s: %w", paths.socket, err)
+	}
+	defer os.Remove(paths.socket)
+
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	a, err := openApp(ctx, cfg, modeServe)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer a.Close()
+	d := &daemon{a: a, cfg: cfg, paths: paths, started: time.Now(), log: a.log, idle: idle, stop: stop, lastUse: time.Now()}
+	a.log.Info("daemon serving", "socket", paths.socket, "db", cfg.DB, "version", version, "pid", os.Getpid())
+	go func() { <-ctx.Done(); ln.Close() }()
+	go d.exitWhenIdle(ctx)
+	server := newMCPServer(a)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("daemon: accept: %w", err)
+		}
+		wg.Go(func() { d.serve(ctx, server, c) })
+	}
+}
+
+// serve answers one connection.
+func (d *daemon) serve(ctx context.Context, server *mcp.Server, c net.Conn) {
+	defer c.Close()
+	r := bufio.NewReader(c)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	hello, err := r.ReadString('\n')
+	c.SetReadDeadline(time.Time{})
+	if err != nil {
+		return
+	}
+	switch strings.TrimSpace(hello) {
+	case daemonHelloStatus:
+		json.NewEncoder(c).Encode(d.status())
+	case daemonHelloStop:
+		json.NewEncoder(c).Encode(d.status())
+		d.log.Info("daemon stopping on request")
+		d.stop()
+	case daemonHelloMCP:
+		d.use(+1)
+		defer d.use(-1)
+		ss, err := server.Connect(ctx, &mcp.IOTransport{Reader: io.NopCloser(r), Writer: c}, nil)
+		if err != nil {
+			d.log.Warn("daemon: MCP session", "err", err)
+			return
+		}
+		done := make(chan struct{})
+		go func() {
+			select {
+			case <-ctx.Done():
+				ss.Close()
+			case <-done:
+			}
+		}()
+		ss.Wait()
+		close(done)
+	}
+}
+
+func (d *daemon) use(n int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.clients += n
+	d.lastUse = time.Now()
+}
+
+func (d *daemon) status() daemonStatus {
+	d.mu.Lock()
+	clients := d.clients
+	d.mu.Unlock()
+	return daemonStatus{PID: os.Getpid(), Socket: d.paths.socket, Version: version, DB: d.cfg.DB,
+		StartedAt: d.started.UTC().Format(time.RFC3339), Clients: clients,
+		ActiveJobs: d.a.eng.Running(), Connections: len(d.a.pool.Snapshot())}
+}
+
+// exitWhenIdle stops the daemon once it has had no client and no running job
+// for d.idle.
+func (d *daemon) exitWhenIdle(ctx context.Context) {
+	t := time.NewTicker(min(d.idle/4, 30*time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		d.mu.Lock()
+		idle := d.clients == 0 && time.Since(d.lastUse) > d.idle
+		d.mu.Unlock()
+		if idle && d.a.eng.Running() == 0 {
+			d.log.Info("daemon idle: exiting", "idle", d.idle)
+			d.stop()
+			return
+		}
+		if d.a.eng.Running() > 0 {
+			d.use(0) // a running job counts as use
+		}
+	}
+}
+
+// dialDaemon connects to the database's daemon and says hello.
+func dialDaemon(paths daemonPaths, hello string) (net.Conn, error) {
+	c, err := net.DialTimeout("unix", paths.socket, 2*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.WriteString(c, hello+"\n"); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// startDaemon connects to the database's daemon, starting one (this binary,
+// `daemon run` with the same flags and environment, in a session of its own
+// so that the client's signals do not reach it) when none answers.
+func startDaemon(ctx context.Context, paths daemonPaths, args []string) (net.Conn, error) {
+	if c, err := dialDaemon(paths, daemonHelloMCP); err == nil {
+		return c, nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	logf, err := os.OpenFile(paths.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("daemon: log %s: %w", paths.log, err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(exe, append([]string{"daemon", "run"}, args...)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("daemon: start: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if c, err := dialDaemon(paths, daemonHelloMCP); err == nil {
+			return c, nil
+		}
+		select {
+		case err := <-exited:
+			// Lost a start race to another daemon (it exits at once when the
+			// lock is taken), or failed: try that one, else say so.
+			if c, derr := dialDaemon(paths, daemonHelloMCP); derr == nil {
+				return c, nil
+			}
+			return nil, fmt.Errorf("daemon exited (%v); its log: %s", err, paths.log)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("daemon did not answer on %s within 15s; its log: %s", paths.socket, paths.log)
+		}
+	}
+}
+
+// forward copies the client's stdio to the daemon and back until the daemon
+// ends the session (after the client closed stdin, or on its own).
+func forward(ctx context.Context, c net.Conn, stdin io.Reader, stdout io.Writer) error {
+	go func() {
+		io.Copy(c, stdin)
+		c.(*net.UnixConn).CloseWrite() // the client closed stdin: the session ends
+	}()
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(stdout, c)
+		done <- err
+	}()
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-done:
+		if errors.Is(err, net.ErrClosed) {
+			return nil
+		}
+		return err
+	}
+}

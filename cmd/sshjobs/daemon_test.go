@@ -1,0 +1,80 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/sshjobs/sshjobs/internal/sshtest"
+	"github.com/sshjobs/sshjobs/jobs"
+)
+
+// daemonEnv is binaryEnv through the daemon, with its socket in the test's
+// own runtime folder.
+func daemonEnv(t *testing.T, srv *sshtest.Server) []string {
+	env := binaryEnv(t, srv)
+	env[len(env)-1] = "SSHJOBS_DAEMON=on"
+	dir, err := os.MkdirTemp("", "rt") // short: a socket path has 108 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return append(env, "XDG_RUNTIME_DIR="+dir)
+}
+
+// sshjobsCmd runs the built binary with env and returns its exit code and
+// stdout.
+func sshjobsCmd(t *testing.T, bin string, env []string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), string(out)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return 0, string(out)
+}
+
+// An MCP client that restarts its server (kills it, as clients do) loses
+// nothing: the job it handed off finishes, and the session keeps its cwd and
+// environment, because the daemon holds them (issue 13).
+func TestDaemonSurvivesClientRestart(t *testing.T) {
+	srv := sshtest.Start(t, sshtest.Options{})
+	bin := buildBinary(t)
+	env := daemonEnv(t, srv)
+	t.Cleanup(func() { sshjobsCmd(t, bin, env, "daemon", "stop", "-wait") })
+
+	first := startBinary(t, bin, env)
+	if v := first.job("ssh_run", map[string]any{"host": srv.Alias, "command": "cd /tmp && export SJ_KEPT=yes"}); v.State != jobs.StateSucceeded {
+		t.Fatalf("setup: %+v", v)
+	}
+	handed := first.job("ssh_run", map[string]any{"host": srv.Alias, "command": "sleep 2; echo done", "timeout_s": 0.5})
+	if handed.State != jobs.StateRunning {
+		t.Fatalf("handed off: %+v", handed)
+	}
+	code, out := sshjobsCmd(t, bin, env, "daemon", "status", "-json")
+	var st daemonStatus
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.Clients != 1 || st.ActiveJobs != 1 || st.PID <= 0 {
+		t.Fatalf("daemon status: exit %d %q", code, out)
+	}
+	first.kill()
+
+	second := startBinary(t, bin, env)
+	if v := second.job("ssh_job", map[string]any{"job_id": handed.JobID, "wait_s": 30}); v.State != jobs.StateSucceeded || v.Output != "done\n" {
+		t.Fatalf("the handed-off job after the client restarted: %+v", v)
+	}
+	if v := second.job("ssh_run", map[string]any{"host": srv.Alias, "command": `echo "$PWD $SJ_KEPT"`}); v.Output != "/tmp yes\n" || v.NewShell {
+		t.Fatalf("the session after the client restarted: %+v", v)
+	}
+	if code, out := sshjobsCmd(t, bin, env, "daemon", "stop", "-wait"); code != 0 || !strings.Contains(out, "stopped") {
+		t.Fatalf("daemon stop: exit %d %q", code, out)
+	}
+	if code, _ := sshjobsCmd(t, bin, env, "daemon", "status"); code != 3 {
+		t.Fatalf("daemon status after stop: exit %d, want 3", code)
+	}
+}
