@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -18,6 +19,8 @@ func cmdRun(ctx context.Context, stopSignals func(), args []string, stdout, stde
 	killAfter := fs.Duration("kill-after", 0, "cancel the command after this long, e.g. 10m")
 	detach := fs.Bool("detach", false, "run detached from the connection: it survives a dropped connection and this process; follow it with logs -f")
 	sudo := fs.Bool("sudo", false, "run through sudo; the password comes from OVRD_{ALIAS}_SUDO_PASS, never the command line")
+	noDaemon := fs.Bool("no-daemon", os.Getenv("SSHJOBS_DAEMON") == "off",
+		"run in this process instead of through the background daemon (its warm connections and shells) [$SSHJOBS_DAEMON=off]")
 	if err := parseFlags(fs, &cfg, args); err != nil {
 		return 0, err
 	}
@@ -29,13 +32,25 @@ func cmdRun(ctx context.Context, stopSignals func(), args []string, stdout, stde
 	if len(rest) > 0 && rest[0] == "--" {
 		rest = rest[1:]
 	}
-	a, err := openApp(ctx, cfg, modeRun)
+	// Through the daemon, this process only submits, follows and cancels:
+	// the daemon runs the job on its warm connection and shell.
+	mode := modeRun
+	if !*noDaemon {
+		mode = modeRead
+	}
+	a, err := openApp(ctx, cfg, mode)
 	if err != nil {
 		return 0, err
 	}
 	defer a.Close()
 	// Like ssh, the words after the host are joined into one command line.
-	j, err := a.submit(ctx, host, jobs.Spec{Session: *session, Command: strings.Join(rest, " "), KillAfter: *killAfter, Detached: *detach, Sudo: *sudo})
+	spec := jobs.Spec{Session: *session, Command: strings.Join(rest, " "), KillAfter: *killAfter, Detached: *detach, Sudo: *sudo}
+	var j *jobs.Job
+	if *noDaemon {
+		j, err = a.submit(ctx, host, spec)
+	} else {
+		j, err = submitToDaemon(ctx, cfg, daemonArgs(fs), host, spec)
+	}
 	if err != nil {
 		return 0, err
 	}

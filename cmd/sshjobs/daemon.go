@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/sshjobs/sshjobs/jobs"
 )
 
 // The daemon (DESIGN: "Processes"): one long-lived process per user and
@@ -307,4 +308,46 @@ func forward(ctx context.Context, c net.Conn, stdin io.Reader, stdout io.Writer)
 		}
 		return err
 	}
+}
+
+// submitToDaemon enqueues a job through the database's daemon (starting it
+// when none runs) and returns it as stored; the caller follows it in the
+// database.
+func submitToDaemon(ctx context.Context, cfg config, args []string, host string, s jobs.Spec) (*jobs.Job, error) {
+	paths, err := daemonPathsFor(cfg.DB)
+	if err != nil {
+		return nil, err
+	}
+	c, err := startDaemon(ctx, paths, args)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "sshjobs-cli", Version: version}, nil).
+		Connect(ctx, &mcp.IOTransport{Reader: c, Writer: c}, nil)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	defer cs.Close()
+	in := map[string]any{"host": host, "command": s.Command, "session": s.Session, "timeout_s": 0,
+		"detach": s.Detached, "sudo": s.Sudo}
+	if s.KillAfter > 0 {
+		in["kill_after_s"] = s.KillAfter.Seconds()
+	}
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "ssh_run", Arguments: in})
+	if err != nil {
+		return nil, fmt.Errorf("daemon: ssh_run: %w", err)
+	}
+	var v jobView
+	if b, err := json.Marshal(res.StructuredContent); err != nil || json.Unmarshal(b, &v) != nil || v.JobID == "" {
+		// A tool error (a host that does not resolve, bad input): its text.
+		var msg []string
+		for _, c := range res.Content {
+			if t, ok := c.(*mcp.TextContent); ok {
+				msg = append(msg, t.Text)
+			}
+		}
+		return nil, errors.New(strings.Join(msg, " "))
+	}
+	return &jobs.Job{ID: v.JobID}, nil
 }

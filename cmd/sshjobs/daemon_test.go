@@ -78,3 +78,28 @@ func TestDaemonSurvivesClientRestart(t *testing.T) {
 		t.Fatalf("daemon status after stop: exit %d, want 3", code)
 	}
 }
+
+// `sshjobs run` goes through the daemon: a second run reuses the warm
+// connection and shell (the cwd and environment the first one left), and
+// exit codes and errors are the command's own.
+func TestDaemonCLIRunReusesShell(t *testing.T) {
+	srv := sshtest.Start(t, sshtest.Options{})
+	bin := buildBinary(t)
+	env := daemonEnv(t, srv)
+	t.Cleanup(func() { sshjobsCmd(t, bin, env, "daemon", "stop", "-wait") })
+
+	if code, out := sshjobsCmd(t, bin, env, "run", srv.Alias, "--", "cd /tmp && export SJ_KEPT=yes && echo first"); code != 0 || out != "first\n" {
+		t.Fatalf("first run: exit %d %q", code, out)
+	}
+	if code, out := sshjobsCmd(t, bin, env, "run", srv.Alias, "--", `echo "$PWD $SJ_KEPT"; (exit 7)`); code != 7 || out != "/tmp yes\n" {
+		t.Fatalf("second run: exit %d %q; want 7 and the first run's cwd and environment", code, out)
+	}
+	code, out := sshjobsCmd(t, bin, env, "daemon", "status", "-json")
+	var st daemonStatus
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.Connections != 1 {
+		t.Fatalf("daemon status: exit %d %q; want one connection", code, out)
+	}
+	if code, _ := sshjobsCmd(t, bin, env, "run", "bad host", "--", "true"); code != 1 {
+		t.Fatalf("a host that cannot resolve: exit %d, want 1", code)
+	}
+}

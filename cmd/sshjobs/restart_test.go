@@ -37,6 +37,9 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binDir = dir
+	// The CLI run in this process would start this test binary as its
+	// daemon: tests ask for the daemon explicitly (daemonEnv).
+	os.Setenv("SSHJOBS_DAEMON", "off")
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
