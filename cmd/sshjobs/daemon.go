@@ -77,6 +77,7 @@ type daemonStatus struct {
 	PID         int    `json:"pid"`
 	Socket      string `json:"socket"`
 	Version     string `json:"version"`
+	Build       string `json:"build"` // tells two builds of one version apart
 	DB          string `json:"db"`
 	StartedAt   string `json:"started_at"`
 	Clients     int    `json:"clients"`
@@ -197,7 +198,7 @@ func (d *daemon) status() daemonStatus {
 	d.mu.Lock()
 	clients := d.clients
 	d.mu.Unlock()
-	return daemonStatus{PID: os.Getpid(), Socket: d.paths.socket, Version: version, DB: d.cfg.DB,
+	return daemonStatus{PID: os.Getpid(), Socket: d.paths.socket, Version: version, Build: buildID(), DB: d.cfg.DB,
 		StartedAt: d.started.UTC().Format(time.RFC3339), Clients: clients,
 		ActiveJobs: d.a.eng.Running(), Connections: len(d.a.pool.Snapshot())}
 }
@@ -227,6 +228,37 @@ func (d *daemon) exitWhenIdle(ctx context.Context) {
 	}
 }
 
+// buildID names this binary: its version and a hash of the executable's
+// path, size and time, so that a rebuilt "dev" binary differs too.
+func buildID() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return version
+	}
+	fi, err := os.Stat(exe)
+	if err != nil {
+		return version
+	}
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s %d %d", exe, fi.Size(), fi.ModTime().UnixNano()))
+	return version + "-" + hex.EncodeToString(sum[:4])
+}
+
+// warnOtherBuild says on stderr when the running daemon is another build
+// than this front: it keeps serving (stopping it would end its shell jobs),
+// and the person upgrading learns how to switch.
+func warnOtherBuild(paths daemonPaths) {
+	c, err := dialDaemon(paths, daemonHelloStatus)
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	var st daemonStatus
+	if json.NewDecoder(c).Decode(&st) == nil && st.Build != buildID() {
+		fmt.Fprintf(os.Stderr, "sshjobs: the running daemon (pid %d) is build %s, this is %s; `sshjobs daemon stop` switches to this one (its running shell jobs end)\n",
+			st.PID, st.Build, buildID())
+	}
+}
+
 // dialDaemon connects to the database's daemon and says hello.
 func dialDaemon(paths daemonPaths, hello string) (net.Conn, error) {
 	c, err := net.DialTimeout("unix", paths.socket, 2*time.Second)
@@ -245,6 +277,7 @@ func dialDaemon(paths daemonPaths, hello string) (net.Conn, error) {
 // so that the client's signals do not reach it) when none answers.
 func startDaemon(ctx context.Context, paths daemonPaths, args []string) (net.Conn, error) {
 	if c, err := dialDaemon(paths, daemonHelloMCP); err == nil {
+		warnOtherBuild(paths)
 		return c, nil
 	}
 	exe, err := os.Executable()

@@ -102,6 +102,31 @@ func progress(ctx context.Context, req *mcp.CallToolRequest, a *app) func(*jobs.
 // outputSchema infers the output schema of T without the
 // additionalProperties: false that inference puts on every object: the
 // server writes the output, so it only costs bytes in every tools/list.
+// addTool is mcp.AddTool with the input schema of inputSchema.
+func addTool[In, Out any](s *mcp.Server, t *mcp.Tool, h mcp.ToolHandlerFor[In, Out]) {
+	if t.InputSchema == nil {
+		t.InputSchema = inputSchema[In]()
+	}
+	mcp.AddTool(s, t, h)
+}
+
+// inputSchema is In's schema with optional parameters typed plainly:
+// jsonschema-go types a pointer field ["null", "number"], and clients that
+// convert their arguments by the schema's type (the MCP Inspector's CLI) then
+// send a number as a string. An optional parameter is left out, not null.
+func inputSchema[In any]() *jsonschema.Schema {
+	s, err := jsonschema.For[In](nil)
+	if err != nil {
+		panic(err) // a programming error, caught by the tests that build the server
+	}
+	for _, p := range s.Properties {
+		if len(p.Types) == 2 && p.Types[0] == "null" {
+			p.Type, p.Types = p.Types[1], nil
+		}
+	}
+	return s
+}
+
 func outputSchema[T any]() *jsonschema.Schema {
 	s, err := jsonschema.For[T](nil)
 	if err != nil {

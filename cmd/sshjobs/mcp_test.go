@@ -261,6 +261,11 @@ func TestToolsGolden(t *testing.T) {
 			if d, _ := p.(map[string]any)["description"].(string); d == "" {
 				t.Errorf("%s.%s has no description", tool.Name, name)
 			}
+			// Clients that convert arguments by the schema's type (the MCP
+			// Inspector's CLI) need one plain type, not ["null", "number"].
+			if _, plain := p.(map[string]any)["type"].(string); !plain {
+				t.Errorf("%s.%s has type %v; want one plain type", tool.Name, name, p.(map[string]any)["type"])
+			}
 		}
 	}
 	golden := filepath.Join("testdata", "tools.golden.json")

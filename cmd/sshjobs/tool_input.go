@@ -19,7 +19,7 @@ type inputIn struct {
 }
 
 func addInputTool(s *mcp.Server, a *app) {
-	mcp.AddTool(s, &mcp.Tool{
+	addTool(s, &mcp.Tool{
 		Name:         "ssh_input",
 		OutputSchema: jobSchema,
 		Description:  "Type text into a running job's terminal, e.g. to answer a prompt of a job in waiting_input. End a line with \\n.",

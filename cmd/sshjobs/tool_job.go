@@ -18,7 +18,7 @@ type jobIn struct {
 }
 
 func addJobTool(s *mcp.Server, a *app) {
-	mcp.AddTool(s, &mcp.Tool{
+	addTool(s, &mcp.Tool{
 		Name:         "ssh_job",
 		OutputSchema: jobSchema,
 		Description: "Read a job's state and output, optionally waiting for it (wait_s). Page through large output with offset/next_offset; " +
@@ -96,7 +96,7 @@ type cancelIn struct {
 }
 
 func addCancelTool(s *mcp.Server, a *app) {
-	mcp.AddTool(s, &mcp.Tool{
+	addTool(s, &mcp.Tool{
 		Name:         "ssh_cancel",
 		OutputSchema: jobSchema,
 		Description:  "Stop a job: a queued one never starts; a running one gets the signal, then is killed after grace_s. The session stays usable.",

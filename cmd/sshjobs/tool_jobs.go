@@ -111,7 +111,7 @@ func (o *jobsOut) table() string {
 }
 
 func addJobsTool(s *mcp.Server, a *app) {
-	mcp.AddTool(s, &mcp.Tool{
+	addTool(s, &mcp.Tool{
 		Name:         "ssh_jobs",
 		OutputSchema: outputSchema[jobsOut](),
 		Description:  "List jobs, newest first: running ones and the history (kept across restarts).",

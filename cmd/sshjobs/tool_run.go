@@ -21,7 +21,7 @@ type runIn struct {
 }
 
 func addRunTool(s *mcp.Server, a *app) {
-	mcp.AddTool(s, &mcp.Tool{
+	addTool(s, &mcp.Tool{
 		Name:         "ssh_run",
 		OutputSchema: jobSchema,
 		Description: "Run a shell command on a host in a persistent session (cwd and environment carry over). " +

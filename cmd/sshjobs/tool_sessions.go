@@ -45,7 +45,7 @@ type closeOut struct {
 }
 
 func addSessionsTools(s *mcp.Server, a *app) {
-	mcp.AddTool(s, &mcp.Tool{
+	addTool(s, &mcp.Tool{
 		Name:         "ssh_sessions",
 		OutputSchema: outputSchema[sessionsOut](),
 		Description:  "List open connections and their sessions: cwd, running job, queued jobs, idle time.",
@@ -57,7 +57,7 @@ func addSessionsTools(s *mcp.Server, a *app) {
 		}
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: out.text()}}}, out, nil
 	})
-	mcp.AddTool(s, &mcp.Tool{
+	addTool(s, &mcp.Tool{
 		Name:         "ssh_close",
 		OutputSchema: outputSchema[closeOut](),
 		Description: "Close a session's shell, a host's connection, or all connections (all=true). " +
