@@ -206,28 +206,55 @@ type Update struct {
 	EndedAt     *time.Time
 }
 
-// ListFilter selects jobs for List. Zero fields match everything.
+// List limits: how many jobs List returns when ListFilter.Limit is not set,
+// and the most it ever returns. They are the tool contract's (docs/TOOLS.md,
+// ssh_jobs), and this is their only home: the store, the tool's schema and
+// the CLI's flag take them from here.
+const (
+	DefaultListLimit = 20
+	MaxListLimit     = 200
+)
+
+// ListFilter selects jobs for List. Zero fields match everything, except
+// Limit (see EffectiveLimit).
 type ListFilter struct {
 	Host     string // resolved host or the target as named
 	Session  string
-	States   []State // any of these
-	Contains string  // substring of the command
-	Since    time.Time
+	States   []State   // any of these
+	Contains string    // substring of the command, taken literally
+	Since    time.Time // created at or after
 	Limit    int
 }
 
+// EffectiveLimit is how many jobs List returns at most for f: Limit,
+// DefaultListLimit when Limit is zero or negative, and never more than
+// MaxListLimit. A Store applies it; callers that must refuse a limit out of
+// range (the tool) check MaxListLimit themselves.
+func (f ListFilter) EffectiveLimit() int {
+	if f.Limit <= 0 {
+		return DefaultListLimit
+	}
+	return min(f.Limit, MaxListLimit)
+}
+
 // Store keeps jobs and their output durably. Every method is safe for
-// concurrent use, also by several processes sharing one database.
+// concurrent use, also by several processes sharing one database. The prose
+// below is the contract a driver passes: jobstest.ExerciseStore asserts it.
 type Store interface {
-	// Insert stores a new job (normally queued).
+	// Insert stores a new job (normally queued); an ID already stored is
+	// refused.
 	Insert(ctx context.Context, j *Job) error
 	// Get returns the job, or an error wrapping ErrNotFound.
 	Get(ctx context.Context, id string) (*Job, error)
-	// List returns jobs newest first.
+	// List returns the jobs f selects, newest first (by CreatedAt), at most
+	// f.EffectiveLimit() of them.
 	List(ctx context.Context, f ListFilter) ([]*Job, error)
 	// Claim atomically moves the oldest queued job of (host, session) owned by
-	// owner to running, unless a non-detached job of that session is running or
-	// waiting for input. It returns nil and no error when there is none.
+	// owner to running, with owner, the lease leaseUntil and StartedAt now,
+	// unless a non-detached job of that session and owner is running or
+	// waiting for input (a session is a shell of its owner's process). It
+	// returns nil and no error when there is none. Concurrent claims never
+	// return the same job, nor two shell jobs of one session.
 	Claim(ctx context.Context, owner, host, session string, now, leaseUntil time.Time) (*Job, error)
 	// Transition moves a job to state to, applying u, if the move is allowed
 	// from its current state (checked atomically); else an error wrapping
@@ -236,7 +263,8 @@ type Store interface {
 	// Set applies u without changing the state (cwd, attach data, ...). It
 	// fails with ErrTransition on a final job.
 	Set(ctx context.Context, id string, u Update) error
-	// RequestCancel marks a non-final job for cancellation by its owner.
+	// RequestCancel marks a non-final job for cancellation by its owner; a
+	// final job refuses with ErrTransition.
 	RequestCancel(ctx context.Context, id string) (*Job, error)
 	// End records how a job that owner ran ended: it moves the job to the
 	// final state to, applying u, if owner owns it and either its state
@@ -269,12 +297,21 @@ type Store interface {
 	// owner, so that a restarted engine starts their workers.
 	QueuedSessions(ctx context.Context, owner string) ([][2]string, error)
 
-	// AppendOutput stores chunks of any jobs in one transaction and advances
-	// each job's OutputBytes; a Lost chunk advances it and OutputLost without
-	// storing bytes. Past maxJobOutput bytes stored for a job, it keeps
-	// the first half and the most recent output and records the gap.
+	// AppendOutput stores chunks of any jobs in one transaction (a failed
+	// batch stores nothing) and advances each job's OutputBytes; a Lost chunk
+	// advances it and OutputLost without storing bytes. A chunk starts at or
+	// before the job's OutputBytes: bytes already stored are skipped, so that
+	// resending a batch that may have been committed is harmless; a chunk
+	// that would leave a hole, or a negative offset, fails with ErrBadInput.
+	// Past maxJobOutput bytes stored for a job (0: no cap), it keeps the first
+	// half exactly and the most recent output (at least the other half, and
+	// at most one chunk more) and records the gap (GapStart, GapEnd).
 	AppendOutput(ctx context.Context, chunks []Chunk, maxJobOutput int64) error
-	// ReadOutput returns up to limit bytes of a job's output from offset.
+	// ReadOutput returns up to limit bytes of a job's output from offset,
+	// contiguous: a read stops at the cap's gap or at a Lost hole, and one
+	// that begins inside either starts past it (Output.Skipped). An offset
+	// past the end reads nothing at the end; a negative offset or limit fails
+	// with ErrBadInput.
 	ReadOutput(ctx context.Context, id string, offset, limit int64) (Output, error)
 
 	// Prune deletes final jobs that ended before before, with their output.

@@ -62,5 +62,3 @@ func get(t testing.TB, db *DB, id string) *jobs.Job {
 	}
 	return j
 }
-
-func ptr[T any](v T) *T { return &v }

@@ -21,12 +21,6 @@ const jobCols = `id, host, target, destination, session, command, detached, sudo
 	owner, lease_until_ms, cancel_requested, attach, output_bytes, gap_start, gap_end,
 	output_lost, created_at_ms, started_at_ms, ended_at_ms`
 
-// List limits: the tool contract's default and maximum.
-const (
-	defaultListLimit = 20
-	maxListLimit     = 200
-)
-
 // pruneBatch is how many jobs Prune deletes per transaction, so that deleting
 // a month of output never holds the write lock for long.
 const pruneBatch = 32
@@ -187,8 +181,7 @@ func (db *DB) Get(ctx context.Context, id string) (*jobs.Job, error) {
 	return j, nil
 }
 
-// List returns the jobs f selects, newest first. Limit defaults to 20 and is
-// at most 200.
+// List returns the jobs f selects, newest first, at most f.EffectiveLimit().
 func (db *DB) List(ctx context.Context, f jobs.ListFilter) ([]*jobs.Job, error) {
 	var where []string
 	var args []any
@@ -217,17 +210,12 @@ func (db *DB) List(ctx context.Context, f jobs.ListFilter) ([]*jobs.Job, error) 
 		where = append(where, "created_at_ms >= ?")
 		args = append(args, f.Since.UnixMilli())
 	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = defaultListLimit
-	}
-	limit = min(limit, maxListLimit)
 	q := `SELECT ` + jobCols + ` FROM jobs`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	q += " ORDER BY created_at_ms DESC, id DESC LIMIT ?"
-	args = append(args, limit)
+	args = append(args, f.EffectiveLimit())
 	js, err := queryJobs(ctx, db.r, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)

@@ -3,9 +3,7 @@ package sqlstore
 import (
 	"bytes"
 	"context"
-	"errors"
 	"math/rand/v2"
-	"strings"
 	"testing"
 
 	"github.com/sshjobs/sshjobs/jobs"
@@ -44,37 +42,6 @@ func randomBytes(rng *rand.Rand, n int) []byte {
 		b[i] = byte(rng.UintN(256))
 	}
 	return b
-}
-
-// TestReadOutputEveryOffset reads the output back at every offset with
-// several limits: chunk boundaries must be invisible.
-func TestReadOutputEveryOffset(t *testing.T) {
-	ctx := context.Background()
-	db := openTest(t)
-	rng := rand.New(rand.NewPCG(1, 2))
-	j := insert(t, db, newJob("h", "s", "o", jobs.StateRunning))
-	o := insert(t, db, newJob("h", "s2", "o", jobs.StateRunning))
-	want := randomBytes(rng, 2500)
-	appendAll(t, db, rng, j.ID, o.ID, want, 300, 0)
-
-	if got := get(t, db, j.ID); got.OutputBytes != int64(len(want)) || got.GapEnd != 0 {
-		t.Fatalf("job after append: %+v", got)
-	}
-	n := int64(len(want))
-	for _, limit := range []int64{0, 1, 3, 511, n + 100} {
-		for off := int64(0); off <= n+2; off++ {
-			out, err := db.ReadOutput(ctx, j.ID, off, limit)
-			if err != nil {
-				t.Fatalf("ReadOutput(%d, %d): %v", off, limit, err)
-			}
-			from := min(off, n)
-			exp := want[from:min(from+limit, n)]
-			if !bytes.Equal(out.Data, exp) || out.Offset != from || out.Total != n || out.Skipped != 0 {
-				t.Fatalf("ReadOutput(%d, %d) = %d bytes at %d (total %d, skipped %d), want %d bytes at %d",
-					off, limit, len(out.Data), out.Offset, out.Total, out.Skipped, len(exp), from)
-			}
-		}
-	}
 }
 
 // TestBigChunk checks that a chunk larger than a row is split and read back
@@ -116,67 +83,6 @@ func TestBigChunk(t *testing.T) {
 		if s != int64(i) {
 			t.Fatalf("seq %v, want 0, 1, 2, ...", seqs)
 		}
-	}
-}
-
-func TestAppendOffsets(t *testing.T) {
-	ctx := context.Background()
-	db := openTest(t)
-	j := insert(t, db, newJob("h", "s", "o", jobs.StateRunning))
-	app := func(off int64, s string) error {
-		return db.AppendOutput(ctx, []jobs.Chunk{{JobID: j.ID, Offset: off, Data: []byte(s)}}, 0)
-	}
-	for _, c := range []struct {
-		off int64
-		s   string
-	}{{0, "hello"}, {0, "hel"}, {3, "lo wor"}, {9, "ld"}, {11, ""}} {
-		if err := app(c.off, c.s); err != nil {
-			t.Fatalf("append %q at %d: %v", c.s, c.off, err)
-		}
-	}
-	out, err := db.ReadOutput(ctx, j.ID, 0, 100)
-	if err != nil || string(out.Data) != "hello world" {
-		t.Fatalf("resent output not deduplicated: %q, %v", out.Data, err)
-	}
-	if err := app(20, "x"); !errors.Is(err, jobs.ErrBadInput) {
-		t.Errorf("hole: %v, want ErrBadInput", err)
-	}
-	if err := app(-1, "x"); !errors.Is(err, jobs.ErrBadInput) {
-		t.Errorf("negative offset: %v, want ErrBadInput", err)
-	}
-	// A failed batch stores nothing, also for the other jobs in it.
-	err = db.AppendOutput(ctx, []jobs.Chunk{{JobID: j.ID, Offset: 11, Data: []byte("!")}, {JobID: "missing", Data: []byte("x")}}, 0)
-	if !errors.Is(err, jobs.ErrNotFound) {
-		t.Errorf("unknown job: %v, want ErrNotFound", err)
-	}
-	if got := get(t, db, j.ID); got.OutputBytes != 11 {
-		t.Errorf("OutputBytes %d after a failed batch, want 11", got.OutputBytes)
-	}
-}
-
-func TestReadOutputErrors(t *testing.T) {
-	ctx := context.Background()
-	db := openTest(t)
-	j := insert(t, db, newJob("h", "s", "o", jobs.StateRunning))
-	if err := db.AppendOutput(ctx, []jobs.Chunk{{JobID: j.ID, Data: []byte("abc")}}, 0); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.ReadOutput(ctx, j.ID, -1, 10); !errors.Is(err, jobs.ErrBadInput) || !strings.Contains(err.Error(), "negative") {
-		t.Errorf("negative offset: %v", err)
-	}
-	if _, err := db.ReadOutput(ctx, j.ID, 0, -1); !errors.Is(err, jobs.ErrBadInput) {
-		t.Errorf("negative limit: %v", err)
-	}
-	if _, err := db.ReadOutput(ctx, "missing", 0, 10); !errors.Is(err, jobs.ErrNotFound) || !strings.Contains(err.Error(), "missing") {
-		t.Errorf("unknown job: %v", err)
-	}
-	out, err := db.ReadOutput(ctx, j.ID, 1000, 10)
-	if err != nil || len(out.Data) != 0 || out.Offset != 3 || out.Total != 3 {
-		t.Errorf("read past the end = %+v, %v; want no data at 3", out, err)
-	}
-	empty := insert(t, db, newJob("h", "s", "o", jobs.StateQueued))
-	if out, err := db.ReadOutput(ctx, empty.ID, 0, 10); err != nil || len(out.Data) != 0 || out.Total != 0 {
-		t.Errorf("job without output: %+v, %v", out, err)
 	}
 }
 
@@ -267,59 +173,5 @@ func TestCapAfterUncapped(t *testing.T) {
 	out, err := db.ReadOutput(ctx, j.ID, 0, 1000)
 	if err != nil || !bytes.Equal(out.Data, want[:300]) {
 		t.Fatalf("head %q, %v", out.Data, err)
-	}
-}
-
-// A Lost chunk records a hole that later output fits after, and reads pass
-// over it like the cap's gap.
-func TestAppendLostChunk(t *testing.T) {
-	db := openTest(t)
-	ctx := context.Background()
-	j := insert(t, db, newJob("h", "s", "o", jobs.StateRunning))
-	err := db.AppendOutput(ctx, []jobs.Chunk{
-		{JobID: j.ID, Offset: 0, Data: []byte("head\n")},
-		{JobID: j.ID, Offset: 5, Lost: 4},
-		{JobID: j.ID, Offset: 9, Data: []byte("tail\n")},
-	}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Resent after a restart: already counted, changes nothing.
-	if err := db.AppendOutput(ctx, []jobs.Chunk{{JobID: j.ID, Offset: 5, Lost: 4}}, 0); err != nil {
-		t.Fatal(err)
-	}
-	got := get(t, db, j.ID)
-	if got.OutputBytes != 14 || got.OutputLost != 4 {
-		t.Errorf("OutputBytes %d OutputLost %d; want 14, 4", got.OutputBytes, got.OutputLost)
-	}
-	for _, c := range []struct {
-		off         int64
-		data        string
-		at, skipped int64
-	}{
-		{0, "head\n", 0, 0}, // stops at the hole
-		{5, "tail\n", 9, 4},
-		{7, "tail\n", 9, 2},
-		{11, "il\n", 11, 0},
-	} {
-		out, err := db.ReadOutput(ctx, j.ID, c.off, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(out.Data) != c.data || out.Offset != c.at || out.Skipped != c.skipped {
-			t.Errorf("read at %d: %q at %d, skipped %d; want %q at %d, skipped %d",
-				c.off, out.Data, out.Offset, out.Skipped, c.data, c.at, c.skipped)
-		}
-	}
-	// A hole at the end: the read passes over it to the end.
-	if err := db.AppendOutput(ctx, []jobs.Chunk{{JobID: j.ID, Offset: 14, Lost: 6}}, 0); err != nil {
-		t.Fatal(err)
-	}
-	out, err := db.ReadOutput(ctx, j.ID, 15, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(out.Data) != 0 || out.Offset != 20 || out.Skipped != 5 || out.Total != 20 {
-		t.Errorf("read in the final hole: %+v", out)
 	}
 }

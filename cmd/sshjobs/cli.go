@@ -177,7 +177,7 @@ func cmdJobs(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&in.State, "state", "", "only jobs in this state, or active")
 	fs.StringVar(&in.Contains, "contains", "", "only commands containing this")
 	fs.StringVar(&in.Since, "since", "", "only jobs created since (RFC 3339 or a duration like 2h)")
-	fs.IntVar(&in.Limit, "limit", 20, "at most this many (max 200)")
+	fs.IntVar(&in.Limit, "limit", jobs.DefaultListLimit, fmt.Sprintf("at most this many (max %d)", jobs.MaxListLimit))
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	if err := parseFlags(fs, &cfg, args); err != nil {
 		return err

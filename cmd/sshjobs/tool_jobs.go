@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/sshjobs/sshjobs/jobs"
@@ -18,7 +19,9 @@ type jobsIn struct {
 	State    string `json:"state,omitempty" jsonschema:"a state, or active for the unfinished ones"`
 	Contains string `json:"contains,omitempty" jsonschema:"substring of the command"`
 	Since    string `json:"since,omitempty" jsonschema:"RFC 3339 time, or a duration like 2h"`
-	Limit    int    `json:"limit,omitempty" jsonschema:"default 20, max 200"`
+	// The description of limit is limitDescription, set in jobsInputSchema:
+	// the numbers come from jobs, their only home.
+	Limit int `json:"limit,omitempty"`
 }
 
 type jobRow struct {
@@ -41,12 +44,10 @@ type jobsOut struct {
 // filter turns the tool's (and the CLI's) filter arguments into a ListFilter.
 func (in jobsIn) filter(now time.Time) (jobs.ListFilter, error) {
 	f := jobs.ListFilter{Host: in.Host, Session: in.Session, Contains: in.Contains, Limit: in.Limit}
-	if in.Limit < 0 || in.Limit > 200 {
-		return f, fmt.Errorf("%w: limit must be between 1 and 200", jobs.ErrBadInput)
+	if in.Limit < 0 || in.Limit > jobs.MaxListLimit {
+		return f, fmt.Errorf("%w: limit must be between 1 and %d", jobs.ErrBadInput, jobs.MaxListLimit)
 	}
-	if f.Limit == 0 {
-		f.Limit = 20
-	}
+	f.Limit = f.EffectiveLimit()
 	switch s := jobs.State(in.State); {
 	case in.State == "":
 	case in.State == "active":
@@ -113,6 +114,7 @@ func (o *jobsOut) table() string {
 func addJobsTool(s *mcp.Server, a *app) {
 	addTool(s, &mcp.Tool{
 		Name:         "ssh_jobs",
+		InputSchema:  jobsInputSchema(),
 		OutputSchema: outputSchema[jobsOut](),
 		Description:  "List jobs, newest first: running ones and the history (kept across restarts).",
 		Annotations:  &mcp.ToolAnnotations{Title: "List jobs", ReadOnlyHint: true, IdempotentHint: true, OpenWorldHint: &no},
@@ -123,6 +125,20 @@ func addJobsTool(s *mcp.Server, a *app) {
 		}
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: out.table()}}}, out, nil
 	})
+}
+
+// limitDescription is the ssh_jobs limit parameter's description.
+var limitDescription = fmt.Sprintf("default %d, max %d", jobs.DefaultListLimit, jobs.MaxListLimit)
+
+// jobsInputSchema is the inferred input schema of ssh_jobs, with the
+// description of limit built from jobs' constants (a struct tag cannot be).
+func jobsInputSchema() *jsonschema.Schema {
+	s, err := jsonschema.For[jobsIn](nil)
+	if err != nil {
+		panic(err) // a programming error, caught by the tests that build the server
+	}
+	s.Properties["limit"].Description = limitDescription
+	return s
 }
 
 // clip cuts s to at most n bytes (not inside a UTF-8 sequence), marking the cut.

@@ -73,7 +73,7 @@ func addSessionsTools(s *mcp.Server, a *app) {
 }
 
 func (a *app) sessions(ctx context.Context) (*sessionsOut, error) {
-	queued, err := a.eng.List(ctx, jobs.ListFilter{States: []jobs.State{jobs.StateQueued}, Limit: 200})
+	queued, err := a.eng.List(ctx, jobs.ListFilter{States: []jobs.State{jobs.StateQueued}, Limit: jobs.MaxListLimit})
 	if err != nil {
 		return nil, err
 	}

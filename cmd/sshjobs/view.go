@@ -163,7 +163,7 @@ func trimUTF8(p []byte, fromStart bool) []byte {
 // queuePosition counts the jobs ahead of a queued job in its session.
 func (a *app) queuePosition(ctx context.Context, j *jobs.Job) (int, error) {
 	ahead, err := a.eng.List(ctx, jobs.ListFilter{Host: j.Host, Session: j.Session,
-		States: []jobs.State{jobs.StateQueued, jobs.StateRunning, jobs.StateWaitingInput}, Limit: 200})
+		States: []jobs.State{jobs.StateQueued, jobs.StateRunning, jobs.StateWaitingInput}, Limit: jobs.MaxListLimit})
 	if err != nil {
 		return 0, err
 	}
