@@ -133,10 +133,7 @@ var limitDescription = fmt.Sprintf("default %d, max %d", jobs.DefaultListLimit, 
 // jobsInputSchema is the inferred input schema of ssh_jobs, with the
 // description of limit built from jobs' constants (a struct tag cannot be).
 func jobsInputSchema() *jsonschema.Schema {
-	s, err := jsonschema.For[jobsIn](nil)
-	if err != nil {
-		panic(err) // a programming error, caught by the tests that build the server
-	}
+	s := inputSchema[jobsIn]()
 	s.Properties["limit"].Description = limitDescription
 	return s
 }
