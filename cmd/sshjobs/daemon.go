@@ -21,6 +21,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/sshjobs/sshjobs/jobs"
+	"github.com/sshjobs/sshjobs/sessions"
+	"golang.org/x/sys/unix"
 )
 
 // The daemon (DESIGN: "Processes"): one long-lived process per user and
@@ -39,13 +41,18 @@ const (
 	daemonHelloStop   = "sshjobs-stop 1"
 )
 
-// DefaultDaemonIdle is how long a daemon with no client and no running job
-// waits before it exits.
-const DefaultDaemonIdle = 10 * time.Minute
+// DefaultDaemonLinger is how long a daemon with no client, no running job
+// and no open connection waits before it exits: the connections' own idle
+// timeout, so that a daemon outlives the connections it keeps warm.
+const DefaultDaemonLinger = sessions.DefaultIdleTimeout
 
-// daemonPaths are where the daemon of one database listens, locks and logs:
-// in $XDG_RUNTIME_DIR/sshjobs (else /tmp/sshjobs-UID), named after a hash of
-// the database's absolute path.
+// maxDaemonLog is the size past which the daemon's log is rotated (to .1) when
+// a daemon starts.
+const maxDaemonLog = 10 << 20
+
+// daemonPaths are where the daemon of one database listens and locks (in
+// $XDG_RUNTIME_DIR/sshjobs, else /tmp/sshjobs-UID, named after a hash of the
+// database's absolute path and the build) and logs (beside the database).
 type daemonPaths struct {
 	socket, lock, log string
 }
@@ -67,9 +74,13 @@ func daemonPathsFor(db string) (daemonPaths, error) {
 	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() || fi.Mode().Perm()&0o077 != 0 || fi.Sys().(*syscall.Stat_t).Uid != uint32(os.Getuid()) {
 		return daemonPaths{}, fmt.Errorf("daemon: %s must be a folder of this user with mode 0700", dir)
 	}
+	// One daemon per database and build: a client of another build never
+	// talks to an older daemon's protocol; it gets a daemon of its own, and
+	// the old one exits once it lingered unused (several processes on one
+	// database are safe).
 	sum := sha256.Sum256([]byte(abs))
-	base := filepath.Join(dir, hex.EncodeToString(sum[:8]))
-	return daemonPaths{socket: base + ".sock", lock: base + ".lock", log: base + ".log"}, nil
+	base := filepath.Join(dir, hex.EncodeToString(sum[:8])+"-"+buildID())
+	return daemonPaths{socket: base + ".sock", lock: base + ".lock", log: abs + ".daemon.log"}, nil
 }
 
 // daemonStatus is what `sshjobs daemon status` prints.
@@ -120,6 +131,10 @@ func runDaemon(ctx context.Context, cfg config, idle time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("daemon: listen %s: %w", paths.socket, err)
 	}
+	if err := os.Chmod(paths.socket, 0o600); err != nil {
+		ln.Close()
+		return fmt.Errorf("daemon: %w", err)
+	}
 	defer os.Remove(paths.socket)
 
 	ctx, stop := context.WithCancel(ctx)
@@ -152,6 +167,10 @@ func runDaemon(ctx context.Context, cfg config, idle time.Duration) error {
 // serve answers one connection.
 func (d *daemon) serve(ctx context.Context, server *mcp.Server, c net.Conn) {
 	defer c.Close()
+	if err := samePeerUser(c); err != nil {
+		d.log.Warn("daemon: connection refused", "err", err)
+		return
+	}
 	r := bufio.NewReader(c)
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	hello, err := r.ReadString('\n')
@@ -203,10 +222,10 @@ func (d *daemon) status() daemonStatus {
 		ActiveJobs: d.a.eng.Running(), Connections: len(d.a.pool.Snapshot())}
 }
 
-// exitWhenIdle stops the daemon once it has had no client and no running job
-// for d.idle.
+// exitWhenIdle stops the daemon once it has had no client, no running job
+// and no open connection for d.idle (the linger).
 func (d *daemon) exitWhenIdle(ctx context.Context) {
-	t := time.NewTicker(min(d.idle/4, 30*time.Second))
+	t := time.NewTicker(max(min(d.idle/4, 30*time.Second), 10*time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
@@ -214,16 +233,16 @@ func (d *daemon) exitWhenIdle(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		if d.a.eng.Running() > 0 || len(d.a.pool.Snapshot()) > 0 {
+			d.use(0) // a running job or an open connection counts as use
+		}
 		d.mu.Lock()
 		idle := d.clients == 0 && time.Since(d.lastUse) > d.idle
 		d.mu.Unlock()
-		if idle && d.a.eng.Running() == 0 {
-			d.log.Info("daemon idle: exiting", "idle", d.idle)
+		if idle {
+			d.log.Info("daemon unused: exiting", "linger", d.idle)
 			d.stop()
 			return
-		}
-		if d.a.eng.Running() > 0 {
-			d.use(0) // a running job counts as use
 		}
 	}
 }
@@ -243,20 +262,31 @@ func buildID() string {
 	return version + "-" + hex.EncodeToString(sum[:4])
 }
 
-// warnOtherBuild says on stderr when the running daemon is another build
-// than this front: it keeps serving (stopping it would end its shell jobs),
-// and the person upgrading learns how to switch.
-func warnOtherBuild(paths daemonPaths) {
-	c, err := dialDaemon(paths, daemonHelloStatus)
+// samePeerUser refuses a connection from another user (the folder's mode
+// already keeps them out; this holds even if it did not).
+func samePeerUser(c net.Conn) error {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return errors.New("not a unix socket")
+	}
+	raw, err := uc.SyscallConn()
 	if err != nil {
-		return
+		return err
 	}
-	defer c.Close()
-	var st daemonStatus
-	if json.NewDecoder(c).Decode(&st) == nil && st.Build != buildID() {
-		fmt.Fprintf(os.Stderr, "sshjobs: the running daemon (pid %d) is build %s, this is %s; `sshjobs daemon stop` switches to this one (its running shell jobs end)\n",
-			st.PID, st.Build, buildID())
+	var cred *unix.Ucred
+	var credErr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return err
 	}
+	if credErr != nil {
+		return fmt.Errorf("peer credentials: %w", credErr)
+	}
+	if int(cred.Uid) != os.Getuid() {
+		return fmt.Errorf("peer uid %d (pid %d) is not this user's (%d)", cred.Uid, cred.Pid, os.Getuid())
+	}
+	return nil
 }
 
 // dialDaemon connects to the database's daemon and says hello.
@@ -277,12 +307,14 @@ func dialDaemon(paths daemonPaths, hello string) (net.Conn, error) {
 // so that the client's signals do not reach it) when none answers.
 func startDaemon(ctx context.Context, paths daemonPaths, args []string) (net.Conn, error) {
 	if c, err := dialDaemon(paths, daemonHelloMCP); err == nil {
-		warnOtherBuild(paths)
 		return c, nil
 	}
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	if fi, err := os.Stat(paths.log); err == nil && fi.Size() > maxDaemonLog {
+		os.Rename(paths.log, paths.log+".1")
 	}
 	logf, err := os.OpenFile(paths.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {

@@ -2,10 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sshjobs/sshjobs/internal/sshtest"
 	"github.com/sshjobs/sshjobs/jobs"
@@ -101,5 +104,59 @@ func TestDaemonCLIRunReusesShell(t *testing.T) {
 	}
 	if code, _ := sshjobsCmd(t, bin, env, "run", "bad host", "--", "true"); code != 1 {
 		t.Fatalf("a host that cannot resolve: exit %d, want 1", code)
+	}
+}
+
+// Two clients at once share the daemon and its one connection; a stale
+// socket left by a killed daemon does not stop a new one; an unused daemon
+// exits after its linger.
+func TestDaemonSharedStaleAndLinger(t *testing.T) {
+	srv := sshtest.Start(t, sshtest.Options{})
+	bin := buildBinary(t)
+	env := daemonEnv(t, srv)
+	t.Cleanup(func() { sshjobsCmd(t, bin, env, "daemon", "stop", "-wait") })
+
+	a, b := startBinary(t, bin, env), startBinary(t, bin, env)
+	for i, c := range []*stdioServer{a, b} {
+		if v := c.job("ssh_run", map[string]any{"host": srv.Alias, "command": "echo hi", "session": fmt.Sprint("s", i)}); v.Output != "hi\n" {
+			t.Fatalf("client %d: %+v", i, v)
+		}
+	}
+	code, out := sshjobsCmd(t, bin, env, "daemon", "status", "-json")
+	var st daemonStatus
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.Clients != 2 || st.Connections != 1 {
+		t.Fatalf("two clients: status exit %d %q; want 2 clients on 1 connection", code, out)
+	}
+
+	// SIGKILL the daemon: its socket file stays behind.
+	if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(st.Socket); err != nil {
+		t.Fatalf("the killed daemon's socket: %v", err)
+	}
+	c := startBinary(t, bin, env)
+	if v := c.job("ssh_run", map[string]any{"host": srv.Alias, "command": "echo again"}); v.Output != "again\n" {
+		t.Fatalf("after a stale socket: %+v", v)
+	}
+	c.cs.Close()
+
+	// A daemon run by hand with a short linger exits on its own once unused.
+	sshjobsCmd(t, bin, env, "daemon", "stop", "-wait")
+	linger := exec.Command(bin, "daemon", "run", "-linger", "300ms")
+	linger.Env = append(os.Environ(), env...)
+	if err := linger.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- linger.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("lingering daemon: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		linger.Process.Kill()
+		t.Fatal("an unused daemon did not exit after its linger")
 	}
 }

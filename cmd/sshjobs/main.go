@@ -187,7 +187,7 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 	fs := newFlags("daemon "+verb, "daemon run|status|stop [flags]", stderr, &cfg)
 	asJSON := fs.Bool("json", false, "status: print JSON")
 	wait := fs.Bool("wait", false, "stop: return once the daemon has exited")
-	idle := fs.Duration("idle", DefaultDaemonIdle, "run: exit after this long with no client and no running job")
+	linger := fs.Duration("linger", DefaultDaemonLinger, "run: exit after this long with no client, no running job and no open connection")
 	if err := parseFlags(fs, &cfg, args); err != nil {
 		return 0, err
 	}
@@ -198,7 +198,7 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 	switch verb {
 	case "run":
 		cfg.cli = false // a daemon logs like a server
-		return 0, runDaemon(ctx, cfg, *idle)
+		return 0, runDaemon(ctx, cfg, *linger)
 	case "status", "stop":
 		hello := map[string]string{"status": daemonHelloStatus, "stop": daemonHelloStop}[verb]
 		c, err := dialDaemon(paths, hello)
