@@ -16,9 +16,6 @@ func TestExecutorSuite(t *testing.T) {
 		Sessions: true, Detached: true, Prompts: true,
 		// A shell session sees only $?: 128+n for a command killed by n.
 		SignalExitCodes: true,
-		Known: map[string]string{
-			"output/exit_3": `a job that ends its shell with exit prints the login shell's "logout" line in its output`,
-		},
 	}
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		jobstest.ExerciseExecutor(t, func(t *testing.T) jobs.Executor {

@@ -184,6 +184,10 @@ func (s *shell) start(ctx context.Context, spawn spawner) error {
 // replaced ours by exec can be told apart from ours: exec resets caught
 // signals (shell_takeover.go).
 //
+// bash's exit and logout print "logout" (a login shell) or "exit" on
+// stderr, the job's terminal: a job that ends the shell would end with that
+// line. Functions of those names keep the builtins' own words out.
+//
 // zsh's notify is off: it would report a background job's end the moment it
 // comes, inside whatever job runs then; without it zsh reports before its
 // next prompt, which comes between jobs, where output is dropped. HISTFILE is unset so that
@@ -193,6 +197,7 @@ func initScript(nonce string) string {
 		`set +o emacs +o vi 2>/dev/null`,
 		`[ -n "$ZSH_VERSION" ] && eval 'unsetopt zle prompt_sp prompt_cr; precmd_functions=(); preexec_functions=(); unfunction precmd preexec; HISTSIZE=0 SAVEHIST=0; unsetopt notify' 2>/dev/null`,
 		`[ -n "$BASH_VERSION" ] && { set +o history; trap - DEBUG; bind 'set enable-bracketed-paste off'; } 2>/dev/null`,
+		`[ -n "$BASH_VERSION" ] && eval 'exit() { builtin exit "$@" 2>/dev/null; }; logout() { builtin logout "$@" 2>/dev/null; }'`,
 		`stty -echo 2>/dev/null`,
 		`unset PROMPT_COMMAND PS0 RPROMPT RPS1 RPS2 HISTFILE MAILCHECK 2>/dev/null`,
 		`unset TMOUT 2>/dev/null`,
