@@ -352,6 +352,11 @@ func (a *authRun) signers() ([]ssh.Signer, error) {
 		}
 		add(s, "agent "+s.PublicKey().Type(), AuthAgent)
 	}
+	// A key saved in the credential store for this host comes before the key
+	// files, like `ssh -i`: it was given for this host on purpose.
+	if s := a.storedKey(); s != nil {
+		add(s, storedKeyName, AuthPublicKey)
+	}
 	for _, f := range files {
 		if f.pub != nil && have[string(f.pub.Marshal())] {
 			continue // the agent holds it: no passphrase needed
@@ -393,6 +398,35 @@ func (a *authRun) signers() ([]ssh.Signer, error) {
 	a.offered = names
 	a.mu.Unlock()
 	return out, nil
+}
+
+// storedKeyName names the credential store's key in notes and "tried".
+const storedKeyName = "the stored private key"
+
+// storedKey parses the private_key secret (PEM by value), decrypting it with
+// the passphrase secret when needed; nil when there is none or it is unusable
+// (with a note; never the key's text).
+func (a *authRun) storedKey() ssh.Signer {
+	pem, ok, err := a.secret(SecretPrivateKey)
+	switch {
+	case err != nil:
+		a.note("%s: lookup failed: %v", storedKeyName, err)
+		return nil
+	case !ok:
+		return nil
+	}
+	s, err := ssh.ParsePrivateKey([]byte(pem))
+	var missing *ssh.PassphraseMissingError
+	switch {
+	case err == nil:
+		return s
+	case errors.As(err, &missing):
+		return a.decrypt(storedKeyName, []byte(pem))
+	default:
+		// x/crypto's parse errors describe the format, not the content.
+		a.note("%s unusable: %v", storedKeyName, err)
+		return nil
+	}
 }
 
 // decrypt opens an encrypted key with the "passphrase" secret, or returns nil
