@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sshjobs/sshjobs/sessions/sshconfig"
+	"github.com/sshjobs/sshjobs/sessions/sshdial"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -18,6 +19,7 @@ type conn struct {
 	host        *sshconfig.Host
 	client      *ssh.Client
 	connectedAt time.Time
+	info        sshdial.DialInfo // how the dial went (ssh_connect)
 
 	dead       chan struct{} // closed when the connection ended
 	failOnce   sync.Once

@@ -32,11 +32,21 @@ Usage:
   sshjobs logs [-f] JOB_ID        print a job's output; -f follows it to its end
   sshjobs cancel JOB_ID           stop a job (Ctrl-C, then kill after a grace period)
   sshjobs spools HOST             list detached jobs' spool folders on HOST that no job owns
+  sshjobs secret set HOST [--kind password|sudo|passphrase|enable] [--key FILE]
+                                  save a secret for HOST, encrypted (typed without
+                                  echo, or read from stdin)
+  sshjobs secret list             list saved secrets (hosts and kinds, never values)
+  sshjobs secret rm HOST [--kind K]  delete HOST's saved secrets (or one kind)
+  sshjobs secret passwd           change the master password (re-encrypts all)
   sshjobs version                 print the version
 
 Run "sshjobs COMMAND -h" for a command's flags. Every flag has an environment
 variable too (shown in -h). The history is a SQLite file: sqlite3 "$(sshjobs
 -print-db)" 'select * from recent_jobs'.
+
+Saved secrets are encrypted with a master password: SSHJOBS_MASTER_PASSWORD
+(or MCP_SSH_MASTER_PASSWORD) in sshjobs' environment; "secret" asks for it on
+the terminal when it is not set.
 `
 
 // exitUsage is the exit code for a command line that cannot be run.
@@ -73,6 +83,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdCancel(ctx, args, stdout, stderr)
 	case "spools":
 		err = cmdSpools(ctx, args, stdout, stderr)
+	case "secret":
+		err = cmdSecret(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "sshjobs", version)
 	case "help":
