@@ -189,3 +189,36 @@ func TestSecretCLI(t *testing.T) {
 	}
 	scanFiles(t, []string{db, db + "-wal"}, srv.Password, "cli-master-1", "cli-master-2")
 }
+
+// A wrong master password fails only what needs a stored secret, with a clear
+// error; the server goes on answering everything else.
+func TestWrongMasterPasswordServerGoesOn(t *testing.T) {
+	sshtest.NoAgent(t)
+	srv := sshtest.StartInProcess(t, sshtest.Options{})
+	dir := t.TempDir()
+	both := must(os.ReadFile(passwordOnlyConfig(t, srv)))
+	both = append(both, must(os.ReadFile(srv.SSHConfig))...)
+	sshCfg := sshtest.WriteFile(t, filepath.Join(t.TempDir(), "config"), string(both))
+
+	cfg := testConfig(t, nil, dir)
+	cfg.SSHConfig, cfg.master = sshCfg, "right-master"
+	c := newMCPClient(t, cfg)
+	if res := c.call("ssh_connect", map[string]any{"host": "pw", "password": srv.Password, "save": true}); res.IsError {
+		t.Fatalf("connect: %q", text(res))
+	}
+	c.a.Close()
+
+	cfg.master = "wrong-master"
+	c = newMCPClient(t, cfg)
+	v := c.job("ssh_run", map[string]any{"host": "pw", "command": "echo no"})
+	if v.State != "error" || !strings.Contains(v.Error, "wrong master password") {
+		t.Errorf("run with a wrong master password: %s %q", v.State, v.Error)
+	}
+	assertNoSecret(t, "error", v.Error, srv.Password, "right-master", "wrong-master")
+	if v := c.job("ssh_run", map[string]any{"host": srv.Alias, "command": "echo key-login"}); v.Output != "key-login\n" {
+		t.Errorf("key login with a wrong master password: %+v", v)
+	}
+	if res := c.call("ssh_credentials", map[string]any{"action": "list"}); res.IsError || !strings.Contains(text(res), "password") {
+		t.Errorf("list with a wrong master password: %q", text(res))
+	}
+}
