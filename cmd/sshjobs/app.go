@@ -28,6 +28,8 @@ type app struct {
 	creds *credstore.Store
 	// resolver is the pool's, for naming hosts outside a job (secret set).
 	resolver *sshconfig.Resolver
+	// pages are the one-time secret pages of URL elicitations in progress.
+	pages pageSet
 }
 
 // credParams are the Argon2id parameters of a new credential store; tests

@@ -42,9 +42,9 @@ func addConnectTools(s *mcp.Server, a *app) {
 		Description:  "Connect or check a connection: host key, auth, remote system.",
 		Annotations:  &mcp.ToolAnnotations{IdempotentHint: true},
 	}, func(ctx context.Context, req *mcp.CallToolRequest, in connectIn) (*mcp.CallToolResult, *connectOut, error) {
-		out, err := a.connect(ctx, in)
-		if err != nil {
-			return nil, nil, err
+		out, ask, err := a.connect(ctx, req, in)
+		if err != nil || ask != nil {
+			return ask, nil, err
 		}
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: out.text()}}}, out, nil
 	})
@@ -58,11 +58,14 @@ func addConnectTools(s *mcp.Server, a *app) {
 
 // connect opens (or checks) the connection to in.Host with the call's
 // secrets as the last resort, and stores them when asked and the dial that
-// used them succeeded. No secret is put in the answer or an error.
-func (a *app) connect(ctx context.Context, in connectIn) (*connectOut, error) {
+// used them succeeded. When the login needs a password that no source has,
+// and the client offers URL elicitation, it returns ask: the result that asks
+// the person on a local page (askByURL); the retried call brings the answer.
+// No secret is put in the answer or an error.
+func (a *app) connect(ctx context.Context, req *mcp.CallToolRequest, in connectIn) (out *connectOut, ask *mcp.CallToolResult, err error) {
 	h, err := a.pool.Resolve(ctx, in.Host)
 	if err != nil {
-		return nil, fmt.Errorf("%w: host %q: %w", jobs.ErrBadInput, in.Host, err)
+		return nil, nil, fmt.Errorf("%w: host %q: %w", jobs.ErrBadInput, in.Host, err)
 	}
 	given := sshdial.StaticSecrets{}
 	if in.Password != "" {
@@ -74,40 +77,65 @@ func (a *app) connect(ctx context.Context, in connectIn) (*connectOut, error) {
 	if in.PrivateKeyPath != "" {
 		pem, err := readKeyFile(in.PrivateKeyPath)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		given[sshdial.SecretPrivateKey] = string(pem)
 		clear(pem)
 	}
-	info, err := a.pool.Connect(sshdial.WithSecrets(ctx, h.Key(), given), h)
-	if err != nil {
-		return nil, err
+	save := map[sshdial.SecretKind]bool{}
+	if in.Save {
+		for k := range given {
+			save[k] = true
+		}
 	}
-	out := &connectOut{Host: h.Key(), HostKeyFingerprint: info.HostKeyFingerprint, HostKeyStatus: info.HostKeyStatus,
+	// A retry after the person was asked: their answer comes before the
+	// call's own password, which the retry repeats.
+	ans, retried, askErr := a.answerByURL(ctx, req)
+	if retried && askErr == nil {
+		given[sshdial.SecretPassword] = string(ans.secret)
+		clear(ans.secret)
+		save[sshdial.SecretPassword] = in.Save || ans.remember
+	}
+	info, err := a.pool.Connect(sshdial.WithSecrets(ctx, h.Key(), given), h)
+	var authErr *sshdial.AuthError
+	switch {
+	case err == nil:
+	case retried && askErr != nil:
+		return nil, nil, fmt.Errorf("%w (asked the user through the MCP client: %v)", err, askErr)
+	case !retried && errors.As(err, &authErr) && authErr.WantsPassword() && given[sshdial.SecretPassword] == "" &&
+		req != nil && supportsURLElicitation(req.Session):
+		// Asked between two dials, not inside one: the handshake has a
+		// deadline of seconds, a person needs longer.
+		ask, err := a.askByURL("the login password of " + h.Key())
+		return nil, ask, err
+	default:
+		return nil, nil, err
+	}
+	out = &connectOut{Host: h.Key(), HostKeyFingerprint: info.HostKeyFingerprint, HostKeyStatus: info.HostKeyStatus,
 		AuthMethod: info.AuthMethod, Remote: info.Remote, Reused: info.Reused, Saved: []string{}}
-	if !in.Save || len(given) == 0 {
-		return out, nil
+	if len(save) == 0 {
+		return out, nil, nil
 	}
 	if info.Reused {
 		// The given secrets were not tried: storing them could store a typo.
 		out.Note = "not saved: the connection was already open, so the given secrets were not tried; ssh_close the host and connect again to save them"
-		return out, nil
+		return out, nil, nil
 	}
 	for _, k := range credstore.Kinds {
 		v, ok := given[k]
-		if !ok {
+		if !ok || !save[k] {
 			continue
 		}
 		if err := a.creds.Put(ctx, credstore.HostID(h), h.SecretAlias, k, []byte(v)); err != nil {
 			if errors.Is(err, credstore.ErrNoMaster) || errors.Is(err, credstore.ErrWrongMaster) {
 				out.Note = "not saved: " + err.Error()
-				return out, nil
+				return out, nil, nil
 			}
-			return nil, err
+			return nil, nil, err
 		}
 		out.Saved = append(out.Saved, string(k))
 	}
-	return out, nil
+	return out, nil, nil
 }
 
 // readKeyFile reads a private key file given as a tool parameter, checking

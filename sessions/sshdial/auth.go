@@ -54,6 +54,14 @@ type AuthError struct {
 
 func (e *AuthError) Unwrap() error { return e.Cause }
 
+// WantsPassword reports whether a password would have been tried: the server
+// accepts password (or keyboard-interactive that asks only for it) and none
+// was sent. A caller that can ask a person (URL elicitation) asks then.
+func (e *AuthError) WantsPassword() bool {
+	accepts := func(m string) bool { return len(e.Allowed) == 0 || slices.Contains(e.Allowed, m) }
+	return !e.passwordSent && (accepts(AuthPassword) || (accepts(AuthKeyboardInteractive) && !e.kbdNoUse))
+}
+
 func (e *AuthError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "auth failed for %s: ", e.Host)
