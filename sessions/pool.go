@@ -77,7 +77,7 @@ type Pool struct {
 	// resolve and dial are cfg.Dialer's, as functions so that the pool does
 	// not care where connections come from.
 	resolve func(ctx context.Context, target string) (*sshconfig.Host, error)
-	dial    func(ctx context.Context, h *sshconfig.Host) (*ssh.Client, error)
+	dial    func(ctx context.Context, h *sshconfig.Host) (*ssh.Client, sshdial.DialInfo, error)
 
 	wg sync.WaitGroup // the goroutines started by spawn
 
@@ -117,10 +117,7 @@ func NewPool(cfg PoolConfig) *Pool {
 		r = &sshconfig.Resolver{}
 	}
 	p.resolve = r.Resolve
-	p.dial = func(ctx context.Context, h *sshconfig.Host) (*ssh.Client, error) {
-		c, _, err := cfg.Dialer.Dial(ctx, h)
-		return c, err
-	}
+	p.dial = cfg.Dialer.Dial
 	return p
 }
 
@@ -212,12 +209,13 @@ func (p *Pool) release(c *conn) {
 // connect dials h and starts the connection's keepalive and watcher.
 func (p *Pool) connect(ctx context.Context, h *sshconfig.Host) (*conn, error) {
 	start := time.Now()
-	client, err := p.dial(ctx, h)
+	client, info, err := p.dial(ctx, h)
 	if err != nil {
 		return nil, err
 	}
 	interval, max := p.cfg.keepalive(h)
 	c := newConn(p, h, client)
+	c.info = info
 	p.cfg.Logger.Info("ssh connected", "host", c.key, "took", time.Since(start).Round(time.Millisecond),
 		"keepalive", interval, "keepalive_max", max)
 	if !p.spawn(c.watch, func() { c.keepalive(interval, max) }) {

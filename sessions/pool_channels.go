@@ -34,7 +34,7 @@ func (c *conn) openChannel(ctx context.Context) (*ssh.Session, error) {
 	if !c.alive() {
 		return nil, err
 	}
-	client, dialErr := c.pool.dial(ctx, c.host)
+	client, _, dialErr := c.pool.dial(ctx, c.host)
 	if dialErr != nil {
 		return nil, fmt.Errorf("%w (the server limits sessions per connection, and another connection failed: %v)", err, dialErr)
 	}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sshjobs/sshjobs/sessions/sshconfig"
+	"github.com/sshjobs/sshjobs/sessions/sshdial"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -18,11 +20,13 @@ type conn struct {
 	host        *sshconfig.Host
 	client      *ssh.Client
 	connectedAt time.Time
+	info        sshdial.DialInfo // how the dial went (ssh_connect)
 
 	dead       chan struct{} // closed when the connection ended
 	failOnce   sync.Once
-	failReason error // why we closed it (set before dead closes)
-	waitErr    error // client.Wait's result
+	failReason error       // why we closed it (set before dead closes)
+	closing    atomic.Bool // fail was called: no new work, even before dead closes
+	waitErr    error       // client.Wait's result
 
 	overflowMu sync.Mutex    // protects overflow; held while dialing one
 	overflow   []*ssh.Client // more connections, for sessions (pool_channels.go)
@@ -59,6 +63,12 @@ func newConn(p *Pool, h *sshconfig.Host, client *ssh.Client) *conn {
 }
 
 func (c *conn) alive() bool {
+	// Closed by us but not yet seen gone by watch: a job acquiring it now
+	// would get "use of closed network connection" (ssh_close, then
+	// ssh_run at once).
+	if c.closing.Load() {
+		return false
+	}
 	select {
 	case <-c.dead:
 		return false
@@ -94,6 +104,7 @@ func (c *conn) watch() {
 // fail closes the connection, recording why (the first reason wins).
 func (c *conn) fail(reason error) {
 	c.failOnce.Do(func() { c.failReason = reason })
+	c.closing.Store(true)
 	c.client.Close()
 }
 

@@ -35,9 +35,20 @@ func sudoCommand(nonce, command string) string {
 // Messages of sudo jobs that end without running their command.
 const (
 	msgSudoRefused = "sudo: incorrect password"
-	// Only the environment supplies secrets today: name the variable, nothing else.
-	msgSudoNoPass = "sudo asked for a password and none is known for this host: set %s in sshjobs' environment"
+	// Name only the sources that exist: the variable and the credential store.
+	msgSudoNoPass = "sudo asked for a password and none is known for this host: set %s in sshjobs' environment, " +
+		"or save it with `sshjobs secret set %s --kind sudo`"
 )
+
+// StoreTarget is how to name h to `sshjobs secret set` in advice: its alias
+// when the alias's secrets are its own, else user@hostname:port (the store's
+// key for it).
+func StoreTarget(h *sshconfig.Host) string {
+	if h.SecretAlias != "" {
+		return h.SecretAlias
+	}
+	return h.User + "@" + h.Addr()
+}
 
 // sudoSecretEnv names the environment override for alias's sudo password.
 func sudoSecretEnv(alias string) string { return sshconfig.EnvName(alias) + "SUDO_PASS" }

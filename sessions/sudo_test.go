@@ -148,16 +148,18 @@ func TestSudoNoPassword(t *testing.T) {
 	})
 }
 
-// The sudo advice names only the variable sshjobs reads, never a command or
-// tool parameter that does not exist.
+// The sudo advice names only the variable sshjobs reads and the credential
+// store's command, never a tool parameter.
 func TestSudoAdviceNamesOnlyWhatExists(t *testing.T) {
-	msg := fmt.Sprintf(msgSudoNoPass, sudoSecretEnv("web-1"))
-	for _, bad := range []string{"secret set", "ssh_connect", "save=true", "password="} {
+	msg := fmt.Sprintf(msgSudoNoPass, sudoSecretEnv("web-1"), "web-1")
+	for _, bad := range []string{"ssh_connect", "save=true", "password="} {
 		if strings.Contains(msg, bad) {
 			t.Errorf("%q advises %q", msg, bad)
 		}
 	}
-	if want := "set OVRD_WEB_1_SUDO_PASS in sshjobs' environment"; !strings.Contains(msg, want) {
-		t.Errorf("%q lacks %q", msg, want)
+	for _, want := range []string{"set OVRD_WEB_1_SUDO_PASS in sshjobs' environment", "`sshjobs secret set web-1 --kind sudo`"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("%q lacks %q", msg, want)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/sshjobs/sshjobs/credstore"
 	"github.com/sshjobs/sshjobs/jobs"
 	"github.com/sshjobs/sshjobs/sessions"
 	"github.com/sshjobs/sshjobs/sessions/sshconfig"
@@ -22,7 +23,18 @@ type app struct {
 	pool *sessions.Pool
 	exec *sessions.Executor
 	eng  *jobs.Engine
+	// creds is the encrypted credential store; disabled (not nil) without a
+	// master password.
+	creds *credstore.Store
+	// resolver is the pool's, for naming hosts outside a job (secret set).
+	resolver *sshconfig.Resolver
+	// pages are the one-time secret pages of URL elicitations in progress.
+	pages pageSet
 }
+
+// credParams are the Argon2id parameters of a new credential store; tests
+// lower them (stored databases keep their own).
+var credParams = credstore.DefaultParams
 
 // mode says how much of the engine a command starts.
 type mode int
@@ -43,7 +55,10 @@ func openApp(ctx context.Context, cfg config, m mode) (*app, error) {
 		return nil, err
 	}
 	resolver := &sshconfig.Resolver{ConfigFile: cfg.SSHConfig, Env: os.Getenv}
-	secrets := sshdial.SecretChain{sshdial.EnvSecrets{Getenv: os.Getenv}}
+	creds := credstore.New(db, cfg.master, credParams)
+	// The store first, then the environment; a tool call's own parameters
+	// come last (sshdial.WithSecrets), as the last resort.
+	secrets := sshdial.SecretChain{creds, sshdial.EnvSecrets{Getenv: os.Getenv}}
 	pool := sessions.NewPool(sessions.PoolConfig{
 		Dialer:      &sshdial.Dialer{Resolver: resolver, Secrets: secrets, Logger: log},
 		IdleTimeout: cfg.IdleTimeout,
@@ -65,7 +80,7 @@ func openApp(ctx context.Context, cfg config, m mode) (*app, error) {
 		db.Close()
 		return nil, err
 	}
-	a := &app{log: log, db: db, pool: pool, exec: exec, eng: eng}
+	a := &app{log: log, db: db, pool: pool, exec: exec, eng: eng, creds: creds, resolver: resolver}
 	if m != modeRead {
 		if err := eng.Start(ctx); err != nil {
 			a.Close()

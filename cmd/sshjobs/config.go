@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sshjobs/sshjobs/credstore"
 	"github.com/sshjobs/sshjobs/jobs"
 	"github.com/sshjobs/sshjobs/sessions"
 	"github.com/sshjobs/sshjobs/sqlstore"
@@ -26,6 +27,10 @@ type config struct {
 	Lease        time.Duration
 	SpoolDir     string
 	LogLevel     string
+
+	// master is the credential store's master password (see
+	// takeMasterPassword); "" leaves the store disabled.
+	master string
 
 	raw map[string]*string // flag values before parse
 	// cli: a person reads stderr, so only warnings are logged by default.
@@ -69,6 +74,7 @@ func (c *config) parse() error {
 		}
 		c.DB = p
 	}
+	c.master = takeMasterPassword()
 	c.SSHConfig = get("ssh-config")
 	c.SpoolDir = get("spool-dir")
 	c.LogLevel = get("log-level")
@@ -104,6 +110,20 @@ func (c *config) parse() error {
 		c.MaxJobOutput = n
 	}
 	return nil
+}
+
+// takeMasterPassword reads the master password (SSHJOBS_MASTER_PASSWORD, else
+// the seeds' MCP_SSH_MASTER_PASSWORD) once, and removes both from this
+// process's environment, so that no child process started later inherits it
+// (sshconfig.ChildEnv strips them too, for the children ssh_config starts).
+func takeMasterPassword() string {
+	v := os.Getenv(credstore.EnvMaster)
+	if v == "" {
+		v = os.Getenv(credstore.EnvMasterSeed)
+	}
+	os.Unsetenv(credstore.EnvMaster)
+	os.Unsetenv(credstore.EnvMasterSeed)
+	return v
 }
 
 func duration(v, name string, def time.Duration) (time.Duration, error) {

@@ -35,11 +35,21 @@ Usage:
   sshjobs cancel JOB_ID           stop a job (Ctrl-C, then kill after a grace period)
   sshjobs spools HOST             list detached jobs' spool folders on HOST that no job owns
   sshjobs daemon status|stop      the background process that serves this database
+  sshjobs secret set HOST [--kind password|sudo|passphrase|enable] [--key FILE]
+                                  save a secret for HOST, encrypted (typed without
+                                  echo, or read from stdin)
+  sshjobs secret list             list saved secrets (hosts and kinds, never values)
+  sshjobs secret rm HOST [--kind K]  delete HOST's saved secrets (or one kind)
+  sshjobs secret passwd           change the master password (re-encrypts all)
   sshjobs version                 print the version
 
 Run "sshjobs COMMAND -h" for a command's flags. Every flag has an environment
 variable too (shown in -h). The history is a SQLite file: sqlite3 "$(sshjobs
 -print-db)" 'select * from recent_jobs'.
+
+Saved secrets are encrypted with a master password: SSHJOBS_MASTER_PASSWORD
+(or MCP_SSH_MASTER_PASSWORD) in sshjobs' environment; "secret" asks for it on
+the terminal when it is not set.
 `
 
 // exitUsage is the exit code for a command line that cannot be run.
@@ -78,6 +88,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdSpools(ctx, args, stdout, stderr)
 	case "daemon":
 		code, err = cmdDaemon(ctx, args, stdout, stderr)
+	case "secret":
+		err = cmdSecret(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "sshjobs", version)
 	case "help":

@@ -26,6 +26,7 @@ func newMCPServer(a *app) *mcp.Server {
 	addInputTool(s, a)
 	addJobsTool(s, a)
 	addSessionsTools(s, a)
+	addConnectTools(s, a)
 	return s
 }
 
@@ -100,7 +101,8 @@ func progress(ctx context.Context, req *mcp.CallToolRequest, a *app) func(*jobs.
 }
 
 // outputSchema infers the output schema of T without the
-// additionalProperties: false that inference puts on every object: the
+// additionalProperties: false that inference puts on every object, and
+// without required lists: the
 // server writes the output, so it only costs bytes in every tools/list.
 // addTool is mcp.AddTool with the input schema of inputSchema.
 func addTool[In, Out any](s *mcp.Server, t *mcp.Tool, h mcp.ToolHandlerFor[In, Out]) {
@@ -138,6 +140,9 @@ func outputSchema[T any]() *jsonschema.Schema {
 			return
 		}
 		s.AdditionalProperties = nil
+		// Nor the required lists: every field is always written, and the
+		// lists cost more than a kilobyte of the tools/list budget.
+		s.Required = nil
 		for _, p := range s.Properties {
 			strip(p)
 		}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -24,6 +25,19 @@ type Resolver struct {
 	// (OVRD_{ALIAS}_HOST, _PORT, _USER, _KEY; see envOverrides). The server
 	// sets it to os.Getenv; nil (tests, library use) means no overrides.
 	Env func(string) string
+
+	// Warn receives a problem that does not stop resolution (an invalid
+	// OVRD_{ALIAS}_PORT is ignored, not fatal, as the seeds ignore it).
+	// nil writes the line to stderr.
+	Warn func(msg string)
+}
+
+func (r *Resolver) warn(msg string) {
+	if r.Warn != nil {
+		r.Warn(msg)
+		return
+	}
+	fmt.Fprintln(os.Stderr, "sshjobs: warning: "+msg)
 }
 
 // sshOptions are resolved ssh_config options: lower-case keyword to its
@@ -65,7 +79,7 @@ func (r *Resolver) resolve(ctx context.Context, target string, depth int) (*Host
 		return nil, fmt.Errorf("resolve: %w", err)
 	}
 	req := request{alias: t.Host, user: t.User, port: t.Port}
-	ov, err := envOverrides(r.Env, t.Host)
+	ov, err := envOverrides(r.Env, t.Host, r.warn)
 	if err != nil {
 		return nil, fmt.Errorf("resolve %s: %w", target, err)
 	}

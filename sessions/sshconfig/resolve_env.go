@@ -53,7 +53,9 @@ type overrides struct {
 // envOverrides reads the OVRD_{ALIAS}_* resolution overrides. They beat
 // ssh_config but not a user or port written in the target itself. Values are
 // validated like a target's parts, since they reach `ssh -G`'s command line.
-func envOverrides(getenv func(string) string, alias string) (overrides, error) {
+// An invalid port is ignored with a warning rather than failing: the seeds
+// ignore it too, and a stale variable should not make a host unreachable.
+func envOverrides(getenv func(string) string, alias string, warn func(string)) (overrides, error) {
 	var o overrides
 	if getenv == nil {
 		return o, nil
@@ -65,11 +67,11 @@ func envOverrides(getenv func(string) string, alias string) (overrides, error) {
 		o.hostName = v
 	}
 	if v, name := LookupEnv(getenv, alias, "PORT"); v != "" {
-		n, err := parsePort(v)
-		if err != nil {
-			return o, fmt.Errorf("%s: %w", name, err)
+		if n, err := parsePort(v); err != nil {
+			warn(fmt.Sprintf("%s ignored: %v", name, err))
+		} else {
+			o.port = n
 		}
-		o.port = n
 	}
 	if v, name := LookupEnv(getenv, alias, "USER"); v != "" {
 		if err := checkChars(name, v); err != nil {

@@ -314,3 +314,26 @@ func TestHostKeyRoute(t *testing.T) {
 		}
 	}
 }
+
+// An invalid OVRD_{ALIAS}_PORT is ignored with a warning; the rest of the
+// overrides still apply and the host resolves.
+func TestResolveEnvBadPortIgnored(t *testing.T) {
+	sshtest.TempHome(t)
+	cfg := sshtest.WriteFile(t, filepath.Join(t.TempDir(), "config"), "Host web-1\n  HostName 10.1.1.1\n  Port 2200\n")
+	for _, port := range []string{"abc", "0", "70000", "-1"} {
+		env := map[string]string{"OVRD_web-1_PORT": port, "OVRD_WEB_1_USER": "envuser"}
+		var warned []string
+		r := &Resolver{ConfigFile: cfg, NoOpenSSH: true, Env: func(k string) string { return env[k] },
+			Warn: func(m string) { warned = append(warned, m) }}
+		h, err := r.Resolve(context.Background(), "web-1")
+		if err != nil {
+			t.Fatalf("port %q: %v", port, err)
+		}
+		if keyBase(t, h) != "envuser@10.1.1.1:2200" {
+			t.Errorf("port %q: Key() = %q, want envuser@10.1.1.1:2200", port, h.Key())
+		}
+		if len(warned) != 1 || !strings.Contains(warned[0], "OVRD_web-1_PORT ignored") {
+			t.Errorf("port %q: warnings %q, want one naming OVRD_web-1_PORT", port, warned)
+		}
+	}
+}

@@ -140,3 +140,7 @@ func DisplayPath(p string) string {
 	}
 	return p
 }
+
+// ExpandHome turns a leading ~ or ~/ of a local path into the home directory
+// (for paths given outside ssh_config, e.g. ssh_connect's private_key_path).
+func ExpandHome(p string) string { return expandTilde(p, homeDir()) }

@@ -41,6 +41,9 @@ type AuthError struct {
 	// secretAlias is the alias whose OVRD_ secrets this destination gets
 	// (Host.SecretAlias): "" when the target overrode its user or port.
 	secretAlias string
+	// storeTarget names the host to `sshjobs secret set` (the alias, else
+	// user@hostname:port).
+	storeTarget string
 
 	// For the advice: a password was sent (and refused); keyboard-interactive
 	// cannot take the password here (refused at once, or it asked something
@@ -50,6 +53,14 @@ type AuthError struct {
 }
 
 func (e *AuthError) Unwrap() error { return e.Cause }
+
+// WantsPassword reports whether a password would have been tried: the server
+// accepts password (or keyboard-interactive that asks only for it) and none
+// was sent. A caller that can ask a person (URL elicitation) asks then.
+func (e *AuthError) WantsPassword() bool {
+	accepts := func(m string) bool { return len(e.Allowed) == 0 || slices.Contains(e.Allowed, m) }
+	return !e.passwordSent && (accepts(AuthPassword) || (accepts(AuthKeyboardInteractive) && !e.kbdNoUse))
+}
 
 func (e *AuthError) Error() string {
 	var b strings.Builder
@@ -65,13 +76,13 @@ func (e *AuthError) Error() string {
 	for _, n := range e.Notes {
 		b.WriteString("; " + n)
 	}
-	// The advice names only what sshjobs reads today: ssh_config, the agent
-	// and the OVRD_ variables (EnvSecrets, envOverrides).
+	// The advice names only what sshjobs reads: ssh_config, the agent, the
+	// OVRD_ variables (EnvSecrets, envOverrides) and the credential store.
 	accepts := func(m string) bool { return len(e.Allowed) == 0 || slices.Contains(e.Allowed, m) }
 	var fixes []string
 	if accepts(AuthPublicKey) {
-		fixes = append(fixes, fmt.Sprintf("give a key the server accepts (IdentityFile in ssh_config, %s, or a key loaded in ssh-agent)",
-			envHint(e.alias, "KEY")))
+		fixes = append(fixes, fmt.Sprintf("give a key the server accepts (IdentityFile in ssh_config, %s, a key loaded in ssh-agent, "+
+			"or `sshjobs secret set %s --key FILE`)", envHint(e.alias, "KEY"), e.storeTarget))
 	}
 	if accepts(AuthPassword) || (accepts(AuthKeyboardInteractive) && !e.kbdNoUse) {
 		verb := "set"
@@ -83,7 +94,7 @@ func (e *AuthError) Error() string {
 			// web1:2222 or other@web1: the alias's password is not sent here.
 			where = fmt.Sprintf("%s, which applies only when the host is named as %s alone", envHint(e.alias, "PASS"), e.alias)
 		}
-		fixes = append(fixes, fmt.Sprintf("%s the password in %s (sshjobs' environment)", verb, where))
+		fixes = append(fixes, fmt.Sprintf("%s the password in %s (sshjobs' environment) or with `sshjobs secret set %s`", verb, where, e.storeTarget))
 	}
 	if len(fixes) > 0 {
 		b.WriteString("; to log in, " + strings.Join(fixes, ", or "))
@@ -256,7 +267,11 @@ func (a *authRun) failure(err error) error {
 	if !pinned && !a.started {
 		return err
 	}
-	e := &AuthError{Host: a.h.Key(), Allowed: a.allowed, Notes: a.notes, Cause: err, alias: a.h.Alias, secretAlias: a.h.SecretAlias,
+	target := a.h.SecretAlias
+	if target == "" {
+		target = a.h.User + "@" + a.h.Addr()
+	}
+	e := &AuthError{Host: a.h.Key(), Allowed: a.allowed, Notes: a.notes, Cause: err, alias: a.h.Alias, secretAlias: a.h.SecretAlias, storeTarget: target,
 		passwordSent: a.pwSent, kbdNoUse: a.kbdNoUse}
 	for _, m := range a.order {
 		if d := a.tried[m]; d != "" {
@@ -352,6 +367,11 @@ func (a *authRun) signers() ([]ssh.Signer, error) {
 		}
 		add(s, "agent "+s.PublicKey().Type(), AuthAgent)
 	}
+	// A key saved in the credential store for this host comes before the key
+	// files, like `ssh -i`: it was given for this host on purpose.
+	if s := a.storedKey(); s != nil {
+		add(s, storedKeyName, AuthPublicKey)
+	}
 	for _, f := range files {
 		if f.pub != nil && have[string(f.pub.Marshal())] {
 			continue // the agent holds it: no passphrase needed
@@ -393,6 +413,35 @@ func (a *authRun) signers() ([]ssh.Signer, error) {
 	a.offered = names
 	a.mu.Unlock()
 	return out, nil
+}
+
+// storedKeyName names the credential store's key in notes and "tried".
+const storedKeyName = "the stored private key"
+
+// storedKey parses the private_key secret (PEM by value), decrypting it with
+// the passphrase secret when needed; nil when there is none or it is unusable
+// (with a note; never the key's text).
+func (a *authRun) storedKey() ssh.Signer {
+	pem, ok, err := a.secret(SecretPrivateKey)
+	switch {
+	case err != nil:
+		a.note("%s: lookup failed: %v", storedKeyName, err)
+		return nil
+	case !ok:
+		return nil
+	}
+	s, err := ssh.ParsePrivateKey([]byte(pem))
+	var missing *ssh.PassphraseMissingError
+	switch {
+	case err == nil:
+		return s
+	case errors.As(err, &missing):
+		return a.decrypt(storedKeyName, []byte(pem))
+	default:
+		// x/crypto's parse errors describe the format, not the content.
+		a.note("%s unusable: %v", storedKeyName, err)
+		return nil
+	}
 }
 
 // decrypt opens an encrypted key with the "passphrase" secret, or returns nil

@@ -288,7 +288,7 @@ func TestAuthFailureServerBehaviours(t *testing.T) {
 		notWant []string
 	}
 	keyAdvice := "give a key the server accepts (IdentityFile in ssh_config, "
-	agentAdvice := "or a key loaded in ssh-agent)"
+	agentAdvice := "a key loaded in ssh-agent, or `sshjobs secret set "
 	cases := []tc{{
 		// x/crypto: "ssh: unable to authenticate, attempted methods [none publickey], no supported methods remain"
 		name: "no methods left", kind: sshtest.KindOpenSSH,
@@ -341,7 +341,7 @@ func TestAuthFailureServerBehaviours(t *testing.T) {
 				}
 			}
 			// Nothing that does not exist yet, and not x/crypto's wording.
-			for _, w := range append(c.notWant, "secret set", "ssh_connect", "ssh: ", "unexpected message") {
+			for _, w := range append(c.notWant, "ssh_connect", "ssh: ", "unexpected message") {
 				if strings.Contains(msg, w) {
 					t.Errorf("message has %q", w)
 				}
@@ -440,19 +440,24 @@ func TestAuthKbdIntAnswersOnlyPasswords(t *testing.T) {
 // OVRD_ variables), never a command or tool parameter that does not exist.
 func TestAuthAdviceNamesOnlyWhatExists(t *testing.T) {
 	msgs := map[string]string{
-		"auth":  (&AuthError{Host: "u@h:22", alias: "web-1"}).Error(),
-		"alias": (&AuthError{Host: "u@h:22"}).Error(),
+		"auth":  (&AuthError{Host: "u@h:22", alias: "web-1", secretAlias: "web-1", storeTarget: "web-1"}).Error(),
+		"alias": (&AuthError{Host: "u@h:22", storeTarget: "u@h:22"}).Error(),
 	}
 	for name, msg := range msgs {
-		for _, bad := range []string{"secret set", "ssh_connect", "save=true", "password=", "private_key_path", "passphrase="} {
+		for _, bad := range []string{"ssh_connect", "save=true", "password=", "private_key_path", "passphrase="} {
 			if strings.Contains(msg, bad) {
 				t.Errorf("%s: %q advises %q", name, msg, bad)
 			}
 		}
 	}
-	for name, want := range map[string]string{"auth": "set the password in OVRD_WEB_1_PASS", "alias": "OVRD_{ALIAS}_PASS"} {
-		if !strings.Contains(msgs[name], want) {
-			t.Errorf("%s: %q lacks %q", name, msgs[name], want)
+	for name, want := range map[string][]string{
+		"auth":  {"set the password in OVRD_WEB_1_PASS", "`sshjobs secret set web-1`", "`sshjobs secret set web-1 --key FILE`"},
+		"alias": {"OVRD_{ALIAS}_PASS", "`sshjobs secret set u@h:22`"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(msgs[name], w) {
+				t.Errorf("%s: %q lacks %q", name, msgs[name], w)
+			}
 		}
 	}
 }

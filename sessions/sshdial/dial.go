@@ -165,7 +165,7 @@ func (d *Dialer) handshake(ctx context.Context, conn net.Conn, h *sshconfig.Host
 		conn.Close()
 		return nil, nil, nil, info, fmt.Errorf("dial %s: %w", h.Key(), err)
 	}
-	auth := newAuthRun(ctx, h, d.Secrets, d.logger())
+	auth := newAuthRun(ctx, h, secretsFor(ctx, h, d.Secrets), d.logger())
 	defer auth.close()
 	cfg := &ssh.ClientConfig{
 		User:              h.User,

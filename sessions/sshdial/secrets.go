@@ -11,10 +11,11 @@ import (
 type SecretKind string
 
 const (
-	SecretPassword   SecretKind = "password"   // login password (password and keyboard-interactive auth)
-	SecretPassphrase SecretKind = "passphrase" // passphrase of an encrypted private key
-	SecretSudo       SecretKind = "sudo"       // answered to a sudo prompt
-	SecretEnable     SecretKind = "enable"     // a network device's enable secret
+	SecretPassword   SecretKind = "password"    // login password (password and keyboard-interactive auth)
+	SecretPrivateKey SecretKind = "private_key" // a private key in PEM, by value (the credential store only)
+	SecretPassphrase SecretKind = "passphrase"  // passphrase of an encrypted private key
+	SecretSudo       SecretKind = "sudo"        // answered to a sudo prompt
+	SecretEnable     SecretKind = "enable"      // a network device's enable secret
 )
 
 // Secrets supplies secrets for a host. Implementations must never log values.
@@ -74,6 +75,9 @@ var envSecretSuffix = map[SecretKind]string{
 
 // Secret implements Secrets.
 func (e EnvSecrets) Secret(_ context.Context, h *sshconfig.Host, kind SecretKind) (string, bool, error) {
+	if kind == SecretPrivateKey {
+		return "", false, nil // OVRD_{ALIAS}_KEY names a file: the resolver adds it to IdentityFiles
+	}
 	suffix, ok := envSecretSuffix[kind]
 	if !ok {
 		return "", false, fmt.Errorf("secret: unknown kind %q", kind)
@@ -93,4 +97,28 @@ type StaticSecrets map[SecretKind]string
 func (s StaticSecrets) Secret(_ context.Context, _ *sshconfig.Host, kind SecretKind) (string, bool, error) {
 	v, ok := s[kind]
 	return v, ok && v != "", nil
+}
+
+type ctxSecretsKey struct{}
+
+type ctxSecrets struct {
+	hostKey string
+	s       Secrets
+}
+
+// WithSecrets returns a context whose dials to the destination hostKey
+// (Host.Key) also ask s, after the Dialer's own Secrets: the way one call's
+// secrets (ssh_connect's password parameter) reach the dial it causes without
+// becoming every dial's. ProxyJump hops on the way do not get them.
+func WithSecrets(ctx context.Context, hostKey string, s Secrets) context.Context {
+	return context.WithValue(ctx, ctxSecretsKey{}, ctxSecrets{hostKey, s})
+}
+
+// secretsFor is the Dialer's Secrets followed by those ctx holds for h.
+func secretsFor(ctx context.Context, h *sshconfig.Host, base Secrets) Secrets {
+	extra, ok := ctx.Value(ctxSecretsKey{}).(ctxSecrets)
+	if !ok || extra.s == nil || h.Key() != extra.hostKey {
+		return base
+	}
+	return SecretChain{base, extra.s}
 }

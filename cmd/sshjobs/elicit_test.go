@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/sshjobs/sshjobs/internal/sshtest"
+)
+
+// elicitClient connects a go-sdk client to a fresh sshjobs whose ssh_config
+// has the password-only alias "pw" for srv. With urlMode the client declares
+// URL elicitation and handle answers it; without, it declares form mode only.
+func elicitClient(t *testing.T, srv *sshtest.Server, master string, urlMode bool, handle func(*mcp.ElicitParams) *mcp.ElicitResult) (*mcpClient, *int) {
+	t.Helper()
+	ctx := context.Background()
+	cfg := testConfig(t, nil, t.TempDir())
+	cfg.SSHConfig, cfg.master = passwordOnlyConfig(t, srv), master
+	a, err := openApp(ctx, cfg, modeServe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	calls := new(int)
+	caps := &mcp.ClientCapabilities{Elicitation: &mcp.ElicitationCapabilities{Form: &mcp.FormElicitationCapabilities{}}}
+	if urlMode {
+		caps.Elicitation = &mcp.ElicitationCapabilities{URL: &mcp.URLElicitationCapabilities{}}
+	}
+	opts := &mcp.ClientOptions{
+		Capabilities: caps,
+		ElicitationHandler: func(_ context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			mu.Lock()
+			*calls++
+			mu.Unlock()
+			return handle(req.Params), nil
+		},
+	}
+	ct, st := mcp.NewInMemoryTransports()
+	ss, err := newMCPServer(a).Connect(ctx, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, opts).Connect(ctx, ct, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cs.Close()
+		ss.Wait()
+		a.Close()
+	})
+	return &mcpClient{t: t, cs: cs, a: a}, calls
+}
+
+// postSecret answers the page the way its form does.
+func postSecret(t *testing.T, pageURL, secret string, remember bool) *http.Response {
+	t.Helper()
+	resp, err := http.Get(pageURL)
+	if err != nil {
+		t.Errorf("GET page: %v", err)
+		return nil
+	}
+	body := make([]byte, 4096)
+	n, _ := resp.Body.Read(body)
+	resp.Body.Close()
+	page := string(body[:n])
+	i := strings.Index(page, `name="token" value="`)
+	if resp.StatusCode != 200 || i < 0 || !strings.Contains(page, `type="password"`) {
+		t.Errorf("page: %d %q", resp.StatusCode, page)
+		return nil
+	}
+	token := page[i+len(`name="token" value="`):]
+	token = token[:strings.Index(token, `"`)]
+	form := url.Values{"token": {token}, "secret": {secret}}
+	if remember {
+		form.Set("remember", "on")
+	}
+	resp, err = http.PostForm(pageURL, form)
+	if err != nil {
+		t.Errorf("POST page: %v", err)
+		return nil
+	}
+	resp.Body.Close()
+	return resp
+}
+
+func TestURLElicitationAccept(t *testing.T) {
+	sshtest.NoAgent(t)
+	srv := sshtest.StartInProcess(t, sshtest.Options{})
+	var pageURL string
+	c, calls := elicitClient(t, srv, "elicit-master", true, func(p *mcp.ElicitParams) *mcp.ElicitResult {
+		pageURL = p.URL
+		if p.Mode != "url" || p.ElicitationID == "" || !strings.HasPrefix(p.URL, "http://127.0.0.1:") || p.RequestedSchema != nil {
+			t.Errorf("elicitation %+v", p)
+		}
+		// Wrong method, wrong path, a query string: refused, and the page
+		// still takes its one answer.
+		if resp, err := http.Head(p.URL); err == nil && resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("HEAD: %d", resp.StatusCode)
+		}
+		if resp, err := http.Get(p.URL + "x"); err == nil && resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET another path: %d", resp.StatusCode)
+		}
+		if resp, err := http.PostForm(p.URL+"?secret=x", url.Values{"secret": {"x"}}); err == nil && resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("POST with a query and no token: %d", resp.StatusCode)
+		}
+		if resp := postSecret(t, p.URL, srv.Password, true); resp != nil && resp.StatusCode != 200 {
+			t.Errorf("POST: %d", resp.StatusCode)
+		}
+		return &mcp.ElicitResult{Action: "accept"}
+	})
+	res := c.call("ssh_connect", map[string]any{"host": "pw"})
+	var out connectOut
+	if b, _ := json.Marshal(res.StructuredContent); res.IsError || json.Unmarshal(b, &out) != nil {
+		t.Fatalf("connect: %q", text(res))
+	}
+	if *calls != 1 || out.AuthMethod != "password" || strings.Join(out.Saved, ",") != "password" {
+		t.Errorf("calls %d, %+v", *calls, out)
+	}
+	assertNoSecret(t, "answer", text(res)+pageURL, srv.Password)
+	// One answer only: the page is gone.
+	if resp, err := http.Get(pageURL); err == nil && resp.StatusCode != http.StatusNotFound {
+		t.Errorf("page after its answer: %d", resp.StatusCode)
+	}
+	// Remembered: a new connection logs in from the store.
+	c.call("ssh_close", map[string]any{"all": true})
+	if v := c.job("ssh_run", map[string]any{"host": "pw", "command": "echo remembered"}); v.Output != "remembered\n" {
+		t.Errorf("run after remember: %+v", v)
+	}
+}
+
+func TestURLElicitationDeclineExpiryAndFormOnly(t *testing.T) {
+	sshtest.NoAgent(t)
+	srv := sshtest.StartInProcess(t, sshtest.Options{})
+
+	c, calls := elicitClient(t, srv, "", true, func(*mcp.ElicitParams) *mcp.ElicitResult { return &mcp.ElicitResult{Action: "decline"} })
+	res := c.call("ssh_connect", map[string]any{"host": "pw"})
+	if !res.IsError || *calls != 1 || !strings.Contains(text(res), "decline") || !strings.Contains(text(res), "sshjobs secret set pw") {
+		t.Errorf("decline: calls %d %q", *calls, text(res))
+	}
+
+	old := elicitTTL
+	elicitTTL = 300 * time.Millisecond
+	t.Cleanup(func() { elicitTTL = old })
+	var pageURL string
+	c, _ = elicitClient(t, srv, "", true, func(p *mcp.ElicitParams) *mcp.ElicitResult {
+		pageURL = p.URL
+		return &mcp.ElicitResult{Action: "accept"}
+	})
+	res = c.call("ssh_connect", map[string]any{"host": "pw"})
+	if !res.IsError || !strings.Contains(text(res), "nobody typed it") {
+		t.Errorf("expiry: %q", text(res))
+	}
+	time.Sleep(100 * time.Millisecond)
+	if resp, err := http.Get(pageURL); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("expired page answers %d", resp.StatusCode)
+		}
+	}
+
+	// A client with form elicitation only is never asked for a secret; the
+	// error says what to run.
+	c, calls = elicitClient(t, srv, "", false, func(*mcp.ElicitParams) *mcp.ElicitResult { return &mcp.ElicitResult{Action: "accept"} })
+	res = c.call("ssh_connect", map[string]any{"host": "pw"})
+	if !res.IsError || *calls != 0 || !strings.Contains(text(res), "sshjobs secret set pw") || !strings.Contains(text(res), "OVRD_PW_PASS") {
+		t.Errorf("form-only client: calls %d %q", *calls, text(res))
+	}
+}
