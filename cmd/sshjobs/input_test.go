@@ -48,3 +48,27 @@ func TestMCPSecretInputVerbatim(t *testing.T) {
 		}
 	}
 }
+
+// ssh_input keys types named keys: a tab and Enter reach the program as the
+// terminal would send them, ctrl keys as control bytes; an unknown key is a
+// tool error that lists the valid ones, and text with keys is refused.
+func TestMCPInputKeys(t *testing.T) {
+	srv := sshtest.StartInProcess(t, sshtest.Options{})
+	c := newMCPClient(t, testConfig(t, srv, t.TempDir()))
+	v := c.job("ssh_run", map[string]any{"host": srv.Alias, "timeout_s": 0.5,
+		"command": `stty raw -echo; dd bs=1 count=6 2>/dev/null | od -An -tx1; stty sane`})
+	if v.State.Final() {
+		t.Fatalf("the job ended before input: %+v", v)
+	}
+	if res := c.call("ssh_input", map[string]any{"job_id": v.JobID, "keys": "<nope>"}); !res.IsError || !strings.Contains(text(res), "<enter>") {
+		t.Fatalf("an unknown key: %s", text(res))
+	}
+	if res := c.call("ssh_input", map[string]any{"job_id": v.JobID, "keys": "a", "text": "b"}); !res.IsError {
+		t.Fatalf("text and keys together: %s", text(res))
+	}
+	c.call("ssh_input", map[string]any{"job_id": v.JobID, "keys": "a<tab><up><ctrl-c>"})
+	got := c.job("ssh_job", map[string]any{"job_id": v.JobID, "wait_s": 10})
+	if got.State != jobs.StateSucceeded || strings.Join(strings.Fields(got.Output), " ") != "61 09 1b 5b 41 03" {
+		t.Fatalf("keys as the program read them: %s %q", got.State, got.Output)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 
@@ -33,8 +34,6 @@ func newMCPServer(a *app) *mcp.Server {
 var (
 	yes = true
 	no  = false
-
-	jobSchema = outputSchema[jobView]()
 )
 
 // toolError adds what to do next to an error about a job id.
@@ -100,16 +99,22 @@ func progress(ctx context.Context, req *mcp.CallToolRequest, a *app) func(*jobs.
 	}
 }
 
-// outputSchema infers the output schema of T without the
-// additionalProperties: false that inference puts on every object, and
-// without required lists: the
-// server writes the output, so it only costs bytes in every tools/list.
-// addTool is mcp.AddTool with the input schema of inputSchema.
+// addTool is mcp.AddTool with the input schema of inputSchema and no output
+// schema: the answer still carries Out as structuredContent (its fields are
+// in docs/TOOLS.md), but every tool's output schema in tools/list would cost
+// the model's context more than the 12 KB all tools may take together.
 func addTool[In, Out any](s *mcp.Server, t *mcp.Tool, h mcp.ToolHandlerFor[In, Out]) {
 	if t.InputSchema == nil {
 		t.InputSchema = inputSchema[In]()
 	}
-	mcp.AddTool(s, t, h)
+	t.OutputSchema = nil
+	mcp.AddTool(s, t, func(ctx context.Context, req *mcp.CallToolRequest, in In) (*mcp.CallToolResult, any, error) {
+		res, out, err := h(ctx, req, in)
+		if v := reflect.ValueOf(out); err != nil || !v.IsValid() || v.Kind() == reflect.Pointer && v.IsNil() {
+			return res, nil, err
+		}
+		return res, out, nil
+	})
 }
 
 // inputSchema is In's schema with optional parameters typed plainly:
@@ -126,28 +131,5 @@ func inputSchema[In any]() *jsonschema.Schema {
 			p.Type, p.Types = p.Types[1], nil
 		}
 	}
-	return s
-}
-
-func outputSchema[T any]() *jsonschema.Schema {
-	s, err := jsonschema.For[T](nil)
-	if err != nil {
-		panic(err) // a programming error, caught by the tests that build the server
-	}
-	var strip func(*jsonschema.Schema)
-	strip = func(s *jsonschema.Schema) {
-		if s == nil {
-			return
-		}
-		s.AdditionalProperties = nil
-		// Nor the required lists: every field is always written, and the
-		// lists cost more than a kilobyte of the tools/list budget.
-		s.Required = nil
-		for _, p := range s.Properties {
-			strip(p)
-		}
-		strip(s.Items)
-	}
-	strip(s)
 	return s
 }

@@ -37,10 +37,9 @@ type connectOut struct {
 
 func addConnectTools(s *mcp.Server, a *app) {
 	addTool(s, &mcp.Tool{
-		Name:         "ssh_connect",
-		OutputSchema: outputSchema[connectOut](),
-		Description:  "Connect or check a connection: host key, auth, remote system.",
-		Annotations:  &mcp.ToolAnnotations{IdempotentHint: true},
+		Name:        "ssh_connect",
+		Description: "Connect or check a connection: host key, auth, remote system.",
+		Annotations: &mcp.ToolAnnotations{IdempotentHint: true},
 	}, func(ctx context.Context, req *mcp.CallToolRequest, in connectIn) (*mcp.CallToolResult, *connectOut, error) {
 		out, ask, err := a.connect(ctx, req, in)
 		if err != nil || ask != nil {
@@ -49,10 +48,9 @@ func addConnectTools(s *mcp.Server, a *app) {
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: out.text()}}}, out, nil
 	})
 	addTool(s, &mcp.Tool{
-		Name:         "ssh_credentials",
-		OutputSchema: outputSchema[credentialsOut](),
-		Description:  "List stored credentials (never values) or delete them.",
-		Annotations:  &mcp.ToolAnnotations{IdempotentHint: true, OpenWorldHint: &no},
+		Name:        "ssh_credentials",
+		Description: "List stored credentials (never values) or delete them.",
+		Annotations: &mcp.ToolAnnotations{IdempotentHint: true, OpenWorldHint: &no},
 	}, a.toolCredentials)
 }
 

@@ -8,32 +8,29 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/sshjobs/sshjobs/internal/keys"
 	"github.com/sshjobs/sshjobs/jobs"
 )
 
 type inputIn struct {
 	JobID  string   `json:"job_id" jsonschema:"from ssh_run or ssh_jobs"`
-	Text   string   `json:"text" jsonschema:"text to type; escapes like \\n (Enter), \\t, \\x03 (Ctrl-C) are decoded, except with secret=true"`
+	Text   string   `json:"text,omitempty" jsonschema:"text to type; escapes like \\n (Enter), \\t, \\x03 (Ctrl-C) are decoded, except with secret=true"`
+	Keys   string   `json:"keys,omitempty" jsonschema:"instead of text: text and named keys, e.g. :wq<enter>, <esc>, <up>, <pgdn>, <ctrl-c>, <f1>; << is a literal <"`
 	Secret bool     `json:"secret,omitempty" jsonschema:"a password: the text is typed exactly as given (no escapes decoded, so backslashes stay) followed by one Enter (a final newline in the text is that Enter); it is never stored or logged, and masked if echoed"`
 	WaitS  *float64 `json:"wait_s,omitempty" jsonschema:"seconds to wait for the job to react (default 2)"`
 }
 
 func addInputTool(s *mcp.Server, a *app) {
 	addTool(s, &mcp.Tool{
-		Name:         "ssh_input",
-		OutputSchema: jobSchema,
-		Description:  "Type text into a running job's terminal, e.g. to answer a prompt of a job in waiting_input. End a line with \\n.",
-		Annotations:  &mcp.ToolAnnotations{Title: "Send input", DestructiveHint: &yes, OpenWorldHint: &yes},
+		Name:        "ssh_input",
+		Description: "Type text into a running job's terminal, e.g. to answer a prompt of a job in waiting_input. End a line with \\n.",
+		Annotations: &mcp.ToolAnnotations{Title: "Send input", DestructiveHint: &yes, OpenWorldHint: &yes},
 	}, func(ctx context.Context, req *mcp.CallToolRequest, in inputIn) (*mcp.CallToolResult, *jobView, error) {
 		wait, err := seconds("wait_s", in.WaitS, 2, 300)
 		if err != nil {
 			return nil, nil, err
 		}
-		decode := decodeEscapes
-		if in.Secret {
-			decode = secretText
-		}
-		text, err := decode(in.Text)
+		text, err := inputBytes(in)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -56,6 +53,27 @@ func addInputTool(s *mcp.Server, a *app) {
 		}
 		return result(v), v, nil
 	})
+}
+
+// inputBytes is what ssh_input types: text (escapes decoded, or a secret as
+// it is) or keys (named keys), one of the two.
+func inputBytes(in inputIn) ([]byte, error) {
+	switch {
+	case in.Keys != "" && (in.Text != "" || in.Secret):
+		return nil, fmt.Errorf("%w: give text (with secret) or keys, not both", jobs.ErrBadInput)
+	case in.Keys != "":
+		b, err := keys.Parse(in.Keys)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", jobs.ErrBadInput, err)
+		}
+		if len(b) == 0 {
+			return nil, fmt.Errorf("%w: keys is empty", jobs.ErrBadInput)
+		}
+		return b, nil
+	case in.Secret:
+		return secretText(in.Text)
+	}
+	return decodeEscapes(in.Text)
 }
 
 // secretText is what is typed for a secret: the text as given, then one

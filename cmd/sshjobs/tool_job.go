@@ -19,8 +19,7 @@ type jobIn struct {
 
 func addJobTool(s *mcp.Server, a *app) {
 	addTool(s, &mcp.Tool{
-		Name:         "ssh_job",
-		OutputSchema: jobSchema,
+		Name: "ssh_job",
 		Description: "Read a job's state and output, optionally waiting for it (wait_s). Page through large output with offset/next_offset; " +
 			"search it with grep. Works for any job id, also after a server restart.",
 		Annotations: &mcp.ToolAnnotations{Title: "Read job", ReadOnlyHint: true, IdempotentHint: true, OpenWorldHint: &no},
@@ -97,10 +96,9 @@ type cancelIn struct {
 
 func addCancelTool(s *mcp.Server, a *app) {
 	addTool(s, &mcp.Tool{
-		Name:         "ssh_cancel",
-		OutputSchema: jobSchema,
-		Description:  "Stop a job: a queued one never starts; a running one gets the signal, then is killed after grace_s. The session stays usable.",
-		Annotations:  &mcp.ToolAnnotations{Title: "Cancel job", DestructiveHint: &yes, IdempotentHint: true, OpenWorldHint: &yes},
+		Name:        "ssh_cancel",
+		Description: "Stop a job: a queued one never starts; a running one gets the signal, then is killed after grace_s. The session stays usable.",
+		Annotations: &mcp.ToolAnnotations{Title: "Cancel job", DestructiveHint: &yes, IdempotentHint: true, OpenWorldHint: &yes},
 	}, func(ctx context.Context, req *mcp.CallToolRequest, in cancelIn) (*mcp.CallToolResult, *jobView, error) {
 		grace, err := seconds("grace_s", in.GraceS, jobs.DefaultCancelGrace.Seconds(), 60)
 		if err != nil {

@@ -113,11 +113,10 @@ func (o *jobsOut) table() string {
 
 func addJobsTool(s *mcp.Server, a *app) {
 	addTool(s, &mcp.Tool{
-		Name:         "ssh_jobs",
-		InputSchema:  jobsInputSchema(),
-		OutputSchema: outputSchema[jobsOut](),
-		Description:  "List jobs, newest first: running ones and the history (kept across restarts).",
-		Annotations:  &mcp.ToolAnnotations{Title: "List jobs", ReadOnlyHint: true, IdempotentHint: true, OpenWorldHint: &no},
+		Name:        "ssh_jobs",
+		InputSchema: jobsInputSchema(),
+		Description: "List jobs, newest first: running ones and the history (kept across restarts).",
+		Annotations: &mcp.ToolAnnotations{Title: "List jobs", ReadOnlyHint: true, IdempotentHint: true, OpenWorldHint: &no},
 	}, func(ctx context.Context, req *mcp.CallToolRequest, in jobsIn) (*mcp.CallToolResult, *jobsOut, error) {
 		out, err := a.listJobs(ctx, in)
 		if err != nil {

@@ -22,8 +22,7 @@ type runIn struct {
 
 func addRunTool(s *mcp.Server, a *app) {
 	addTool(s, &mcp.Tool{
-		Name:         "ssh_run",
-		OutputSchema: jobSchema,
+		Name: "ssh_run",
 		Description: "Run a shell command on a host in a persistent session (cwd and environment carry over). " +
 			"Returns when the command ends, asks for input (answer with ssh_input), or timeout_s passes; then it goes on as a job: follow it with ssh_job. " +
 			"Jobs in one session run one at a time, in order.",

@@ -46,10 +46,9 @@ type closeOut struct {
 
 func addSessionsTools(s *mcp.Server, a *app) {
 	addTool(s, &mcp.Tool{
-		Name:         "ssh_sessions",
-		OutputSchema: outputSchema[sessionsOut](),
-		Description:  "List open connections and their sessions: cwd, running job, queued jobs, idle time.",
-		Annotations:  &mcp.ToolAnnotations{Title: "List sessions", ReadOnlyHint: true, IdempotentHint: true, OpenWorldHint: &no},
+		Name:        "ssh_sessions",
+		Description: "List open connections and their sessions: cwd, running job, queued jobs, idle time.",
+		Annotations: &mcp.ToolAnnotations{Title: "List sessions", ReadOnlyHint: true, IdempotentHint: true, OpenWorldHint: &no},
 	}, func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, *sessionsOut, error) {
 		out, err := a.sessions(ctx)
 		if err != nil {
@@ -58,8 +57,7 @@ func addSessionsTools(s *mcp.Server, a *app) {
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: out.text()}}}, out, nil
 	})
 	addTool(s, &mcp.Tool{
-		Name:         "ssh_close",
-		OutputSchema: outputSchema[closeOut](),
+		Name: "ssh_close",
 		Description: "Close a session's shell, a host's connection, or all connections (all=true). " +
 			"A job running there ends lost; history is kept. The next command reconnects with a new shell.",
 		Annotations: &mcp.ToolAnnotations{Title: "Close connection", DestructiveHint: &yes, IdempotentHint: true, OpenWorldHint: &no},
