@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pkg/sftp"
 	"github.com/sshjobs/sshjobs/sessions/sshconfig"
 	"golang.org/x/crypto/ssh"
 )
@@ -26,6 +27,9 @@ type conn struct {
 
 	overflowMu sync.Mutex    // protects overflow; held while dialing one
 	overflow   []*ssh.Client // more connections, for sessions (pool_channels.go)
+
+	sftpMu sync.Mutex   // protects sftp; held while opening it
+	sftp   *sftp.Client // file operations (pool_sftp.go); nil until first used
 
 	// Guarded by pool.mu.
 	busy      int // jobs holding the connection (see Pool.acquire)
@@ -86,6 +90,7 @@ func (c *conn) watch() {
 	for _, sh := range shells {
 		sh.close()
 	}
+	c.closeSFTP()
 	c.closeOverflow()
 	c.pool.forget(c)
 	c.pool.cfg.Logger.Info("ssh connection closed", "host", c.key, "reason", c.lostReason())

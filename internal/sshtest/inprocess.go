@@ -25,6 +25,16 @@ const stdPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 const sftpServer = "/usr/lib/openssh/sftp-server"
 
+// sftpHome is where SFTP sessions start (sftp-server -d): the sessions'
+// HOME, so that `~` means one folder to the shell and to SFTP, as it does
+// on a real host where HOME is the passwd home that sftp-server starts in.
+func (s *Server) sftpHome() string {
+	if s.Home != "" {
+		return s.Home
+	}
+	return s.home
+}
+
 // StartInProcess starts an x/crypto/ssh server on a free loopback port that
 // serves PTY and pipe sessions as the current user, and stops it when the test
 // ends. It accepts the client key, and Password by password auth (and by
@@ -341,7 +351,7 @@ func (s *Server) serveSession(c *conn, sc ssh.Conn, nch ssh.NewChannel) {
 					if e.Command != "sftp" || err != nil {
 						break
 					}
-					e.Command = sftpServer
+					e.Command = sftpServer + " -d " + shellQuote(s.sftpHome())
 				}
 				started = true
 				// Reply first: output and exit-status must not reach the client before it.
