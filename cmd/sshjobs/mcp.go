@@ -26,6 +26,7 @@ func newMCPServer(a *app) *mcp.Server {
 	addInputTool(s, a)
 	addJobsTool(s, a)
 	addSessionsTools(s, a)
+	addFileTools(s, a)
 	return s
 }
 
