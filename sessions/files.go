@@ -1,6 +1,7 @@
 package sessions
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -282,9 +283,41 @@ func (f *Files) Write(ctx context.Context, req WriteRequest) (*WriteResult, erro
 		}
 	}
 
-	tmp, file, err := f.createTemp(dir, path.Base(target))
+	sum, _, err := f.install(ctx, installOpts{op: "write", target: target, old: old, prefix: req.Append,
+		src: bytes.NewReader(req.Data), mode: req.Mode, newMode: 0o644})
 	if err != nil {
 		return nil, err
+	}
+	fi, err := f.sftp.Stat(target)
+	if err != nil {
+		return nil, f.fail("write", target, err)
+	}
+	return &WriteResult{FileInfo: infoOf(target, fi), SHA256: sum, Created: old == nil}, nil
+}
+
+// installOpts says what install writes where.
+type installOpts struct {
+	op     string
+	target string      // the path replaced (symlinks resolved)
+	old    fs.FileInfo // target's Lstat; nil when there is none
+	prefix bool        // old's content first (append)
+	src    io.Reader
+	// mode is the new file's mode; nil keeps old's, or newMode for a new file.
+	mode    *fs.FileMode
+	newMode fs.FileMode
+	// verify, if set, checks the temporary file (its path and the sha256 of
+	// what was sent) before it replaces target.
+	verify func(tmp, sum string) error
+}
+
+// install streams o.src (after old's content with prefix) to a temporary
+// file next to o.target, and renames it into place (finishTemp). Memory is
+// bounded by the SFTP requests in flight. On any failure the temporary
+// file is removed and target is untouched.
+func (f *Files) install(ctx context.Context, o installOpts) (sum string, n int64, err error) {
+	tmp, file, err := f.createTemp(o.op, path.Dir(o.target), path.Base(o.target))
+	if err != nil {
+		return "", 0, err
 	}
 	done := false
 	defer func() {
@@ -294,45 +327,44 @@ func (f *Files) Write(ctx context.Context, req WriteRequest) (*WriteResult, erro
 		}
 	}()
 	h := sha256.New()
-	out := io.MultiWriter(&ctxWriter{ctx: ctx, w: file}, h)
-	if req.Append && old != nil {
-		src, err := f.sftp.Open(target)
+	if o.prefix && o.old != nil {
+		src, err := f.sftp.Open(o.target)
 		if err != nil {
-			return nil, f.fail("write", target, err)
+			return "", 0, f.fail(o.op, o.target, err)
 		}
-		_, err = src.WriteTo(out)
+		n, err = src.WriteTo(io.MultiWriter(&ctxWriter{ctx: ctx, w: file}, h))
 		src.Close()
 		if err != nil {
-			return nil, f.fail("write", target, fmt.Errorf("copy the current content: %w", err))
+			return "", 0, f.fail(o.op, o.target, fmt.Errorf("copy the current content: %w", writeErr(err)))
 		}
 	}
-	if _, err := out.Write(req.Data); err != nil {
-		return nil, f.fail("write", target, writeErr(err))
+	m, err := file.ReadFromWithConcurrency(io.TeeReader(&ctxReader{ctx: ctx, r: o.src}, h), 0)
+	n += m
+	if err != nil {
+		return "", 0, f.fail(o.op, o.target, writeErr(err))
 	}
-	if err := f.finishTemp(file, tmp, target, old, req.Mode); err != nil {
-		return nil, err
+	sum = hex.EncodeToString(h.Sum(nil))
+	if err := f.finishTemp(file, tmp, o, sum); err != nil {
+		return "", 0, err
 	}
 	done = true
-	fi, err := f.sftp.Stat(target)
-	if err != nil {
-		return nil, f.fail("write", target, err)
-	}
-	return &WriteResult{FileInfo: infoOf(target, fi), SHA256: hex.EncodeToString(h.Sum(nil)), Created: old == nil}, nil
+	return sum, n, nil
 }
 
 // finishTemp syncs and closes the temporary file, gives it the mode (mode,
 // else the old file's, else 0644) and the old file's owner and group, and
 // renames it over target.
-func (f *Files) finishTemp(file *sftp.File, tmp, target string, old fs.FileInfo, mode *fs.FileMode) error {
+func (f *Files) finishTemp(file *sftp.File, tmp string, o installOpts, sum string) error {
+	target, old, mode := o.target, o.old, o.mode
 	if _, ok := f.sftp.HasExtension("fsync@openssh.com"); ok {
 		if err := file.Sync(); err != nil {
-			return f.fail("write", target, fmt.Errorf("fsync: %w", writeErr(err)))
+			return f.fail(o.op, target, fmt.Errorf("fsync: %w", writeErr(err)))
 		}
 	}
 	if err := file.Close(); err != nil {
-		return f.fail("write", target, writeErr(err))
+		return f.fail(o.op, target, writeErr(err))
 	}
-	m := fs.FileMode(0o644)
+	m := o.newMode
 	switch {
 	case mode != nil:
 		m = *mode
@@ -340,24 +372,29 @@ func (f *Files) finishTemp(file *sftp.File, tmp, target string, old fs.FileInfo,
 		m = rawMode(old)
 	}
 	if old != nil {
-		o := infoOf(target, old)
+		was := infoOf(target, old)
 		tfi, err := f.sftp.Stat(tmp)
 		if err != nil {
-			return f.fail("write", target, err)
+			return f.fail(o.op, target, err)
 		}
-		if t := infoOf(tmp, tfi); t.UID != o.UID || t.GID != o.GID {
-			if err := f.sftp.Chown(tmp, o.UID, o.GID); err != nil {
-				return f.fail("write", target, fmt.Errorf("cannot keep its owner and group (uid %d, gid %d): %w; nothing was written", o.UID, o.GID, err))
+		if t := infoOf(tmp, tfi); t.UID != was.UID || t.GID != was.GID {
+			if err := f.sftp.Chown(tmp, was.UID, was.GID); err != nil {
+				return f.fail(o.op, target, fmt.Errorf("cannot keep its owner and group (uid %d, gid %d): %w; nothing was written", was.UID, was.GID, err))
 			}
 		}
 	}
 	// After chown, which clears setuid and setgid bits.
 	if err := f.sftp.Chmod(tmp, m); err != nil {
-		return f.fail("write", target, fmt.Errorf("chmod %o: %w", m, err))
+		return f.fail(o.op, target, fmt.Errorf("chmod %o: %w", m, err))
+	}
+	if o.verify != nil {
+		if err := o.verify(tmp, sum); err != nil {
+			return f.fail(o.op, target, err)
+		}
 	}
 	if _, ok := f.sftp.HasExtension("posix-rename@openssh.com"); ok {
 		if err := f.sftp.PosixRename(tmp, target); err != nil {
-			return f.fail("write", target, fmt.Errorf("rename into place: %w", err))
+			return f.fail(o.op, target, fmt.Errorf("rename into place: %w", err))
 		}
 		return nil
 	}
@@ -365,18 +402,18 @@ func (f *Files) finishTemp(file *sftp.File, tmp, target string, old fs.FileInfo,
 	// atomic; only servers without the OpenSSH extension get here).
 	if old != nil {
 		if err := f.sftp.Remove(target); err != nil {
-			return f.fail("write", target, err)
+			return f.fail(o.op, target, err)
 		}
 	}
 	if err := f.sftp.Rename(tmp, target); err != nil {
-		return f.fail("write", target, fmt.Errorf("rename into place: %w", err))
+		return f.fail(o.op, target, fmt.Errorf("rename into place: %w", err))
 	}
 	return nil
 }
 
 // createTemp creates a new file next to name in dir, for a write to
 // rename into place.
-func (f *Files) createTemp(dir, name string) (string, *sftp.File, error) {
+func (f *Files) createTemp(op, dir, name string) (string, *sftp.File, error) {
 	for range 3 {
 		var b [6]byte
 		rand.Read(b[:])
@@ -388,11 +425,11 @@ func (f *Files) createTemp(dir, name string) (string, *sftp.File, error) {
 		if !errors.Is(err, fs.ErrExist) {
 			var se *sftp.StatusError
 			if !errors.As(err, &se) || se.FxCode() != sftp.ErrSSHFxFailure {
-				return "", nil, f.fail("write", path.Join(dir, name), fmt.Errorf("create a temporary file in %s: %w", dir, err))
+				return "", nil, f.fail(op, path.Join(dir, name), fmt.Errorf("create a temporary file in %s: %w", dir, err))
 			}
 		}
 	}
-	return "", nil, f.fail("write", path.Join(dir, name), fmt.Errorf("could not create a temporary file in %s", dir))
+	return "", nil, f.fail(op, path.Join(dir, name), fmt.Errorf("could not create a temporary file in %s", dir))
 }
 
 // resolveLinks follows symlinks from abs to the path a write replaces, and
@@ -464,6 +501,19 @@ func writeErr(err error) error {
 		return fmt.Errorf("%w (the disk or the quota may be full)", err)
 	}
 	return err
+}
+
+// ctxReader fails once ctx ends, which stops a long copy.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // ctxWriter fails once ctx ends, which stops a long copy.
