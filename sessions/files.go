@@ -39,6 +39,7 @@ const (
 // login's home); a relative path is taken from the home, as sftp does.
 type Files struct {
 	pool *Pool
+	c    *conn  // for exec channels (remote sha256sum)
 	key  string // the destination's key, for errors
 	sftp *sftp.Client
 	home string // cached by abs

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -30,6 +31,8 @@ type conn struct {
 
 	sftpMu sync.Mutex   // protects sftp; held while opening it
 	sftp   *sftp.Client // file operations (pool_sftp.go); nil until first used
+	// noSumTool: the host has neither sha256sum nor shasum (files_transfer.go).
+	noSumTool atomic.Bool
 
 	// Guarded by pool.mu.
 	busy      int // jobs holding the connection (see Pool.acquire)

@@ -105,7 +105,7 @@ func (e *Executor) WithFiles(ctx context.Context, j *jobs.Job, fn func(f *Files)
 			}
 			return fmt.Errorf("%w: %w", jobs.ErrNotStarted, err)
 		}
-		err = fn(&Files{pool: e.pool, key: c.key, sftp: client})
+		err = fn(&Files{pool: e.pool, c: c, key: c.key, sftp: client})
 		e.pool.release(c)
 		if err != nil && errors.Is(err, sftp.ErrSSHFxConnectionLost) && !c.alive() {
 			return fmt.Errorf("%w (%s)", err, c.lostReason())

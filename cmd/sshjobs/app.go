@@ -22,6 +22,8 @@ type app struct {
 	pool *sessions.Pool
 	exec *sessions.Executor
 	eng  *jobs.Engine
+	// allowLocal: the -allow-local folders (local.go).
+	allowLocal []string
 }
 
 // mode says how much of the engine a command starts.
@@ -65,7 +67,7 @@ func openApp(ctx context.Context, cfg config, m mode) (*app, error) {
 		db.Close()
 		return nil, err
 	}
-	a := &app{log: log, db: db, pool: pool, exec: exec, eng: eng}
+	a := &app{log: log, db: db, pool: pool, exec: exec, eng: eng, allowLocal: cfg.AllowLocal}
 	if m != modeRead {
 		if err := eng.Start(ctx); err != nil {
 			a.Close()

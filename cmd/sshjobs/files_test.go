@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
 	"github.com/sshjobs/sshjobs/internal/sshtest"
 	"github.com/sshjobs/sshjobs/jobs"
 )
@@ -155,4 +157,151 @@ func TestMCPFiles(t *testing.T) {
 			}
 		}
 	})
+}
+
+// newMCPClientOpts is newMCPClient with the client's roots: none declared
+// (noRoots), or these.
+func newMCPClientOpts(t *testing.T, cfg config, noRoots bool, roots ...string) *mcpClient {
+	t.Helper()
+	ctx := context.Background()
+	a, err := openApp(ctx, cfg, modeServe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, st := mcp.NewInMemoryTransports()
+	ss, err := newMCPServer(a).Connect(ctx, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opts *mcp.ClientOptions
+	if noRoots {
+		opts = &mcp.ClientOptions{Capabilities: &mcp.ClientCapabilities{}}
+	}
+	client := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, opts)
+	for _, r := range roots {
+		client.AddRoots(&mcp.Root{URI: "file://" + r})
+	}
+	cs, err := client.Connect(ctx, ct, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cs.Close()
+		ss.Wait()
+		if err := a.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return &mcpClient{t: t, cs: cs, a: a}
+}
+
+func sameFile(t *testing.T, a, b string) {
+	t.Helper()
+	x, err1 := os.ReadFile(a)
+	y, err2 := os.ReadFile(b)
+	if err1 != nil || err2 != nil || !bytes.Equal(x, y) {
+		t.Errorf("%s and %s differ (%v, %v)", a, b, err1, err2)
+	}
+}
+
+// Uploads and downloads, single files and trees, verified by sha256, and
+// local paths confined to the client's roots, also through a symlink.
+func TestMCPTransfer(t *testing.T) {
+	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
+		root := t.TempDir()
+		c := newMCPClientOpts(t, testConfig(t, srv, t.TempDir()), false, root)
+		big := make([]byte, 3<<20+17)
+		rand.Read(big)
+		os.WriteFile(filepath.Join(root, "big.bin"), big, 0o640)
+
+		var tr transferOut
+		c.decode("ssh_upload", map[string]any{"host": srv.Alias, "local": "big.bin", "remote": "~/up/big.bin", "make_dirs": true}, &tr)
+		if tr.Count != 1 || tr.Bytes != int64(len(big)) || tr.Files[0].SHA256 != hexSum(big) || tr.Verified != "sha256sum" {
+			t.Fatalf("upload: %+v", tr)
+		}
+		sameFile(t, filepath.Join(root, "big.bin"), filepath.Join(srv.Home, "up/big.bin"))
+		if fi, _ := os.Stat(filepath.Join(srv.Home, "up/big.bin")); fi == nil || fi.Mode().Perm() != 0o640 {
+			t.Errorf("uploaded file's mode: %v", fi)
+		}
+		c.decode("ssh_download", map[string]any{"host": srv.Alias, "remote": "~/up/big.bin", "local": filepath.Join(root, "back", "big.bin"), "make_dirs": true}, &tr)
+		if tr.Count != 1 || tr.Files[0].SHA256 != hexSum(big) {
+			t.Fatalf("download: %+v", tr)
+		}
+		sameFile(t, filepath.Join(root, "big.bin"), filepath.Join(root, "back", "big.bin"))
+
+		// A tree, with a symlink to a file inside the roots.
+		tree := filepath.Join(root, "tree")
+		os.MkdirAll(filepath.Join(tree, "sub", "deeper"), 0o755)
+		os.WriteFile(filepath.Join(tree, "a.txt"), []byte("a\n"), 0o644)
+		os.WriteFile(filepath.Join(tree, ".hidden"), []byte("h\n"), 0o600)
+		os.WriteFile(filepath.Join(tree, "sub", "deeper", "b.txt"), []byte("b\n"), 0o644)
+		os.Symlink("a.txt", filepath.Join(tree, "alias"))
+		c.decode("ssh_upload", map[string]any{"host": srv.Alias, "local": tree, "remote": "~/tree", "recursive": true, "make_dirs": true}, &tr)
+		if tr.Count != 4 {
+			t.Errorf("tree upload: %+v", tr)
+		}
+		for _, f := range []string{"a.txt", ".hidden", "sub/deeper/b.txt"} {
+			sameFile(t, filepath.Join(tree, f), filepath.Join(srv.Home, "tree", f))
+		}
+		c.decode("ssh_download", map[string]any{"host": srv.Alias, "remote": "~/tree", "local": filepath.Join(root, "tree2"), "recursive": true}, &tr)
+		if tr.Count != 4 {
+			t.Errorf("tree download: %+v", tr)
+		}
+		for _, f := range []string{"a.txt", ".hidden", "sub/deeper/b.txt", "alias"} {
+			sameFile(t, filepath.Join(tree, f), filepath.Join(root, "tree2", f))
+		}
+
+		// Outside the roots: refused, also through `..` and symlinks, and
+		// nothing is written.
+		outside := t.TempDir()
+		os.WriteFile(filepath.Join(outside, "secret"), []byte("s"), 0o600)
+		os.Symlink(outside, filepath.Join(root, "door"))
+		for _, tc := range []struct {
+			tool  string
+			local string
+		}{
+			{"ssh_upload", filepath.Join(outside, "secret")},
+			{"ssh_upload", filepath.Join(root, "..", filepath.Base(outside), "secret")},
+			{"ssh_upload", filepath.Join(root, "door", "secret")},
+			{"ssh_download", filepath.Join(root, "door", "new")},
+			{"ssh_download", filepath.Join(outside, "new")},
+		} {
+			msg := c.toolErr(tc.tool, map[string]any{"host": srv.Alias, "local": tc.local, "remote": "~/up/big.bin"})
+			if !strings.Contains(msg, "outside the allowed folders") {
+				t.Errorf("%s %s: %s", tc.tool, tc.local, msg)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(outside, "new")); err == nil {
+			t.Errorf("a refused download wrote outside the roots")
+		}
+		// A symlink inside an uploaded tree that leads out fails the upload.
+		os.Symlink(filepath.Join(outside, "secret"), filepath.Join(tree, "leak"))
+		if msg := c.toolErr("ssh_upload", map[string]any{"host": srv.Alias, "local": tree, "remote": "~/tree3", "recursive": true, "make_dirs": true}); !strings.Contains(msg, "outside the allowed folders") {
+			t.Errorf("tree with a symlink out: %s", msg)
+		}
+		if _, err := os.Stat(filepath.Join(srv.Home, "tree3", "leak")); err == nil {
+			t.Errorf("the symlinked file outside the roots was uploaded")
+		}
+		msg := c.toolErr("ssh_upload", map[string]any{"host": srv.Alias, "local": tree, "remote": "~/x"})
+		if !strings.Contains(msg, "recursive") {
+			t.Errorf("folder without recursive: %s", msg)
+		}
+	})
+}
+
+// A client without roots may use the working directory and -allow-local.
+func TestMCPTransferAllowLocal(t *testing.T) {
+	srv := sshtest.Start(t, sshtest.Options{})
+	allowed := t.TempDir()
+	os.WriteFile(filepath.Join(allowed, "f"), []byte("x"), 0o644)
+	cfg := testConfig(t, srv, t.TempDir())
+	c := newMCPClientOpts(t, cfg, true)
+	if msg := c.toolErr("ssh_upload", map[string]any{"host": srv.Alias, "local": filepath.Join(allowed, "f"), "remote": "~/f"}); !strings.Contains(msg, "-allow-local") {
+		t.Errorf("without -allow-local: %s", msg)
+	}
+	cfg.AllowLocal = []string{allowed}
+	c = newMCPClientOpts(t, cfg, true)
+	var tr transferOut
+	c.decode("ssh_upload", map[string]any{"host": srv.Alias, "local": filepath.Join(allowed, "f"), "remote": "~/f"}, &tr)
+	sameFile(t, filepath.Join(allowed, "f"), filepath.Join(srv.Home, "f"))
 }

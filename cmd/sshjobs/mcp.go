@@ -27,6 +27,7 @@ func newMCPServer(a *app) *mcp.Server {
 	addJobsTool(s, a)
 	addSessionsTools(s, a)
 	addFileTools(s, a)
+	addTransferTools(s, a)
 	return s
 }
 

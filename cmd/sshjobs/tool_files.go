@@ -371,3 +371,142 @@ func (o *listDirOut) text() string {
 	}
 	return b.String()
 }
+
+type transferIn struct {
+	Host      string `json:"host" jsonschema:"as for ssh_run"`
+	Local     string `json:"local" jsonschema:"local path, inside the client's roots"`
+	Remote    string `json:"remote" jsonschema:"remote path; ~ is the home"`
+	Recursive bool   `json:"recursive,omitempty" jsonschema:"copy a folder"`
+	MakeDirs  bool   `json:"make_dirs,omitempty" jsonschema:"create missing folders"`
+	Mode      string `json:"mode,omitempty" jsonschema:"octal file mode"`
+}
+
+type transferFileOut struct {
+	Local  string `json:"local"`
+	Remote string `json:"remote"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+type transferOut struct {
+	JobID    string            `json:"job_id"`
+	Count    int               `json:"count"`
+	Bytes    int64             `json:"bytes"`
+	Verified string            `json:"verified"` // sha256sum, shasum or sftp (read back)
+	Files    []transferFileOut `json:"files"`    // the first 100
+	Skipped  []string          `json:"skipped,omitempty"`
+}
+
+// maxTransferList bounds the files listed in an answer.
+const maxTransferList = 100
+
+func addTransferTools(s *mcp.Server, a *app) {
+	for _, up := range []bool{true, false} {
+		name, desc, title := "ssh_download", "Copy a remote file or folder to this machine (SFTP, sha256-verified).", "Download"
+		if up {
+			name, desc, title = "ssh_upload", "Copy a local file or folder to the host (SFTP, atomic, sha256-verified).", "Upload"
+		}
+		mcp.AddTool(s, &mcp.Tool{
+			Name: name, Description: desc,
+			Annotations: &mcp.ToolAnnotations{Title: title, DestructiveHint: &yes, OpenWorldHint: &yes},
+		}, func(ctx context.Context, req *mcp.CallToolRequest, in transferIn) (*mcp.CallToolResult, any, error) {
+			roots, ask, err := a.localRoots(req)
+			if err != nil {
+				return nil, nil, err
+			}
+			if ask {
+				return &mcp.CallToolResult{InputRequests: mcp.InputRequestMap{rootsInput: &mcp.ListRootsParams{}}}, nil, nil
+			}
+			out, err := a.transfer(ctx, roots, in, up)
+			if err != nil {
+				return nil, nil, err
+			}
+			return textResult(out.text(up)), out, nil
+		})
+	}
+}
+
+func (a *app) transfer(ctx context.Context, roots []string, in transferIn, up bool) (*transferOut, error) {
+	treq := sessions.TransferRequest{Local: in.Local, Remote: in.Remote, Recursive: in.Recursive, MakeDirs: in.MakeDirs, Check: confine(roots)}
+	// A local path outside the roots is refused before anything connects.
+	if _, err := treq.Check(in.Local); err != nil {
+		return nil, err
+	}
+	cmd := fmt.Sprintf("download %q -> %q", in.Remote, in.Local)
+	if up {
+		cmd = fmt.Sprintf("upload %q -> %q", in.Local, in.Remote)
+	}
+	if in.Mode != "" {
+		m, err := strconv.ParseUint(in.Mode, 8, 32)
+		if err != nil || m > 0o7777 {
+			return nil, fmt.Errorf("%w: mode %q: use octal digits, like 0644", jobs.ErrBadInput, in.Mode)
+		}
+		mode := fs.FileMode(m)
+		treq.Mode = &mode
+		cmd += fmt.Sprintf(" mode=%04o", m)
+	}
+	if in.Recursive {
+		cmd += " recursive"
+	}
+	if in.MakeDirs {
+		cmd += " make_dirs"
+	}
+	var res *sessions.TransferResult
+	j, err := a.fileJob(ctx, in.Host, cmd, func(f *sessions.Files) (string, error) {
+		var err error
+		if up {
+			res, err = f.Upload(ctx, treq)
+		} else {
+			res, err = f.Download(ctx, treq)
+		}
+		if err != nil {
+			if res != nil && len(res.Files) > 0 {
+				err = fmt.Errorf("%w (%d files, %d bytes were copied before)", err, len(res.Files), res.Bytes)
+			}
+			return "", err
+		}
+		verb := "downloaded"
+		if up {
+			verb = "uploaded"
+		}
+		summary := fmt.Sprintf("%s %d files, %d bytes, verified by %s", verb, len(res.Files), res.Bytes, res.Verified)
+		if len(res.Files) == 1 {
+			summary += " sha256=" + res.Files[0].SHA256
+		}
+		if len(res.Skipped) > 0 {
+			summary += fmt.Sprintf("; %d skipped", len(res.Skipped))
+		}
+		return summary + "\n", nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := &transferOut{JobID: j.ID, Count: len(res.Files), Bytes: res.Bytes, Verified: res.Verified, Skipped: res.Skipped, Files: []transferFileOut{}}
+	for _, f := range res.Files[:min(len(res.Files), maxTransferList)] {
+		out.Files = append(out.Files, transferFileOut{Local: f.Local, Remote: f.Remote, Size: f.Size, SHA256: f.SHA256})
+	}
+	return out, nil
+}
+
+func (o *transferOut) text(up bool) string {
+	var b strings.Builder
+	verb := "downloaded"
+	if up {
+		verb = "uploaded"
+	}
+	fmt.Fprintf(&b, "%s %d files, %d bytes, sha256 verified by %s (job %s)\n", verb, o.Count, o.Bytes, o.Verified, o.JobID)
+	for _, f := range o.Files {
+		from, to := f.Local, f.Remote
+		if !up {
+			from, to = f.Remote, f.Local
+		}
+		fmt.Fprintf(&b, "%s -> %s %d sha256=%s\n", from, to, f.Size, f.SHA256)
+	}
+	if o.Count > len(o.Files) {
+		fmt.Fprintf(&b, "... and %d more\n", o.Count-len(o.Files))
+	}
+	for _, s := range o.Skipped {
+		fmt.Fprintf(&b, "skipped (not a file or folder): %s\n", s)
+	}
+	return b.String()
+}
