@@ -43,6 +43,10 @@ type Files struct {
 	key  string // the destination's key, for errors
 	sftp *sftp.Client
 	home string // cached by abs
+	// sudoPass is the password for sudo (SudoRead, SudoWrite), looked up
+	// only when sudo asks; sudoEnv names its variable for the error.
+	sudoPass func(ctx context.Context) (string, bool, error)
+	sudoEnv  string
 }
 
 // FileError is a failed file operation: what, where, and the cause, with

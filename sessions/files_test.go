@@ -20,6 +20,7 @@ import (
 
 	"github.com/sshjobs/sshjobs/internal/sshtest"
 	"github.com/sshjobs/sshjobs/jobs"
+	"github.com/sshjobs/sshjobs/sessions/sshdial"
 )
 
 // withFiles runs fn with file operations on srv, resolved as the engine
@@ -329,6 +330,73 @@ func TestFileErrors(t *testing.T) {
 			if err == nil || c.is != nil && !errors.Is(err, c.is) || !strings.Contains(err.Error(), c.text) {
 				t.Errorf("%s: %v; want %v mentioning %q", c.name, err, c.is, c.text)
 			}
+		}
+	})
+}
+
+// A root-only file: refused without sudo, read and written through sudo with
+// the test user's password, keeping its owner and mode; a wrong password is
+// refused and changes nothing.
+func TestFileSudo(t *testing.T) {
+	sshtest.Each(t, sshtest.Options{User: sshtest.TestUser}, func(t *testing.T, srv *sshtest.Server) {
+		dir := t.TempDir()
+		os.Chmod(dir, 0o755)
+		target := filepath.Join(dir, "root-only.conf")
+		if err := os.WriteFile(target, []byte("secret=1\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		p, _ := newSudoPool(t, srv, sshdial.StaticSecrets{sshdial.SecretSudo: srv.Password})
+		err := withFiles(t, p, srv, func(f *Files) error { _, err := f.Read(context.Background(), target, 0, 100); return err })
+		if !errors.Is(err, fs.ErrPermission) {
+			t.Fatalf("read without sudo: %v", err)
+		}
+		mustFiles(t, p, srv, func(f *Files) error {
+			r, err := f.SudoRead(context.Background(), target, 0, 100)
+			if err != nil {
+				return err
+			}
+			if string(r.Data) != "secret=1\n" || r.SHA256 != sum([]byte("secret=1\n")) || r.UID != 0 || r.Mode.Perm() != 0o600 || r.Truncated {
+				t.Errorf("sudo read: %+v", r)
+			}
+			w, err := f.SudoWrite(context.Background(), WriteRequest{Path: target, Data: []byte("secret=2\n"), IfSHA256: r.SHA256})
+			if err != nil {
+				return err
+			}
+			if w.SHA256 != sum([]byte("secret=2\n")) || w.UID != 0 || w.Mode.Perm() != 0o600 || w.Path != target {
+				t.Errorf("sudo write: %+v", w)
+			}
+			_, err = f.SudoWrite(context.Background(), WriteRequest{Path: target, Data: []byte("x"), IfSHA256: r.SHA256})
+			if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), sum([]byte("secret=2\n"))) {
+				t.Errorf("stale if_sha256 with sudo: %v", err)
+			}
+			_, err = f.SudoRead(context.Background(), dir, 0, 100)
+			if !errors.Is(err, ErrIsDir) {
+				t.Errorf("sudo read of a folder: %v", err)
+			}
+			return nil
+		})
+		fi, _ := os.Stat(target)
+		if got, _ := os.ReadFile(target); string(got) != "secret=2\n" || fi.Mode().Perm() != 0o600 || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+			t.Errorf("on disk after sudo write: %q %v", got, fi.Mode())
+		}
+		// No staged copy is left in the user's home.
+		if ents, _ := os.ReadDir(srv.Home); len(ents) > 0 {
+			for _, e := range ents {
+				if strings.HasPrefix(e.Name(), ".sshjobs-sudo-") {
+					t.Errorf("staged content left: %s", e.Name())
+				}
+			}
+		}
+		bad, _ := newSudoPool(t, srv, sshdial.StaticSecrets{sshdial.SecretSudo: "wrong-password"})
+		err = withFiles(t, bad, srv, func(f *Files) error {
+			_, err := f.SudoWrite(context.Background(), WriteRequest{Path: target, Data: []byte("evil\n")})
+			return err
+		})
+		if err == nil || !strings.Contains(err.Error(), "incorrect password") {
+			t.Errorf("wrong password: %v", err)
+		}
+		if got, _ := os.ReadFile(target); string(got) != "secret=2\n" {
+			t.Errorf("a refused sudo write changed the file: %q", got)
 		}
 	})
 }

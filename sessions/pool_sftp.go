@@ -105,7 +105,8 @@ func (e *Executor) WithFiles(ctx context.Context, j *jobs.Job, fn func(f *Files)
 			}
 			return fmt.Errorf("%w: %w", jobs.ErrNotStarted, err)
 		}
-		err = fn(&Files{pool: e.pool, c: c, key: c.key, sftp: client})
+		jr := e.jobRun(h, j)
+		err = fn(&Files{pool: e.pool, c: c, key: c.key, sftp: client, sudoPass: jr.sudoPassword, sudoEnv: jr.SudoEnv})
 		e.pool.release(c)
 		if err != nil && errors.Is(err, sftp.ErrSSHFxConnectionLost) && !c.alive() {
 			return fmt.Errorf("%w (%s)", err, c.lostReason())
