@@ -305,3 +305,41 @@ func TestMCPTransferAllowLocal(t *testing.T) {
 	c.decode("ssh_upload", map[string]any{"host": srv.Alias, "local": filepath.Join(allowed, "f"), "remote": "~/f"}, &tr)
 	sameFile(t, filepath.Join(allowed, "f"), filepath.Join(srv.Home, "f"))
 }
+
+// sudo: true reads and writes a root-only file through the tools; the job
+// rows say sudo, and neither the content nor the password is stored.
+func TestMCPFilesSudo(t *testing.T) {
+	srv := sshtest.Start(t, sshtest.Options{User: sshtest.TestUser})
+	t.Setenv("OVRD_"+srv.Alias+"_SUDO_PASS", srv.Password)
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	target := filepath.Join(dir, "root.conf")
+	os.WriteFile(target, []byte("token=ROOTONLY\n"), 0o600)
+	db := t.TempDir()
+	c := newMCPClient(t, testConfig(t, srv, db))
+	if msg := c.toolErr("ssh_read_file", map[string]any{"host": srv.Alias, "path": target}); !strings.Contains(msg, "permission denied") || !strings.Contains(msg, "sudo: true") {
+		t.Errorf("without sudo: %s", msg)
+	}
+	var rd readFileOut
+	c.decode("ssh_read_file", map[string]any{"host": srv.Alias, "path": target, "sudo": true}, &rd)
+	if rd.Content != "token=ROOTONLY\n" {
+		t.Fatalf("sudo read: %+v", rd)
+	}
+	var w writeFileOut
+	c.decode("ssh_write_file", map[string]any{"host": srv.Alias, "path": target, "content": "token=NEWROOT\n", "sudo": true, "if_sha256": rd.SHA256}, &w)
+	if got, _ := os.ReadFile(target); string(got) != "token=NEWROOT\n" || w.Mode != "0600" {
+		t.Fatalf("sudo write: %q %+v", got, w)
+	}
+	j, err := c.a.eng.Get(context.Background(), w.JobID)
+	if err != nil || !j.Sudo || !strings.HasSuffix(j.Command, " sudo") {
+		t.Errorf("job of a sudo write: %+v %v", j, err)
+	}
+	for _, suffix := range []string{"", "-wal"} {
+		b, _ := os.ReadFile(filepath.Join(db, "sshjobs.db"+suffix))
+		for _, s := range []string{"ROOTONLY", "NEWROOT", srv.Password} {
+			if bytes.Contains(b, []byte(s)) {
+				t.Errorf("sshjobs.db%s holds %q", suffix, s)
+			}
+		}
+	}
+}

@@ -27,6 +27,7 @@ type readFileIn struct {
 	Path     string `json:"path" jsonschema:"remote path; ~ is the home"`
 	Offset   int64  `json:"offset,omitempty" jsonschema:"byte offset (next_offset of the last read)"`
 	MaxBytes int    `json:"max_bytes,omitempty" jsonschema:"default 262144, max 2097152"`
+	Sudo     bool   `json:"sudo,omitempty" jsonschema:"as root, through sudo"`
 }
 
 type fileOut struct {
@@ -56,6 +57,7 @@ type writeFileIn struct {
 	MakeDirs bool   `json:"make_dirs,omitempty" jsonschema:"create missing folders"`
 	Mode     string `json:"mode,omitempty" jsonschema:"octal, e.g. 0600; default: keep"`
 	IfSHA256 string `json:"if_sha256,omitempty" jsonschema:"write only if the file's sha256 is this"`
+	Sudo     bool   `json:"sudo,omitempty" jsonschema:"as root, through sudo"`
 }
 
 type writeFileOut struct {
@@ -130,8 +132,11 @@ func textResult(text string) *mcp.CallToolResult {
 // fileJob runs op as a file job on host: the engine resolves the host and
 // records the job; op gets the destination's file operations. A failure
 // comes back as a tool error naming the job.
-func (a *app) fileJob(ctx context.Context, host, command string, op func(f *sessions.Files) (summary string, err error)) (*jobs.Job, error) {
-	j, err := a.eng.RunInline(ctx, jobs.Spec{Target: host, Command: command}, func(ctx context.Context, j *jobs.Job) (string, error) {
+func (a *app) fileJob(ctx context.Context, host, command string, sudo bool, op func(f *sessions.Files) (summary string, err error)) (*jobs.Job, error) {
+	if sudo {
+		command += " sudo"
+	}
+	j, err := a.eng.RunInline(ctx, jobs.Spec{Target: host, Command: command, Sudo: sudo}, func(ctx context.Context, j *jobs.Job) (string, error) {
 		var summary string
 		err := a.exec.WithFiles(ctx, j, func(f *sessions.Files) error {
 			var err error
@@ -152,7 +157,7 @@ func (a *app) fileJob(ctx context.Context, host, command string, op func(f *sess
 // fileError says what to do about the errors a caller can act on.
 func fileError(err error) error {
 	if errors.Is(err, fs.ErrPermission) {
-		return fmt.Errorf("%w: the login user may not access it", err)
+		return fmt.Errorf("%w: the login user may not access it (sudo: true reads and writes as root)", err)
 	}
 	return err
 }
@@ -187,8 +192,12 @@ func (a *app) readFile(ctx context.Context, in readFileIn) (*readFileOut, error)
 	}
 	var out *readFileOut
 	cmd := fmt.Sprintf("read_file %q offset=%d max_bytes=%d", in.Path, in.Offset, max)
-	j, err := a.fileJob(ctx, in.Host, cmd, func(f *sessions.Files) (string, error) {
-		r, err := f.Read(ctx, in.Path, in.Offset, max)
+	j, err := a.fileJob(ctx, in.Host, cmd, in.Sudo, func(f *sessions.Files) (string, error) {
+		read := f.Read
+		if in.Sudo {
+			read = f.SudoRead
+		}
+		r, err := read(ctx, in.Path, in.Offset, max)
 		if err != nil {
 			return "", err
 		}
@@ -295,8 +304,12 @@ func (a *app) writeFile(ctx context.Context, in writeFileIn) (*writeFileOut, err
 		}
 	}
 	var out *writeFileOut
-	j, err := a.fileJob(ctx, in.Host, cmd, func(f *sessions.Files) (string, error) {
-		w, err := f.Write(ctx, req)
+	j, err := a.fileJob(ctx, in.Host, cmd, in.Sudo, func(f *sessions.Files) (string, error) {
+		write := f.Write
+		if in.Sudo {
+			write = f.SudoWrite
+		}
+		w, err := write(ctx, req)
 		if err != nil {
 			return "", err
 		}
@@ -336,7 +349,7 @@ func (a *app) listDir(ctx context.Context, in listDirIn) (*listDirOut, error) {
 		cmd += " all"
 	}
 	var out *listDirOut
-	j, err := a.fileJob(ctx, in.Host, cmd, func(f *sessions.Files) (string, error) {
+	j, err := a.fileJob(ctx, in.Host, cmd, false, func(f *sessions.Files) (string, error) {
 		l, err := f.List(ctx, in.Path, in.All, max)
 		if err != nil {
 			return "", err
@@ -452,7 +465,7 @@ func (a *app) transfer(ctx context.Context, roots []string, in transferIn, up bo
 		cmd += " make_dirs"
 	}
 	var res *sessions.TransferResult
-	j, err := a.fileJob(ctx, in.Host, cmd, func(f *sessions.Files) (string, error) {
+	j, err := a.fileJob(ctx, in.Host, cmd, false, func(f *sessions.Files) (string, error) {
 		var err error
 		if up {
 			res, err = f.Upload(ctx, treq)
