@@ -400,3 +400,41 @@ func TestFileSudo(t *testing.T) {
 		}
 	})
 }
+
+// On a host without sha256sum or shasum an upload and a download are
+// verified by reading the remote file back over SFTP.
+func TestFileTransferVerifyBySFTP(t *testing.T) {
+	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
+		p := newTestPool(t, srv, PoolConfig{})
+		local := filepath.Join(t.TempDir(), "f")
+		data := make([]byte, 100000)
+		rand.Read(data)
+		os.WriteFile(local, data, 0o644)
+		check := func(p string) (string, error) { return p, nil }
+		mustFiles(t, p, srv, func(f *Files) error {
+			f.c.noSumTool.Store(true) // as on a host that has neither
+			up, err := f.Upload(context.Background(), TransferRequest{Local: local, Remote: "~/f", Check: check})
+			if err != nil {
+				return err
+			}
+			down, err := f.Download(context.Background(), TransferRequest{Local: local + ".back", Remote: "~/f", Check: check})
+			if err != nil {
+				return err
+			}
+			if up.Verified != "sftp" || down.Verified != "sftp" || up.Files[0].SHA256 != sum(data) || down.Files[0].SHA256 != sum(data) {
+				t.Errorf("verified by %s/%s: %+v %+v", up.Verified, down.Verified, up.Files, down.Files)
+			}
+			return nil
+		})
+		sameFileT(t, local, local+".back")
+	})
+}
+
+func sameFileT(t *testing.T, a, b string) {
+	t.Helper()
+	x, _ := os.ReadFile(a)
+	y, err := os.ReadFile(b)
+	if err != nil || !bytes.Equal(x, y) {
+		t.Errorf("%s and %s differ: %v", a, b, err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Uploads and downloads: streamed through the SFTP client (memory bounded by
@@ -151,7 +152,7 @@ func (f *Files) uploadFile(ctx context.Context, req TransferRequest, local, remo
 	sum, n, err := f.install(ctx, installOpts{op: "upload", target: target, old: old, src: src,
 		mode: req.Mode, newMode: lfi.Mode().Perm(),
 		verify: func(tmp, sum string) error {
-			got, how, err := f.remoteSum(ctx, tmp)
+			got, how, err := f.remoteSum(ctx, tmp, lfi.Size())
 			if err != nil {
 				return err
 			}
@@ -307,7 +308,7 @@ func (f *Files) downloadFile(ctx context.Context, req TransferRequest, remote, l
 		return fmt.Errorf("download to %s: %w", local, err)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
-	got, how, err := f.remoteSum(ctx, remote)
+	got, how, err := f.remoteSum(ctx, remote, n)
 	if err != nil {
 		return err
 	}
@@ -332,9 +333,11 @@ const sumScript = `n=$1; shift; if command -v sha256sum >/dev/null 2>&1; then c=
 
 // remoteSum returns the sha256 of the remote file p as the host computes
 // it, and how: by sha256sum or shasum, else by reading it back over SFTP.
-func (f *Files) remoteSum(ctx context.Context, p string) (sum, how string, err error) {
+func (f *Files) remoteSum(ctx context.Context, p string, size int64) (sum, how string, err error) {
 	if !f.c.noSumTool.Load() {
-		lines, err := execReport(ctx, f.c, sumScript, p)
+		// Hashing takes time with the size: allow 20 MB/s, a slow disk's.
+		limit := execTimeout + time.Duration(size/20e6)*time.Second
+		lines, err := execReportWithin(ctx, f.c, limit, sumScript, p)
 		if err != nil {
 			return "", "", f.fail("verify", p, err)
 		}
