@@ -130,9 +130,10 @@ func textResult(text string) *mcp.CallToolResult {
 }
 
 // fileJob runs op as a file job on host: the engine resolves the host and
-// records the job; op gets the destination's file operations. A failure
+// records the job; op gets the destination's file operations, and the
+// job's context, which ssh_cancel ends too. A failure
 // comes back as a tool error naming the job.
-func (a *app) fileJob(ctx context.Context, host, command string, sudo bool, op func(f *sessions.Files) (summary string, err error)) (*jobs.Job, error) {
+func (a *app) fileJob(ctx context.Context, host, command string, sudo bool, op func(ctx context.Context, f *sessions.Files) (summary string, err error)) (*jobs.Job, error) {
 	if sudo {
 		command += " sudo"
 	}
@@ -140,7 +141,7 @@ func (a *app) fileJob(ctx context.Context, host, command string, sudo bool, op f
 		var summary string
 		err := a.exec.WithFiles(ctx, j, func(f *sessions.Files) error {
 			var err error
-			summary, err = op(f)
+			summary, err = op(ctx, f)
 			return err
 		})
 		return summary, err
@@ -192,7 +193,7 @@ func (a *app) readFile(ctx context.Context, in readFileIn) (*readFileOut, error)
 	}
 	var out *readFileOut
 	cmd := fmt.Sprintf("read_file %q offset=%d max_bytes=%d", in.Path, in.Offset, max)
-	j, err := a.fileJob(ctx, in.Host, cmd, in.Sudo, func(f *sessions.Files) (string, error) {
+	j, err := a.fileJob(ctx, in.Host, cmd, in.Sudo, func(ctx context.Context, f *sessions.Files) (string, error) {
 		read := f.Read
 		if in.Sudo {
 			read = f.SudoRead
@@ -304,7 +305,7 @@ func (a *app) writeFile(ctx context.Context, in writeFileIn) (*writeFileOut, err
 		}
 	}
 	var out *writeFileOut
-	j, err := a.fileJob(ctx, in.Host, cmd, in.Sudo, func(f *sessions.Files) (string, error) {
+	j, err := a.fileJob(ctx, in.Host, cmd, in.Sudo, func(ctx context.Context, f *sessions.Files) (string, error) {
 		write := f.Write
 		if in.Sudo {
 			write = f.SudoWrite
@@ -349,7 +350,7 @@ func (a *app) listDir(ctx context.Context, in listDirIn) (*listDirOut, error) {
 		cmd += " all"
 	}
 	var out *listDirOut
-	j, err := a.fileJob(ctx, in.Host, cmd, false, func(f *sessions.Files) (string, error) {
+	j, err := a.fileJob(ctx, in.Host, cmd, false, func(ctx context.Context, f *sessions.Files) (string, error) {
 		l, err := f.List(ctx, in.Path, in.All, max)
 		if err != nil {
 			return "", err
@@ -465,7 +466,7 @@ func (a *app) transfer(ctx context.Context, roots []string, in transferIn, up bo
 		cmd += " make_dirs"
 	}
 	var res *sessions.TransferResult
-	j, err := a.fileJob(ctx, in.Host, cmd, false, func(f *sessions.Files) (string, error) {
+	j, err := a.fileJob(ctx, in.Host, cmd, false, func(ctx context.Context, f *sessions.Files) (string, error) {
 		var err error
 		if up {
 			res, err = f.Upload(ctx, treq)
