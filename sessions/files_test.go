@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -437,4 +438,35 @@ func sameFileT(t *testing.T, a, b string) {
 	if err != nil || !bytes.Equal(x, y) {
 		t.Errorf("%s and %s differ: %v", a, b, err)
 	}
+}
+
+// A full disk: the write fails with a clear error, the file keeps its old
+// content and no temporary file is left.
+func TestFileDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs needs root")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "sshjobs-test", dir).CombinedOutput(); err != nil {
+		t.Skipf("mount tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	target := filepath.Join(dir, "f")
+	os.WriteFile(target, []byte("old\n"), 0o644)
+	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
+		p := newTestPool(t, srv, PoolConfig{})
+		err := withFiles(t, p, srv, func(f *Files) error {
+			_, err := f.Write(context.Background(), WriteRequest{Path: target, Data: bytes.Repeat([]byte("x"), 1<<20)})
+			return err
+		})
+		if err == nil || !strings.Contains(err.Error(), "full") {
+			t.Errorf("write to a full disk: %v", err)
+		}
+		if got, _ := os.ReadFile(target); string(got) != "old\n" {
+			t.Errorf("file after a failed write: %.20q", got)
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+			t.Errorf("left in the folder: %v", ents)
+		}
+	})
 }
