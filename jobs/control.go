@@ -53,7 +53,9 @@ func (e *Engine) Cancel(ctx context.Context, id, signal string, grace time.Durat
 		return j, nil
 	}
 
-	if t := e.taskFor(ctx, j); t != nil {
+	if e.cancelInline(id) {
+		// A file operation of this process: it stops at its next read or write.
+	} else if t := e.taskFor(ctx, j); t != nil {
 		t.setCancelReason("cancelled with signal " + signal)
 		t.control(Control{Signal: signal, Grace: grace})
 	} else if _, err := e.store.RequestCancel(ctx, id); err != nil {

@@ -151,9 +151,10 @@ type Engine struct {
 	mu      sync.Mutex // protects the fields below
 	workers map[sessionKey]*worker
 	running map[string]*task
-	owned   map[string]*ownership // by job id, for each running task
-	input   map[string][]byte     // Spec.Input of jobs not yet started
-	endErr  map[string]error      // jobs that ended but whose end is not recorded, and why
+	owned   map[string]*ownership              // by job id, for each running task
+	input   map[string][]byte                  // Spec.Input of jobs not yet started
+	endErr  map[string]error                   // jobs that ended but whose end is not recorded, and why
+	inline  map[string]context.CancelCauseFunc // RunInline operations running, by job id
 	closed  bool
 }
 
@@ -178,6 +179,7 @@ func New(cfg Config) (*Engine, error) {
 		owned:   map[string]*ownership{},
 		input:   map[string][]byte{},
 		endErr:  map[string]error{},
+		inline:  map[string]context.CancelCauseFunc{},
 		self: OwnerInfo{ID: cfg.Owner, Hostname: hostname(), PID: os.Getpid(),
 			ProcStart: procStart(os.Getpid()), StartedAt: cfg.Now()},
 	}
@@ -242,6 +244,7 @@ type Spec struct {
 	Destination string
 	Session     string // default "default"
 	Command     string
+	Kind        Kind // RunInline only; Enqueue runs commands
 	Detached    bool
 	Sudo        bool
 	KillAfter   time.Duration

@@ -82,6 +82,18 @@ func AllowedFrom(to State) []State {
 	return from
 }
 
+// Kind is what a job is: a shell command, or a file operation that ran
+// inline (RunInline) and is recorded for the history.
+type Kind string
+
+const (
+	KindCommand Kind = "command"
+	KindFile    Kind = "file"
+)
+
+// Valid reports whether k is one of the defined kinds.
+func (k Kind) Valid() bool { return k == KindCommand || k == KindFile }
+
 // PromptKind says what a job's terminal is asking for.
 type PromptKind string
 
@@ -110,7 +122,10 @@ type Job struct {
 	// all. Empty for jobs accepted before destinations were stored.
 	Destination string
 	Session     string // name of the persistent shell on Host
-	Command     string
+	// Command is the shell command; for a file operation, its parameters
+	// (never the content).
+	Command string
+	Kind    Kind // KindCommand ("" in a Job built by hand means the same)
 
 	Detached bool // runs detached from the connection (survives restarts)
 	Sudo     bool

@@ -127,6 +127,9 @@ func (e *Engine) heartbeatLoop() {
 
 // cancelRequested carries out a cancel that another process asked for.
 func (e *Engine) cancelRequested(id string) {
+	if e.cancelInline(id) {
+		return
+	}
 	e.mu.Lock()
 	t := e.running[id]
 	e.mu.Unlock()

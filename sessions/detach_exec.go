@@ -17,7 +17,13 @@ const execTimeout = 15 * time.Second
 // lines (those that start with the nonce), in order. ctx and execTimeout bound
 // it; a channel that ends without an exit status is an error.
 func execReport(ctx context.Context, c *conn, script string, args ...string) ([][]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, execTimeout)
+	return execReportWithin(ctx, c, execTimeout, script, args...)
+}
+
+// execReportWithin is execReport with another time limit, for a script whose
+// time grows with its input (hashing a large file).
+func execReportWithin(ctx context.Context, c *conn, timeout time.Duration, script string, args ...string) ([][]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	sess, err := c.openChannel(ctx)
 	if err != nil {

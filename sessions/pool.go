@@ -89,6 +89,8 @@ type Pool struct {
 	conns    map[string]*conn     // by Host.Key()
 	dialing  map[string]*dialCall // by Host.Key(): dials in progress
 	closed   bool                 // Close was called: spawn and acquire refuse
+
+	paths pathLocks // writes to one remote path run one at a time (files.go)
 }
 
 type resolved struct {

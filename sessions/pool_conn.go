@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pkg/sftp"
 	"github.com/sshjobs/sshjobs/sessions/sshconfig"
 	"github.com/sshjobs/sshjobs/sessions/sshdial"
 	"golang.org/x/crypto/ssh"
@@ -30,6 +31,11 @@ type conn struct {
 
 	overflowMu sync.Mutex    // protects overflow; held while dialing one
 	overflow   []*ssh.Client // more connections, for sessions (pool_channels.go)
+
+	sftpMu sync.Mutex   // protects sftp; held while opening it
+	sftp   *sftp.Client // file operations (pool_sftp.go); nil until first used
+	// noSumTool: the host has neither sha256sum nor shasum (files_transfer.go).
+	noSumTool atomic.Bool
 
 	// Guarded by pool.mu.
 	busy      int // jobs holding the connection (see Pool.acquire)
@@ -96,6 +102,7 @@ func (c *conn) watch() {
 	for _, sh := range shells {
 		sh.close()
 	}
+	c.closeSFTP()
 	c.closeOverflow()
 	c.pool.forget(c)
 	c.pool.cfg.Logger.Info("ssh connection closed", "host", c.key, "reason", c.lostReason())

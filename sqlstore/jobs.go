@@ -19,7 +19,7 @@ import (
 const jobCols = `id, host, target, destination, session, command, detached, sudo, kill_after_ms,
 	state, exit_code, signal, error, prompt_text, prompt_kind, cwd, new_shell,
 	owner, lease_until_ms, cancel_requested, attach, output_bytes, gap_start, gap_end,
-	output_lost, created_at_ms, started_at_ms, ended_at_ms`
+	output_lost, created_at_ms, started_at_ms, ended_at_ms, kind`
 
 // pruneBatch is how many jobs Prune deletes per transaction, so that deleting
 // a month of output never holds the write lock for long.
@@ -79,14 +79,16 @@ func scanJob(s scanner) (*jobs.Job, error) {
 		killAfter                              int64
 		exitCode, lease, created, started, end sql.NullInt64
 		promptText, promptKind                 sql.NullString
+		kind                                   string
 	)
 	err := s.Scan(&j.ID, &j.Host, &j.Target, &j.Destination, &j.Session, &j.Command, &detached, &sudo, &killAfter,
 		&state, &exitCode, &j.Signal, &j.Error, &promptText, &promptKind, &j.Cwd, &newShell,
 		&j.Owner, &lease, &cancel, &j.Attach, &j.OutputBytes, &j.GapStart, &j.GapEnd,
-		&j.OutputLost, &created, &started, &end)
+		&j.OutputLost, &created, &started, &end, &kind)
 	if err != nil {
 		return nil, err
 	}
+	j.Kind = jobs.Kind(kind)
 	j.State = jobs.State(state)
 	j.Detached, j.Sudo, j.NewShell, j.CancelRequested = detached != 0, sudo != 0, newShell != 0, cancel != 0
 	j.KillAfter = time.Duration(killAfter) * time.Millisecond
@@ -140,7 +142,12 @@ func (db *DB) Insert(ctx context.Context, j *jobs.Job) error {
 	if j.CreatedAt.IsZero() {
 		j.CreatedAt = time.Now()
 	}
+	if j.Kind == "" {
+		j.Kind = jobs.KindCommand
+	}
 	switch {
+	case !j.Kind.Valid():
+		return fmt.Errorf("insert job %s: unknown kind %q: %w", j.ID, j.Kind, jobs.ErrBadInput)
 	case !j.State.Valid():
 		return fmt.Errorf("insert job %s: unknown state %q: %w", j.ID, j.State, jobs.ErrBadInput)
 	case j.Host == "" || j.Session == "":
@@ -158,11 +165,11 @@ func (db *DB) Insert(ctx context.Context, j *jobs.Job) error {
 		promptText, promptKind = j.Prompt.Text, string(j.Prompt.Kind)
 	}
 	_, err := db.wq.ExecContext(ctx, `INSERT INTO jobs (`+jobCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?, ?, ?, ?)`,
 		j.ID, j.Host, j.Target, j.Destination, j.Session, j.Command, boolInt(j.Detached), boolInt(j.Sudo), j.KillAfter.Milliseconds(),
 		string(j.State), exitCode, j.Signal, j.Error, promptText, promptKind, j.Cwd, boolInt(j.NewShell),
 		j.Owner, ms(j.LeaseUntil), boolInt(j.CancelRequested), j.Attach,
-		j.CreatedAt.UnixMilli(), ms(j.StartedAt), ms(j.EndedAt))
+		j.CreatedAt.UnixMilli(), ms(j.StartedAt), ms(j.EndedAt), string(j.Kind))
 	if err != nil {
 		return fmt.Errorf("insert job %s: %w", j.ID, err)
 	}
@@ -245,7 +252,7 @@ func (db *DB) Claim(ctx context.Context, owner, host, session string, now, lease
 		AND NOT EXISTS (
 			SELECT 1 FROM jobs
 			WHERE host = ?4 AND session = ?5 AND state IN ('running', 'waiting_input') AND detached = 0
-			AND owner = ?1)
+			AND kind = 'command' AND owner = ?1)
 		RETURNING `+jobCols,
 		owner, ms(leaseUntil), ms(now), host, session)
 	if err != nil {

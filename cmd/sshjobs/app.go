@@ -30,6 +30,8 @@ type app struct {
 	resolver *sshconfig.Resolver
 	// pages are the one-time secret pages of URL elicitations in progress.
 	pages pageSet
+	// allowLocal: the -allow-local folders (local.go).
+	allowLocal []string
 }
 
 // credParams are the Argon2id parameters of a new credential store; tests
@@ -80,7 +82,7 @@ func openApp(ctx context.Context, cfg config, m mode) (*app, error) {
 		db.Close()
 		return nil, err
 	}
-	a := &app{log: log, db: db, pool: pool, exec: exec, eng: eng, creds: creds, resolver: resolver}
+	a := &app{log: log, db: db, pool: pool, exec: exec, eng: eng, creds: creds, resolver: resolver, allowLocal: cfg.AllowLocal}
 	if m != modeRead {
 		if err := eng.Start(ctx); err != nil {
 			a.Close()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -27,6 +28,9 @@ type config struct {
 	Lease        time.Duration
 	SpoolDir     string
 	LogLevel     string
+	// AllowLocal are the local folders ssh_upload and ssh_download may use,
+	// besides the working directory, for a client that lists no roots.
+	AllowLocal []string
 
 	// master is the credential store's master password (see
 	// takeMasterPassword); "" leaves the store disabled.
@@ -52,6 +56,7 @@ var settings = []setting{
 	{"spool-dir", "SSHJOBS_SPOOL_DIR", "folder on the remote hosts for detached jobs' output (default ${XDG_CACHE_HOME:-~/.cache}/sshjobs)"},
 	{"lease", "SSHJOBS_LEASE", fmt.Sprintf("after this process dies, others adopt its jobs once this has passed (default %s)", jobs.DefaultLease)},
 	{"log-level", "SSHJOBS_LOG_LEVEL", "debug, info, warn or error; logs go to stderr (default info)"},
+	{"allow-local", "SSHJOBS_ALLOW_LOCAL", "local folders (separated by " + string(os.PathListSeparator) + ") that ssh_upload and ssh_download may use besides the working directory, for clients without MCP roots"},
 }
 
 // register adds the shared flags to fs, with their environment defaults.
@@ -78,6 +83,17 @@ func (c *config) parse() error {
 	c.SSHConfig = get("ssh-config")
 	c.SpoolDir = get("spool-dir")
 	c.LogLevel = get("log-level")
+	c.AllowLocal = nil
+	for _, d := range filepath.SplitList(get("allow-local")) {
+		if d == "" {
+			continue
+		}
+		abs, err := filepath.Abs(d)
+		if err != nil {
+			return fmt.Errorf("-allow-local %q: %w", d, err)
+		}
+		c.AllowLocal = append(c.AllowLocal, abs)
+	}
 	if c.LogLevel != "" {
 		var l slog.Level
 		if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {

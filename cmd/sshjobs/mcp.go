@@ -28,6 +28,8 @@ func newMCPServer(a *app) *mcp.Server {
 	addJobsTool(s, a)
 	addSessionsTools(s, a)
 	addConnectTools(s, a)
+	addFileTools(s, a)
+	addTransferTools(s, a)
 	return s
 }
 

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
 )
@@ -23,7 +24,19 @@ import (
 // stdPath is the PATH sshd gives sessions (Debian's default for root).
 const stdPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-const sftpServer = "/usr/lib/openssh/sftp-server"
+// sftpServer is OpenSSH's sftp-server; a variable for the test of the
+// fallback.
+var sftpServer = "/usr/lib/openssh/sftp-server"
+
+// sftpHome is where SFTP sessions start (sftp-server -d): the sessions'
+// HOME, so that `~` means one folder to the shell and to SFTP, as it does
+// on a real host where HOME is the passwd home that sftp-server starts in.
+func (s *Server) sftpHome() string {
+	if s.Home != "" {
+		return s.Home
+	}
+	return s.home
+}
 
 // StartInProcess starts an x/crypto/ssh server on a free loopback port that
 // serves PTY and pipe sessions as the current user, and stops it when the test
@@ -337,11 +350,22 @@ func (s *Server) serveSession(c *conn, sc ssh.Conn, nch ssh.NewChannel) {
 				if req.Type == "subsystem" {
 					// Run OpenSSH's sftp-server when it is installed, as a non-internal
 					// sftp Subsystem line would; there is no other subsystem.
-					_, err := os.Stat(sftpServer)
-					if e.Command != "sftp" || err != nil {
+					if e.Command != "sftp" {
 						break
 					}
-					e.Command = sftpServer
+					if _, err := os.Stat(sftpServer); err != nil {
+						// Else pkg/sftp's server, which runs as this process: not
+						// for Options.User, whose identity it would not have.
+						if s.account != nil {
+							break
+						}
+						started = true
+						req.Reply(true, nil)
+						s.wg.Add(1)
+						go func() { defer s.wg.Done(); ss.serveSFTP() }()
+						continue
+					}
+					e.Command = sftpServer + " -d " + shellQuote(s.sftpHome())
 				}
 				started = true
 				// Reply first: output and exit-status must not reach the client before it.
@@ -366,6 +390,22 @@ func (s *Server) serveSession(c *conn, sc ssh.Conn, nch ssh.NewChannel) {
 		}
 	}
 	ss.hangup(started)
+}
+
+// serveSFTP serves SFTP on the channel with pkg/sftp, starting in the
+// sessions' home, then reports exit status 0 and closes the channel.
+func (ss *session) serveSFTP() {
+	close(ss.begun)
+	defer close(ss.exited)
+	defer ss.ch.Close()
+	srv, err := sftp.NewServer(ss.ch, sftp.WithServerWorkingDirectory(ss.s.sftpHome()))
+	if err != nil {
+		fmt.Fprintf(ss.ch.Stderr(), "sshtest: %v\r\n", err)
+		return
+	}
+	srv.Serve()
+	srv.Close()
+	ss.ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{0}))
 }
 
 // run runs the login shell or command, then reports how it ended and closes the channel.

@@ -164,8 +164,8 @@ AllowTcpForwarding yes
 LogLevel ERROR
 MaxStartups 200
 MaxSessions %d
-Subsystem sftp internal-sftp
-`, s.Port, hostKeyFile, filepath.Join(s.Dir, "authorized_keys"), s.opts.maxSessions())
+Subsystem sftp internal-sftp -d %s
+`, s.Port, hostKeyFile, filepath.Join(s.Dir, "authorized_keys"), s.opts.maxSessions(), s.sftpHome())
 	// No AcceptEnv line: sshd then accepts no "env" requests, unlike the
 	// in-process server, which accepts them all.
 	if s.HostCert != nil {

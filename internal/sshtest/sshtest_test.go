@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -295,4 +298,36 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
+}
+
+// SFTP works on both servers and starts in the sessions' HOME; in-process,
+// also without OpenSSH's sftp-server (pkg/sftp's server then).
+func TestSFTP(t *testing.T) {
+	check := func(t *testing.T, s *Server) {
+		c, err := sftp.NewClient(dial(t, s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		wd, err := c.Getwd()
+		if err != nil || wd != s.Home {
+			t.Fatalf("sftp starts in %q (%v), want %q", wd, err, s.Home)
+		}
+		f, err := c.Create("hello")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write([]byte("hi\n"))
+		f.Close()
+		if b, err := os.ReadFile(filepath.Join(s.Home, "hello")); err != nil || string(b) != "hi\n" {
+			t.Fatalf("written over sftp: %q %v", b, err)
+		}
+	}
+	Each(t, Options{}, check)
+	t.Run("pkg-sftp", func(t *testing.T) {
+		old := sftpServer
+		sftpServer = "/nonexistent/sftp-server"
+		defer func() { sftpServer = old }()
+		check(t, StartInProcess(t, Options{}))
+	})
 }
