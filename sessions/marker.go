@@ -163,16 +163,13 @@ func findMarker(buf []byte, markers ...[]byte) (int, int) {
 	return best, n
 }
 
-// partialSuffix returns the length of the longest proper prefix of marker that
-// buf ends with. Markers start with RS, so only the last RS bytes need a look.
-func partialSuffix(buf, marker []byte) int {
-	from := len(buf) - (len(marker) - 1)
-	if from < 0 {
-		from = 0
-	}
-	for i := from; i < len(buf); i++ {
-		if buf[i] == rs && bytes.HasPrefix(marker, buf[i:]) {
-			return len(buf) - i
+// partialSuffix returns the length of the longest proper prefix of pattern
+// that buf ends with: the bytes to hold back because the next read may
+// complete the pattern (a marker, our sudo prompt, a secret to mask).
+func partialSuffix(buf, pattern []byte) int {
+	for k := min(len(pattern)-1, len(buf)); k > 0; k-- {
+		if bytes.HasSuffix(buf, pattern[:k]) {
+			return k
 		}
 	}
 	return 0

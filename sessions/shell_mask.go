@@ -44,12 +44,7 @@ func (m *masker) Write(p []byte) []byte {
 	buf := m.mask(append(m.held, p...))
 	keep := 0
 	for _, s := range m.secrets {
-		for k := min(len(s)-1, len(buf)); k > keep; k-- {
-			if bytes.HasSuffix(buf, s[:k]) {
-				keep = k
-				break
-			}
-		}
+		keep = max(keep, partialSuffix(buf, s))
 	}
 	m.held = append([]byte(nil), buf[len(buf)-keep:]...)
 	return buf[:len(buf)-keep]

@@ -96,7 +96,7 @@ func (c *promptCutter) Feed(p []byte) (out []byte, cut int) {
 		c.after = afterNone
 		i := bytes.Index(buf, c.prompt)
 		if i < 0 {
-			keep := c.partial(buf)
+			keep := partialSuffix(buf, c.prompt)
 			if keep > 0 {
 				c.held = append([]byte(nil), buf[len(buf)-keep:]...)
 			}
@@ -116,15 +116,4 @@ func (c *promptCutter) Flush() []byte {
 	out := c.held
 	c.held = nil
 	return out
-}
-
-// partial returns the length of the longest tail of buf that is a proper
-// prefix of the prompt.
-func (c *promptCutter) partial(buf []byte) int {
-	for k := min(len(c.prompt)-1, len(buf)); k > 0; k-- {
-		if bytes.HasSuffix(buf, c.prompt[:k]) {
-			return k
-		}
-	}
-	return 0
 }
