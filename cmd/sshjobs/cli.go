@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -283,9 +284,21 @@ func cmdCancel(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer a.Close()
-	j, err := a.eng.Cancel(ctx, fs.Arg(0), *sig, *grace)
-	if err != nil {
-		return err
+	// A job the daemon runs is cancelled through it, so that the signal and
+	// the grace apply as asked; otherwise through the database, where the
+	// owning process picks the request up at its next heartbeat.
+	var j *jobs.Job
+	if os.Getenv("SSHJOBS_DAEMON") != "off" {
+		if err = cancelThroughDaemon(ctx, cfg, fs.Arg(0), *sig, *grace); err == nil {
+			j, err = a.eng.Get(ctx, fs.Arg(0))
+		} else if !errors.Is(err, errNoDaemon) {
+			return err
+		}
+	}
+	if j == nil {
+		if j, err = a.eng.Cancel(ctx, fs.Arg(0), *sig, *grace); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(stdout, "job %s %s%s\n", j.ID, j.State, exitSuffix(j))
 	if !j.State.Final() {

@@ -375,18 +375,12 @@ func forward(ctx context.Context, c net.Conn, stdin io.Reader, stdout io.Writer)
 	}
 }
 
-// submitToDaemon enqueues a job through the database's daemon (starting it
-// when none runs) and returns it as stored; the caller follows it in the
-// database.
-func submitToDaemon(ctx context.Context, cfg config, args []string, host string, s jobs.Spec) (*jobs.Job, error) {
-	paths, err := daemonPathsFor(cfg.DB)
-	if err != nil {
-		return nil, err
-	}
-	c, err := startDaemon(ctx, paths, args)
-	if err != nil {
-		return nil, err
-	}
+// errNoDaemon: no daemon serves the database.
+var errNoDaemon = errors.New("no sshjobs daemon runs")
+
+// callDaemon calls one tool on the daemon over c and returns its answer, or
+// the tool error's text as an error.
+func callDaemon(ctx context.Context, c net.Conn, tool string, in map[string]any) (*jobView, error) {
 	cs, err := mcp.NewClient(&mcp.Implementation{Name: "sshjobs-cli", Version: version}, nil).
 		Connect(ctx, &mcp.IOTransport{Reader: c, Writer: c}, nil)
 	if err != nil {
@@ -394,14 +388,9 @@ func submitToDaemon(ctx context.Context, cfg config, args []string, host string,
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
 	defer cs.Close()
-	in := map[string]any{"host": host, "command": s.Command, "session": s.Session, "timeout_s": 0,
-		"detach": s.Detached, "sudo": s.Sudo}
-	if s.KillAfter > 0 {
-		in["kill_after_s"] = s.KillAfter.Seconds()
-	}
-	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "ssh_run", Arguments: in})
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: in})
 	if err != nil {
-		return nil, fmt.Errorf("daemon: ssh_run: %w", err)
+		return nil, fmt.Errorf("daemon: %s: %w", tool, err)
 	}
 	var v jobView
 	if b, err := json.Marshal(res.StructuredContent); err != nil || json.Unmarshal(b, &v) != nil || v.JobID == "" {
@@ -414,5 +403,43 @@ func submitToDaemon(ctx context.Context, cfg config, args []string, host string,
 		}
 		return nil, errors.New(strings.Join(msg, " "))
 	}
+	return &v, nil
+}
+
+// submitToDaemon enqueues a job through the database's daemon (starting it
+// when none runs) and returns it; the caller follows it in the database.
+func submitToDaemon(ctx context.Context, cfg config, args []string, host string, s jobs.Spec) (*jobs.Job, error) {
+	paths, err := daemonPathsFor(cfg.DB)
+	if err != nil {
+		return nil, err
+	}
+	c, err := startDaemon(ctx, paths, args)
+	if err != nil {
+		return nil, err
+	}
+	in := map[string]any{"host": host, "command": s.Command, "session": s.Session, "timeout_s": 0,
+		"detach": s.Detached, "sudo": s.Sudo}
+	if s.KillAfter > 0 {
+		in["kill_after_s"] = s.KillAfter.Seconds()
+	}
+	v, err := callDaemon(ctx, c, "ssh_run", in)
+	if err != nil {
+		return nil, err
+	}
 	return &jobs.Job{ID: v.JobID}, nil
+}
+
+// cancelThroughDaemon cancels a job through the running daemon (errNoDaemon
+// when none runs: it is not started for a cancel).
+func cancelThroughDaemon(ctx context.Context, cfg config, id, signal string, grace time.Duration) error {
+	paths, err := daemonPathsFor(cfg.DB)
+	if err != nil {
+		return err
+	}
+	c, err := dialDaemon(paths, daemonHelloMCP)
+	if err != nil {
+		return errNoDaemon
+	}
+	_, err = callDaemon(ctx, c, "ssh_cancel", map[string]any{"job_id": id, "signal": signal, "grace_s": grace.Seconds()})
+	return err
 }

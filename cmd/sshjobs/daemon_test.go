@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -158,5 +159,44 @@ func TestDaemonSharedStaleAndLinger(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		linger.Process.Kill()
 		t.Fatal("an unused daemon did not exit after its linger")
+	}
+}
+
+// `sshjobs cancel -grace 0` stops at once a job that ignores INT, also when
+// another process (here the daemon) runs it: the cancel goes through the
+// daemon with its signal and grace (issue 10).
+func TestDaemonCancelGraceZero(t *testing.T) {
+	srv := sshtest.Start(t, sshtest.Options{})
+	bin := buildBinary(t)
+	env := daemonEnv(t, srv)
+	t.Cleanup(func() { sshjobsCmd(t, bin, env, "daemon", "stop", "-wait") })
+
+	runner := exec.Command(bin, "run", srv.Alias, "--", "trap '' INT; echo started; sleep 600")
+	runner.Env = append(os.Environ(), env...)
+	out, err := runner.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := runner.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "started\n" {
+		t.Fatalf("the job did not start: %q %v", line, err)
+	}
+	code, list := sshjobsCmd(t, bin, env, "jobs", "-json", "-state", "running")
+	var jl jobsOut
+	if code != 0 || json.Unmarshal([]byte(list), &jl) != nil || len(jl.Jobs) != 1 {
+		t.Fatalf("jobs: %d %q", code, list)
+	}
+	start := time.Now()
+	code, res := sshjobsCmd(t, bin, env, "cancel", "-grace", "0", jl.Jobs[0].JobID)
+	if code != 0 || !strings.Contains(res, "cancelled signal=KILL") {
+		t.Fatalf("cancel -grace 0: exit %d %q", code, res)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("cancel -grace 0 took %s: it waited for a grace", took.Round(time.Millisecond))
+	}
+	if err := runner.Wait(); err == nil || err.(*exec.ExitError).ExitCode() != 137 {
+		t.Errorf("the runner of the killed job: %v, want exit 137", err)
 	}
 }
