@@ -80,6 +80,20 @@ func BenchmarkTrue(b *testing.B) {
 			}
 		})
 	})
+	b.Run("warm/cli-daemon", func(b *testing.B) {
+		// `sshjobs run HOST -- true` as a person types it: a new process each
+		// time, through the daemon's warm connection and shell.
+		bin := buildBinary(b)
+		env := daemonEnv(b, srv)
+		defer sshjobsCmd(b, bin, env, "daemon", "stop", "-wait")
+		run := func() {
+			if code, _ := sshjobsCmd(b, bin, env, "run", srv.Alias, "--", "true"); code != 0 {
+				b.Fatalf("sshjobs run: exit %d", code)
+			}
+		}
+		run() // start the daemon, connect, start the shell
+		measure(b, run)
+	})
 	b.Run("cold/sshjobs", func(b *testing.B) {
 		measure(b, func() {
 			a, err := openApp(ctx, cfg, modeRun)

@@ -17,7 +17,7 @@ import (
 
 // daemonEnv is binaryEnv through the daemon, with its socket in the test's
 // own runtime folder.
-func daemonEnv(t *testing.T, srv *sshtest.Server) []string {
+func daemonEnv(t testing.TB, srv *sshtest.Server) []string {
 	env := binaryEnv(t, srv)
 	env[len(env)-1] = "SSHJOBS_DAEMON=on"
 	dir, err := os.MkdirTemp("", "rt") // short: a socket path has 108 bytes
@@ -30,7 +30,7 @@ func daemonEnv(t *testing.T, srv *sshtest.Server) []string {
 
 // sshjobsCmd runs the built binary with env and returns its exit code and
 // stdout.
-func sshjobsCmd(t *testing.T, bin string, env []string, args ...string) (int, string) {
+func sshjobsCmd(t testing.TB, bin string, env []string, args ...string) (int, string) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)

@@ -16,7 +16,7 @@ import (
 )
 
 // buildBinary builds cmd/sshjobs once per test binary run.
-func buildBinary(t *testing.T) string {
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(binDir, "sshjobs")
 	if _, err := os.Stat(bin); err == nil {
@@ -70,7 +70,7 @@ func startBinary(t *testing.T, bin string, env []string) *stdioServer {
 // folder; the jobs of a killed one are adopted after a second.
 // It serves in its own process (SSHJOBS_DAEMON=off): these tests are about
 // what a restart of that process does.
-func binaryEnv(t *testing.T, srv *sshtest.Server) []string {
+func binaryEnv(t testing.TB, srv *sshtest.Server) []string {
 	return []string{"SSHJOBS_DB=" + filepath.Join(t.TempDir(), "sshjobs.db"), "SSHJOBS_SSH_CONFIG=" + srv.SSHConfig, "SSHJOBS_LEASE=1s", "SSHJOBS_DAEMON=off"}
 }
 
