@@ -136,8 +136,10 @@ type Job struct {
 	ExitCode *int   // nil until exited, and when killed by a signal
 	Signal   string // the signal that killed it, e.g. "KILL"
 	Error    string // why it ended error/lost/cancelled, or a note
-	Prompt   *Prompt
-	Cwd      string // the session's working directory after the command
+	// ErrorKind classifies an error end for a caller that acts on it.
+	ErrorKind ErrorKind
+	Prompt    *Prompt
+	Cwd       string // the session's working directory after the command
 	// NewShell: the session had run jobs before, and this one ran in a new
 	// shell: its cwd and environment were reset. The session's first job
 	// does not say so.
@@ -210,6 +212,7 @@ type Update struct {
 	ExitCode    *int
 	Signal      *string
 	Error       *string
+	ErrorKind   *ErrorKind
 	Prompt      *Prompt // with ClearPrompt false and Prompt nil: unchanged
 	ClearPrompt bool
 	Cwd         *string
@@ -378,13 +381,25 @@ var (
 	ErrNotOwner = errors.New("job is run by another process")
 )
 
+// ErrorKind says why a job ended error, so that a caller (a model) can act
+// on it without parsing the message.
+type ErrorKind string
+
+const (
+	ErrorAuth     ErrorKind = "auth"     // the host refused every way we could log in
+	ErrorHostKey  ErrorKind = "host_key" // the host key is unknown (StrictHostKeyChecking yes), changed or revoked
+	ErrorConnect  ErrorKind = "connect"  // the host could not be reached, or the handshake failed
+	ErrorInternal ErrorKind = "internal" // a bug in sshjobs (the stack is in the log)
+)
+
 // Result is how a job run ended, as the Executor saw it.
 type Result struct {
-	State    State // succeeded, failed, cancelled, lost or error
-	ExitCode *int
-	Signal   string
-	Error    string
-	Cwd      string
+	State     State // succeeded, failed, cancelled, lost or error
+	ExitCode  *int
+	Signal    string
+	Error     string
+	ErrorKind ErrorKind
+	Cwd       string
 }
 
 // Executor runs jobs on remote hosts. The sessions package implements it over

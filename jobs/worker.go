@@ -130,7 +130,7 @@ func (e *Engine) runSafely(ctx context.Context, runFn func(context.Context, *Job
 	defer func() {
 		if r := recover(); r != nil {
 			e.log.Error("executor panicked", "job", j.ID, "panic", r, "stack", string(debug.Stack()))
-			res = Result{State: StateError, Error: fmt.Sprintf("internal error in sshjobs (a bug; the stack is in the server's log): %v", r)}
+			res = Result{State: StateError, ErrorKind: ErrorInternal, Error: fmt.Sprintf("internal error in sshjobs (a bug; the stack is in the server's log): %v", r)}
 		}
 	}()
 	return runFn(ctx, j, t)
@@ -181,7 +181,7 @@ func (e *Engine) finish(j *Job, t *task, own *ownership, res Result) {
 	now := e.cfg.Now()
 	// Signal and Error are always set: the real end replaces a lost end
 	// (and its reason) recorded by a process that took this one for gone.
-	u := Update{ExitCode: res.ExitCode, Signal: &res.Signal, Error: &res.Error, EndedAt: &now, ClearPrompt: true}
+	u := Update{ExitCode: res.ExitCode, Signal: &res.Signal, Error: &res.Error, ErrorKind: &res.ErrorKind, EndedAt: &now, ClearPrompt: true}
 	if res.Cwd != "" {
 		u.Cwd = &res.Cwd
 	}

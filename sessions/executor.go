@@ -2,12 +2,14 @@ package sessions
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/sshjobs/sshjobs/jobs"
 	"github.com/sshjobs/sshjobs/sessions/sshconfig"
+	"github.com/sshjobs/sshjobs/sessions/sshdial"
 )
 
 var (
@@ -144,6 +146,20 @@ func (e *Executor) runOn(ctx context.Context, h *sshconfig.Host, j *jobs.Job, t 
 			"session", j.Session, "state", out.State, "error", out.Error)
 	}
 	return out.Result, false
+}
+
+// connectErrorKind classifies a failure to connect: refused logins and host
+// keys by their typed errors, anything else as the connection itself.
+func connectErrorKind(err error) jobs.ErrorKind {
+	var ae *sshdial.AuthError
+	var he *sshdial.HostKeyError
+	switch {
+	case errors.As(err, &ae):
+		return jobs.ErrorAuth
+	case errors.As(err, &he):
+		return jobs.ErrorHostKey
+	}
+	return jobs.ErrorConnect
 }
 
 func errorResult(err error) jobs.Result {

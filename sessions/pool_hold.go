@@ -30,7 +30,9 @@ func (p *Pool) holdSession(ctx context.Context, h *sshconfig.Host, j *jobs.Job) 
 		if ctx.Err() != nil {
 			return nil, jobs.Result{State: jobs.StateLost, Error: msgShutdown}, false
 		}
-		return nil, errorResult(fmt.Errorf("job %s: connect %s: %w", j.ID, h.Key(), err)), false
+		res := errorResult(fmt.Errorf("job %s: connect %s: %w", j.ID, h.Key(), err))
+		res.ErrorKind = connectErrorKind(err)
+		return nil, res, false
 	}
 	s := c.slot(j.Session)
 	if !s.run.TryLock() {

@@ -19,7 +19,7 @@ import (
 const jobCols = `id, host, target, destination, session, command, detached, sudo, kill_after_ms,
 	state, exit_code, signal, error, prompt_text, prompt_kind, cwd, new_shell,
 	owner, lease_until_ms, cancel_requested, attach, output_bytes, gap_start, gap_end,
-	output_lost, created_at_ms, started_at_ms, ended_at_ms, kind`
+	output_lost, created_at_ms, started_at_ms, ended_at_ms, kind, error_kind`
 
 // pruneBatch is how many jobs Prune deletes per transaction, so that deleting
 // a month of output never holds the write lock for long.
@@ -79,16 +79,16 @@ func scanJob(s scanner) (*jobs.Job, error) {
 		killAfter                              int64
 		exitCode, lease, created, started, end sql.NullInt64
 		promptText, promptKind                 sql.NullString
-		kind                                   string
+		kind, errorKind                        string
 	)
 	err := s.Scan(&j.ID, &j.Host, &j.Target, &j.Destination, &j.Session, &j.Command, &detached, &sudo, &killAfter,
 		&state, &exitCode, &j.Signal, &j.Error, &promptText, &promptKind, &j.Cwd, &newShell,
 		&j.Owner, &lease, &cancel, &j.Attach, &j.OutputBytes, &j.GapStart, &j.GapEnd,
-		&j.OutputLost, &created, &started, &end, &kind)
+		&j.OutputLost, &created, &started, &end, &kind, &errorKind)
 	if err != nil {
 		return nil, err
 	}
-	j.Kind = jobs.Kind(kind)
+	j.Kind, j.ErrorKind = jobs.Kind(kind), jobs.ErrorKind(errorKind)
 	j.State = jobs.State(state)
 	j.Detached, j.Sudo, j.NewShell, j.CancelRequested = detached != 0, sudo != 0, newShell != 0, cancel != 0
 	j.KillAfter = time.Duration(killAfter) * time.Millisecond
@@ -165,11 +165,11 @@ func (db *DB) Insert(ctx context.Context, j *jobs.Job) error {
 		promptText, promptKind = j.Prompt.Text, string(j.Prompt.Kind)
 	}
 	_, err := db.wq.ExecContext(ctx, `INSERT INTO jobs (`+jobCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?, ?, ?, ?, ?)`,
 		j.ID, j.Host, j.Target, j.Destination, j.Session, j.Command, boolInt(j.Detached), boolInt(j.Sudo), j.KillAfter.Milliseconds(),
 		string(j.State), exitCode, j.Signal, j.Error, promptText, promptKind, j.Cwd, boolInt(j.NewShell),
 		j.Owner, ms(j.LeaseUntil), boolInt(j.CancelRequested), j.Attach,
-		j.CreatedAt.UnixMilli(), ms(j.StartedAt), ms(j.EndedAt), string(j.Kind))
+		j.CreatedAt.UnixMilli(), ms(j.StartedAt), ms(j.EndedAt), string(j.Kind), string(j.ErrorKind))
 	if err != nil {
 		return fmt.Errorf("insert job %s: %w", j.ID, err)
 	}
@@ -278,6 +278,9 @@ func updateSet(u jobs.Update) (sets []string, args []any) {
 	}
 	if u.Error != nil {
 		add("error", *u.Error)
+	}
+	if u.ErrorKind != nil {
+		add("error_kind", string(*u.ErrorKind))
 	}
 	switch {
 	case u.Prompt != nil:

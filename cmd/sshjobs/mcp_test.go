@@ -228,9 +228,17 @@ func TestMCPBadInput(t *testing.T) {
 		}
 	}
 	// A host that does not answer is a job that ends in error, shown as a tool error.
+	// The kind of failure comes as a word, in the text and the fields.
 	res := c.call("ssh_run", map[string]any{"host": "nobody@127.0.0.1:1", "command": "true"})
-	if !res.IsError || !strings.Contains(text(res), " error") {
+	if !res.IsError || !strings.Contains(text(res), "error (connect): ") {
 		t.Errorf("unreachable host: isError=%v %q", res.IsError, text(res))
+	}
+	if v := c.job("ssh_run", map[string]any{"host": "nobody@127.0.0.1:1", "command": "true"}); v.ErrorKind != "connect" {
+		t.Errorf("unreachable host: error_kind %q, want connect", v.ErrorKind)
+	}
+	// A host that refuses the login: the test server accepts only its own key.
+	if v := c.job("ssh_run", map[string]any{"host": "nobody@" + srv.Addr(), "command": "true"}); v.State != jobs.StateError || v.ErrorKind != "auth" {
+		t.Errorf("refused login: %s error_kind %q (%s), want error auth", v.State, v.ErrorKind, v.Error)
 	}
 	// The server keeps serving.
 	if v := c.job("ssh_run", map[string]any{"host": srv.Alias, "command": "echo ok"}); v.Output != "ok\n" {

@@ -19,6 +19,7 @@ type jobView struct {
 	ExitCode      *int         `json:"exit_code"`
 	Signal        string       `json:"signal,omitempty"`
 	Error         string       `json:"error,omitempty"`
+	ErrorKind     string       `json:"error_kind,omitempty"` // auth, host_key, connect, internal`
 	Output        string       `json:"output"`
 	OutputBytes   int64        `json:"output_bytes"`
 	OutputLost    int64        `json:"output_lost,omitempty"`
@@ -55,7 +56,7 @@ func rfc3339(t time.Time) string {
 func newJobView(j *jobs.Job) *jobView {
 	return &jobView{
 		JobID: j.ID, Host: j.Host, Session: j.Session, State: j.State, ExitCode: j.ExitCode,
-		Signal: j.Signal, Error: j.Error, OutputBytes: j.OutputBytes, OutputLost: j.OutputLost, Prompt: j.Prompt, Cwd: j.Cwd,
+		Signal: j.Signal, Error: j.Error, ErrorKind: string(j.ErrorKind), OutputBytes: j.OutputBytes, OutputLost: j.OutputLost, Prompt: j.Prompt, Cwd: j.Cwd,
 		NewShell: j.NewShell, StartedAt: rfc3339(j.StartedAt), EndedAt: rfc3339(j.EndedAt),
 		DurationMS: j.Duration(time.Now()).Milliseconds(),
 	}
@@ -199,7 +200,9 @@ func (v *jobView) text() string {
 	if v.NewShell {
 		b.WriteString(" new_shell (cwd and environment reset)")
 	}
-	if v.Error != "" {
+	if v.Error != "" && v.ErrorKind != "" {
+		fmt.Fprintf(&b, "\nerror (%s): %s", v.ErrorKind, v.Error)
+	} else if v.Error != "" {
 		fmt.Fprintf(&b, "\nerror: %s", v.Error)
 	}
 	if v.OutputLost > 0 {
