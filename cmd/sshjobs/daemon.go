@@ -313,6 +313,11 @@ func startDaemon(ctx context.Context, paths daemonPaths, args []string) (net.Con
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
+	// The log lives beside the database, whose folder the daemon has not
+	// created yet on a fresh machine (0700, as sqlstore makes it).
+	if err := os.MkdirAll(filepath.Dir(paths.log), 0o700); err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
 	if fi, err := os.Stat(paths.log); err == nil && fi.Size() > maxDaemonLog {
 		os.Rename(paths.log, paths.log+".1")
 	}

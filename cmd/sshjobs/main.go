@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"golang.org/x/sys/unix"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -28,18 +29,32 @@ var version = "dev"
 const usage = `sshjobs: persistent SSH sessions for AI agents, every command a durable job.
 
 Usage:
-  sshjobs [serve]                 speak MCP on stdin/stdout (for an MCP client)
+  sshjobs demo [--keep|--serve]   try it: a throwaway SSH server on 127.0.0.1, no sshd needed
+  sshjobs [serve]                 speak MCP on stdin/stdout (what an MCP client starts)
   sshjobs run HOST [--] CMD...    run a command, stream its output, exit with its code
   sshjobs jobs                    list jobs, newest first
   sshjobs logs [-f] JOB_ID        print a job's output; -f follows it to its end
   sshjobs cancel JOB_ID           stop a job (Ctrl-C, then kill after a grace period)
   sshjobs spools HOST             list detached jobs' spool folders on HOST that no job owns
   sshjobs daemon status|stop      the background process that serves this database
-  sshjobs version                 print the version
+  sshjobs version                 print the version, build and database schema
+  sshjobs help [COMMAND]          this text, or a command's flags
 
+HOST is anything "ssh HOST" reaches: an ssh_config alias or user@host[:port].
 Run "sshjobs COMMAND -h" for a command's flags. Every flag has an environment
 variable too (shown in -h). The history is a SQLite file: sqlite3 "$(sshjobs
--print-db)" 'select * from recent_jobs'.
+serve -print-db)" 'select * from recent_jobs'.
+
+Add it to an MCP client, e.g. Claude Code:
+  claude mcp add sshjobs -- /path/to/sshjobs
+`
+
+// ttyNote is said, after the usage, to a person who typed plain "sshjobs":
+// with no arguments the program is an MCP server, which would otherwise wait
+// silently for JSON-RPC on the terminal.
+const ttyNote = `
+sshjobs with no arguments is an MCP server: an MCP client starts it and talks
+to it over pipes. Add it to one (above), or run "sshjobs demo" to see it work.
 `
 
 // exitUsage is the exit code for a command line that cannot be run.
@@ -55,9 +70,25 @@ type usageError struct{ msg string }
 func (e usageError) Error() string { return e.msg }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	return runWith(args, os.Stdin, stdout, stderr)
+}
+
+// runWith is run with the standard input given, so that tests can hand it a
+// terminal.
+func runWith(args []string, stdin *os.File, stdout, stderr io.Writer) int {
+	if len(args) == 0 && isTerminal(stdin) {
+		// A person typed "sshjobs": MCP clients always give it pipes.
+		fmt.Fprint(stdout, usage+ttyNote)
+		return 0
+	}
 	name := "serve"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		name, args = args[0], args[1:]
+	} else if len(args) > 0 && isHelpFlag(args[0]) {
+		// The top-level help, not only serve's flags: a person asking
+		// "sshjobs -h" wants the subcommands.
+		fmt.Fprint(stdout, usage)
+		return 0
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -81,6 +112,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version":
 		fmt.Fprintln(stdout, "sshjobs", version)
 	case "help":
+		if len(args) > 0 && args[0] != "help" && !strings.HasPrefix(args[0], "-") {
+			// "sshjobs help run" is "sshjobs run -h".
+			return runWith([]string{args[0], "-h"}, stdin, stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 	default:
 		err = usageError{fmt.Sprintf("unknown command %q", name)}
@@ -97,6 +132,32 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return code
+}
+
+func isHelpFlag(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "--h":
+		return true
+	}
+	return false
+}
+
+// isTerminal reports whether f is a terminal (a termios answers for it).
+func isTerminal(f *os.File) bool {
+	if f == nil {
+		return false
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	tty := false
+	// Control, not Fd: Fd would put a non-blocking stdin back in blocking mode.
+	rc.Control(func(fd uintptr) {
+		_, err := unix.IoctlGetTermios(int(fd), unix.TCGETS)
+		tty = err == nil
+	})
+	return tty
 }
 
 // newFlags returns a flag set for a subcommand with the shared settings.
@@ -179,6 +240,9 @@ func daemonArgs(fs *flag.FlagSet) []string {
 // cmdDaemon runs (`daemon run`, what a front starts), reports on (`status`)
 // or stops (`stop`) the daemon of the database. status exits 3 when none runs.
 func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	if len(args) > 0 && isHelpFlag(args[0]) {
+		args = []string{"status", "-h"} // the flags are the same for every verb
+	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		return 0, usageError{"daemon: say run, status or stop"}
 	}
