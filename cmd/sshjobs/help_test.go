@@ -28,7 +28,7 @@ func TestHelpFlags(t *testing.T) {
 	}
 	// help COMMAND is COMMAND -h; every subcommand has -h.
 	for _, args := range [][]string{{"help", "run"}, {"run", "-h"}, {"jobs", "-h"}, {"logs", "-h"}, {"cancel", "-h"},
-		{"spools", "-h"}, {"daemon", "-h"}, {"serve", "-h"}} {
+		{"spools", "-h"}, {"daemon", "-h"}, {"serve", "-h"}, {"version", "-h"}} {
 		code, _, errOut := cli(t, args...)
 		if code != 0 || !strings.Contains(errOut, "Usage: sshjobs "+strings.TrimPrefix(args[len(args)-1], "-")) && !strings.Contains(errOut, "Usage: sshjobs "+args[0]) {
 			t.Errorf("%v: exit %d, stderr %q", args, code, errOut)
@@ -74,9 +74,7 @@ func TestHelpOnTerminal(t *testing.T) {
 	// Not a terminal: the MCP server answers initialize on stdout.
 	cmd = exec.Command(bin)
 	cmd.Env = append(os.Environ(), "SSHJOBS_DB="+t.TempDir()+"/db", "SSHJOBS_DAEMON=off")
-	cmd.Stdin = strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}` + "\n")
-	got, err := cmd.Output()
-	if err != nil || !strings.Contains(string(got), `"serverInfo"`) {
-		t.Fatalf("sshjobs on a pipe: %v, stdout %q", err, got)
+	if got := initialize(t, cmd); !strings.Contains(string(got), `"serverInfo"`) {
+		t.Fatalf("sshjobs on a pipe: %s", got)
 	}
 }

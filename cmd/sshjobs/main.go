@@ -23,7 +23,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
+// version is set at build time with -ldflags "-X main.version=..."; left
+// "dev", the build info's module version is used (see appVersion).
 var version = "dev"
 
 const usage = `sshjobs: persistent SSH sessions for AI agents, every command a durable job.
@@ -110,7 +111,7 @@ func runWith(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 	case "daemon":
 		code, err = cmdDaemon(ctx, args, stdout, stderr)
 	case "version":
-		fmt.Fprintln(stdout, "sshjobs", version)
+		err = cmdVersion(args, stdout, stderr)
 	case "help":
 		if len(args) > 0 && args[0] != "help" && !strings.HasPrefix(args[0], "-") {
 			// "sshjobs help run" is "sshjobs run -h".
@@ -217,7 +218,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer a.Close()
-	a.log.Info("serving MCP on stdio", "db", cfg.DB, "version", version)
+	a.log.Info("serving MCP on stdio", "db", cfg.DB, "version", appVersion())
 	err = newMCPServer(a).Run(ctx, &mcp.StdioTransport{})
 	if ctx.Err() != nil || errors.Is(err, io.EOF) {
 		return nil // a signal, or the client closed stdin: a normal end
