@@ -28,7 +28,7 @@ func TestHelpFlags(t *testing.T) {
 	}
 	// help COMMAND is COMMAND -h; every subcommand has -h.
 	for _, args := range [][]string{{"help", "run"}, {"run", "-h"}, {"jobs", "-h"}, {"logs", "-h"}, {"cancel", "-h"},
-		{"spools", "-h"}, {"daemon", "-h"}, {"serve", "-h"}, {"version", "-h"}} {
+		{"spools", "-h"}, {"daemon", "-h"}, {"serve", "-h"}, {"version", "-h"}, {"demo", "-h"}} {
 		code, _, errOut := cli(t, args...)
 		if code != 0 || !strings.Contains(errOut, "Usage: sshjobs "+strings.TrimPrefix(args[len(args)-1], "-")) && !strings.Contains(errOut, "Usage: sshjobs "+args[0]) {
 			t.Errorf("%v: exit %d, stderr %q", args, code, errOut)

@@ -98,6 +98,8 @@ func runWith(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 	switch name {
 	case "serve":
 		err = cmdServe(ctx, args, stdout, stderr)
+	case "demo":
+		err = cmdDemo(ctx, args, stdout, stderr)
 	case "run":
 		code, err = cmdRun(ctx, stop, args, stdout, stderr)
 	case "jobs":
