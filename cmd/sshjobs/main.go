@@ -1,9 +1,11 @@
 // Command sshjobs gives AI agents (over MCP) and people (from a terminal)
 // persistent SSH sessions whose every command is a durable job in SQLite.
 //
-// With no arguments, or "serve", it speaks MCP on stdin/stdout; the other
-// subcommands are the CLI. main only parses, wires and maps errors to exit
-// codes.
+// With no arguments, or "serve", it speaks MCP on stdin/stdout (with no
+// arguments and a terminal for stdin it prints its usage instead: a person
+// typed it); "demo" shows it at work against an SSH server of its own; the
+// other subcommands are the CLI. main only parses, wires and maps errors to
+// exit codes.
 package main
 
 import (
