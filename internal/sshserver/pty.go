@@ -33,27 +33,47 @@ func (ss *session) pump() {
 }
 
 // queued reports whether the PTY master has output waiting to be read.
-func (ss *session) queued() bool {
-	rc, err := ss.master.SyscallConn()
-	n := 0
-	if err == nil {
-		rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ) })
-	}
-	return n > 0
-}
+func (ss *session) queued() bool { return Queued(ss.master) }
 
 func (ss *session) ptyReq(payload []byte) error {
+	p, err := OpenPTY(payload)
+	if err != nil {
+		return err
+	}
+	ss.master, ss.tty = p.Master, p.TTY
+	ss.env = append(ss.env, "TERM="+p.Term)
+	return nil
+}
+
+func (ss *session) setSize(cols, rows, width, height uint32) error {
+	return SetSize(ss.master, cols, rows, width, height)
+}
+
+// PTY is a pseudo-terminal opened for a pty-req: what a server needs to run
+// a command on it. The helpers here are shared with internal/sshtest's
+// in-process test server, so that both apply terminal modes alike.
+type PTY struct {
+	// Master is non-blocking (pollable): Close interrupts a pending Read,
+	// and SetReadDeadline works.
+	Master *os.File
+	TTY    *os.File // the command's terminal; close it once the command started
+	Term   string   // TERM as the client asked
+}
+
+// OpenPTY opens a PTY as the pty-req payload asks: its terminal modes (echo
+// off, for sshjobs) and its size.
+func OpenPTY(payload []byte) (*PTY, error) {
 	var p struct {
 		Term                      string
 		Cols, Rows, Width, Height uint32
 		Modes                     string
 	}
 	if err := ssh.Unmarshal(payload, &p); err != nil {
-		return err
+		return nil, err
 	}
 	m, tty, err := pty.Open()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// pty.Open leaves the master in blocking mode, where Close cannot interrupt a
 	// pending Read; a non-blocking duplicate is pollable, so hangup can close it.
@@ -64,25 +84,33 @@ func (ss *session) ptyReq(payload []byte) error {
 	}
 	if err != nil {
 		tty.Close()
-		return err
+		return nil, err
 	}
 	master := os.NewFile(uintptr(fd), "/dev/ptmx")
-	ss.master, ss.tty = master, tty
-	if err = applyModes(tty, []byte(p.Modes)); err == nil {
-		err = ss.setSize(p.Cols, p.Rows, p.Width, p.Height)
+	if err = ApplyModes(tty, []byte(p.Modes)); err == nil {
+		err = SetSize(master, p.Cols, p.Rows, p.Width, p.Height)
 	}
 	if err != nil {
 		master.Close()
 		tty.Close()
-		ss.master, ss.tty = nil, nil
-		return err
+		return nil, err
 	}
-	ss.env = append(ss.env, "TERM="+p.Term)
-	return nil
+	return &PTY{Master: master, TTY: tty, Term: p.Term}, nil
 }
 
-func (ss *session) setSize(cols, rows, width, height uint32) error {
-	rc, err := ss.master.SyscallConn()
+// Queued reports whether master has output waiting to be read.
+func Queued(master *os.File) bool {
+	rc, err := master.SyscallConn()
+	n := 0
+	if err == nil {
+		rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ) })
+	}
+	return n > 0
+}
+
+// SetSize sets the terminal's size (pty-req, window-change).
+func SetSize(master *os.File, cols, rows, width, height uint32) error {
+	rc, err := master.SyscallConn()
 	if err != nil {
 		return err
 	}
@@ -125,8 +153,8 @@ var modeFlags = map[byte]struct {
 	ssh.PARODD: {'c', unix.PARODD},
 }
 
-// applyModes decodes the list (opcode byte, uint32 value, ..., 0) onto tty's termios.
-func applyModes(tty *os.File, modes []byte) error {
+// ApplyModes decodes the list (opcode byte, uint32 value, ..., 0) onto tty's termios.
+func ApplyModes(tty *os.File, modes []byte) error {
 	fd := int(tty.Fd())
 	tio, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	if err != nil {

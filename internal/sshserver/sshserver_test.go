@@ -105,12 +105,23 @@ func TestCloseEndsSessions(t *testing.T) {
 		t.Fatal("Close did not return")
 	}
 	// The session's processes (they carry the marker in their environment)
-	// are gone: Close waited for them.
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		b, _ := os.ReadFile("/proc/" + e.Name() + "/environ")
-		if strings.Contains(string(b), "SSHSERVER_TEST="+s.cfg.Home+"\x00") {
-			t.Errorf("process %s left", e.Name())
+	// are gone: the shell was waited for, and its child got the terminal's
+	// hangup too (allow it a moment to die).
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		left := ""
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			b, _ := os.ReadFile("/proc/" + e.Name() + "/environ")
+			if strings.Contains(string(b), "SSHSERVER_TEST="+s.cfg.Home+"\x00") {
+				st, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
+				left += string(st) + "\n"
+			}
+		}
+		if left == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("processes left:\n%s", left)
 		}
 	}
 }
