@@ -86,8 +86,13 @@ var appVersionOnce = sync.OnceValue(func() string { return readBuildInfo().Versi
 func appVersion() string { return appVersionOnce() }
 
 func cmdVersion(args []string, stdout, stderr io.Writer) error {
-	var cfg config
-	fs := newFlags("version", "version [-json]", stderr, &cfg)
+	// Not newFlags: the shared settings (database, ssh_config) mean nothing here.
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: sshjobs version [-json]\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
