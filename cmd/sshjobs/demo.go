@@ -85,6 +85,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	p := &demoPrinter{w: stdout}
 	p.f("sshjobs demo: an SSH server of its own on %s, no sshd needed.\n", d.addr)
 	p.f("  serving   %s, with your login shell %s in a PTY%s\n", d.user, d.shell, d.shellNote)
+	p.f("            (HOME is %s: your start-up files do not run, nothing is written in your home)\n", d.home)
 	p.f("  host key  %s, recorded in %s and verified on connect\n", d.hostKeyFP, d.knownHosts)
 	p.f("  client    a one-time key (%s), the only one the server accepts\n", d.keyFile)
 	p.f("  database  %s (the engine's real SQLite history)\n", cfg.DB)
@@ -318,11 +319,11 @@ func indentLines(text, prefix string) string {
 
 // demoHost is the demo's SSH server and the client files that reach it.
 type demoHost struct {
-	srv                            *sshserver.Server
-	dir                            string
-	addr, user, shell, shellNote   string
-	keyFile, knownHosts, sshConfig string
-	hostKeyFP, configText          string
+	srv                                *sshserver.Server
+	dir                                string
+	addr, user, shell, shellNote, home string
+	keyFile, knownHosts, sshConfig     string
+	hostKeyFP, configText              string
 }
 
 // startDemoHost makes the demo's folder, keys, known_hosts and ssh_config,
@@ -368,8 +369,16 @@ func startDemoHost() (d *demoHost, err error) {
 	if err := os.WriteFile(d.keyFile, pem.EncodeToMemory(block), 0o600); err != nil {
 		return d, err
 	}
+	// The sessions get a HOME of the demo's own: the login reads none of the
+	// person's start-up files (a ~/.bashrc running `pyenv init` makes every
+	// login and exec seconds slow, and one killed mid-way can leave a lock
+	// that stalls later logins), and nothing is written into their home.
+	d.home = filepath.Join(dir, "home")
+	if err := os.Mkdir(d.home, 0o700); err != nil {
+		return d, err
+	}
 	d.srv, err = sshserver.Start(sshserver.Config{
-		HostKey: hostSigner, ClientKey: clientPub, User: u.Username, Shell: d.shell, Home: u.HomeDir,
+		HostKey: hostSigner, ClientKey: clientPub, User: u.Username, Shell: d.shell, Home: d.home,
 		Env: []string{demoEnv + "=" + dir},
 	})
 	if err != nil {
@@ -468,7 +477,7 @@ func (d *demoHost) serve(ctx context.Context, cfg config, w io.Writer) error {
 	mcpConfig, _ := json.MarshalIndent(map[string]any{"mcpServers": map[string]any{
 		"sshjobs-demo": map[string]any{"command": exe, "args": args},
 	}}, "", "  ")
-	fmt.Fprintf(w, `sshjobs demo --serve: an SSH server on %s for %s (login shell %s in a PTY).
+	fmt.Fprintf(w, `sshjobs demo --serve: an SSH server on %s for %s (login shell %s in a PTY, HOME %s).
 Ctrl-C stops it and removes its keys, config and database (%s).
 
 Its ssh_config entry, in %s:
@@ -484,7 +493,7 @@ Others (claude_desktop_config.json, Cursor, ...):
 %s
 
 The host is %q: ssh_run host=%s command="uname -a".
-`, d.addr, d.user, d.shell, d.dir, d.sshConfig, d.configText,
+`, d.addr, d.user, d.shell, d.home, d.dir, d.sshConfig, d.configText,
 		exe, cfg.DB, d.sshConfig, demoAlias, d.sshConfig, demoAlias,
 		exe, strings.Join(args, " "), mcpConfig, demoAlias, demoAlias)
 	<-ctx.Done()
