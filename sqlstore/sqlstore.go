@@ -324,6 +324,15 @@ func check(ctx context.Context, path string, opts Options, latest int) error {
 	return nil
 }
 
+// SchemaVersion is the schema this binary migrates databases to: the number
+// of its newest embedded migration (a database's PRAGMA user_version once
+// Open has run). It fails only if the embedded files are misnumbered, which
+// Open would refuse too.
+func SchemaVersion() (int, error) {
+	latest, _, err := migrationFiles()
+	return latest, err
+}
+
 type migration struct {
 	version int
 	name    string

@@ -78,8 +78,12 @@ func daemonPathsFor(db string) (daemonPaths, error) {
 	// talks to an older daemon's protocol; it gets a daemon of its own, and
 	// the old one exits once it lingered unused (several processes on one
 	// database are safe).
+	// The build goes in hashed: a version string from the build info is long
+	// (a pseudo-version, +dirty) and one from -ldflags may hold a "/", and a
+	// socket's path must fit in 108 bytes.
 	sum := sha256.Sum256([]byte(abs))
-	base := filepath.Join(dir, hex.EncodeToString(sum[:8])+"-"+buildID())
+	build := sha256.Sum256([]byte(buildID()))
+	base := filepath.Join(dir, hex.EncodeToString(sum[:8])+"-"+hex.EncodeToString(build[:6]))
 	return daemonPaths{socket: base + ".sock", lock: base + ".lock", log: abs + ".daemon.log"}, nil
 }
 
@@ -146,7 +150,7 @@ func runDaemon(ctx context.Context, cfg config, idle time.Duration) error {
 	}
 	defer a.Close()
 	d := &daemon{a: a, cfg: cfg, paths: paths, started: time.Now(), log: a.log, idle: idle, stop: stop, lastUse: time.Now()}
-	a.log.Info("daemon serving", "socket", paths.socket, "db", cfg.DB, "version", version, "pid", os.Getpid())
+	a.log.Info("daemon serving", "socket", paths.socket, "db", cfg.DB, "version", appVersion(), "pid", os.Getpid())
 	go func() { <-ctx.Done(); ln.Close() }()
 	go d.exitWhenIdle(ctx)
 	server := newMCPServer(a)
@@ -217,7 +221,7 @@ func (d *daemon) status() daemonStatus {
 	d.mu.Lock()
 	clients := d.clients
 	d.mu.Unlock()
-	return daemonStatus{PID: os.Getpid(), Socket: d.paths.socket, Version: version, Build: buildID(), DB: d.cfg.DB,
+	return daemonStatus{PID: os.Getpid(), Socket: d.paths.socket, Version: appVersion(), Build: buildID(), DB: d.cfg.DB,
 		StartedAt: d.started.UTC().Format(time.RFC3339), Clients: clients,
 		ActiveJobs: d.a.eng.Running(), Connections: len(d.a.pool.Snapshot())}
 }
@@ -252,14 +256,14 @@ func (d *daemon) exitWhenIdle(ctx context.Context) {
 func buildID() string {
 	exe, err := os.Executable()
 	if err != nil {
-		return version
+		return appVersion()
 	}
 	fi, err := os.Stat(exe)
 	if err != nil {
-		return version
+		return appVersion()
 	}
 	sum := sha256.Sum256(fmt.Appendf(nil, "%s %d %d", exe, fi.Size(), fi.ModTime().UnixNano()))
-	return version + "-" + hex.EncodeToString(sum[:4])
+	return appVersion() + "-" + hex.EncodeToString(sum[:4])
 }
 
 // samePeerUser refuses a connection from another user (the folder's mode
@@ -311,6 +315,11 @@ func startDaemon(ctx context.Context, paths daemonPaths, args []string) (net.Con
 	}
 	exe, err := os.Executable()
 	if err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	// The log lives beside the database, whose folder the daemon has not
+	// created yet on a fresh machine (0700, as sqlstore makes it).
+	if err := os.MkdirAll(filepath.Dir(paths.log), 0o700); err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
 	if fi, err := os.Stat(paths.log); err == nil && fi.Size() > maxDaemonLog {
@@ -381,7 +390,7 @@ var errNoDaemon = errors.New("no sshjobs daemon runs")
 // callDaemon calls one tool on the daemon over c and returns its answer, or
 // the tool error's text as an error.
 func callDaemon(ctx context.Context, c net.Conn, tool string, in map[string]any) (*jobView, error) {
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "sshjobs-cli", Version: version}, nil).
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "sshjobs-cli", Version: appVersion()}, nil).
 		Connect(ctx, &mcp.IOTransport{Reader: c, Writer: c}, nil)
 	if err != nil {
 		c.Close()

@@ -1,9 +1,11 @@
 // Command sshjobs gives AI agents (over MCP) and people (from a terminal)
 // persistent SSH sessions whose every command is a durable job in SQLite.
 //
-// With no arguments, or "serve", it speaks MCP on stdin/stdout; the other
-// subcommands are the CLI. main only parses, wires and maps errors to exit
-// codes.
+// With no arguments, or "serve", it speaks MCP on stdin/stdout (with no
+// arguments and a terminal for stdin it prints its usage instead: a person
+// typed it); "demo" shows it at work against an SSH server of its own; the
+// other subcommands are the CLI. main only parses, wires and maps errors to
+// exit codes.
 package main
 
 import (
@@ -20,15 +22,18 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"golang.org/x/sys/unix"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
+// version is set at build time with -ldflags "-X main.version=..."; left
+// "dev", the build info's module version is used (see appVersion).
 var version = "dev"
 
 const usage = `sshjobs: persistent SSH sessions for AI agents, every command a durable job.
 
 Usage:
-  sshjobs [serve]                 speak MCP on stdin/stdout (for an MCP client)
+  sshjobs demo [--keep|--serve]   try it: a throwaway SSH server on 127.0.0.1, no sshd needed
+  sshjobs [serve]                 speak MCP on stdin/stdout (what an MCP client starts)
   sshjobs run HOST [--] CMD...    run a command, stream its output, exit with its code
   sshjobs jobs                    list jobs, newest first
   sshjobs logs [-f] JOB_ID        print a job's output; -f follows it to its end
@@ -41,15 +46,28 @@ Usage:
   sshjobs secret list             list saved secrets (hosts and kinds, never values)
   sshjobs secret rm HOST [--kind K]  delete HOST's saved secrets (or one kind)
   sshjobs secret passwd           change the master password (re-encrypts all)
-  sshjobs version                 print the version
+  sshjobs version                 print the version, build and database schema
+  sshjobs help [COMMAND]          this text, or a command's flags
 
+HOST is anything "ssh HOST" reaches: an ssh_config alias or user@host[:port].
 Run "sshjobs COMMAND -h" for a command's flags. Every flag has an environment
 variable too (shown in -h). The history is a SQLite file: sqlite3 "$(sshjobs
--print-db)" 'select * from recent_jobs'.
+serve -print-db)" 'select * from recent_jobs'.
 
 Saved secrets are encrypted with a master password: SSHJOBS_MASTER_PASSWORD
 (or MCP_SSH_MASTER_PASSWORD) in sshjobs' environment; "secret" asks for it on
 the terminal when it is not set.
+
+Add it to an MCP client, e.g. Claude Code:
+  claude mcp add sshjobs -- /path/to/sshjobs
+`
+
+// ttyNote is said, after the usage, to a person who typed plain "sshjobs":
+// with no arguments the program is an MCP server, which would otherwise wait
+// silently for JSON-RPC on the terminal.
+const ttyNote = `
+sshjobs with no arguments is an MCP server: an MCP client starts it and talks
+to it over pipes. Add it to one (above), or run "sshjobs demo" to see it work.
 `
 
 // exitUsage is the exit code for a command line that cannot be run.
@@ -65,9 +83,25 @@ type usageError struct{ msg string }
 func (e usageError) Error() string { return e.msg }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	return runWith(args, os.Stdin, stdout, stderr)
+}
+
+// runWith is run with the standard input given, so that tests can hand it a
+// terminal.
+func runWith(args []string, stdin *os.File, stdout, stderr io.Writer) int {
+	if len(args) == 0 && isTerminal(stdin) {
+		// A person typed "sshjobs": MCP clients always give it pipes.
+		fmt.Fprint(stdout, usage+ttyNote)
+		return 0
+	}
 	name := "serve"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		name, args = args[0], args[1:]
+	} else if len(args) > 0 && isHelpFlag(args[0]) {
+		// The top-level help, not only serve's flags: a person asking
+		// "sshjobs -h" wants the subcommands.
+		fmt.Fprint(stdout, usage)
+		return 0
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -76,6 +110,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch name {
 	case "serve":
 		err = cmdServe(ctx, args, stdout, stderr)
+	case "demo":
+		err = cmdDemo(ctx, args, stdout, stderr)
 	case "run":
 		code, err = cmdRun(ctx, stop, args, stdout, stderr)
 	case "jobs":
@@ -91,8 +127,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "secret":
 		err = cmdSecret(ctx, args, stdout, stderr)
 	case "version":
-		fmt.Fprintln(stdout, "sshjobs", version)
+		err = cmdVersion(args, stdout, stderr)
 	case "help":
+		if len(args) > 0 && args[0] != "help" && !strings.HasPrefix(args[0], "-") {
+			// "sshjobs help run" is "sshjobs run -h".
+			return runWith([]string{args[0], "-h"}, stdin, stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 	default:
 		err = usageError{fmt.Sprintf("unknown command %q", name)}
@@ -109,6 +149,32 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return code
+}
+
+func isHelpFlag(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "--h":
+		return true
+	}
+	return false
+}
+
+// isTerminal reports whether f is a terminal (a termios answers for it).
+func isTerminal(f *os.File) bool {
+	if f == nil {
+		return false
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	tty := false
+	// Control, not Fd: Fd would put a non-blocking stdin back in blocking mode.
+	rc.Control(func(fd uintptr) {
+		_, err := unix.IoctlGetTermios(int(fd), unix.TCGETS)
+		tty = err == nil
+	})
+	return tty
 }
 
 // newFlags returns a flag set for a subcommand with the shared settings.
@@ -168,7 +234,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer a.Close()
-	a.log.Info("serving MCP on stdio", "db", cfg.DB, "version", version)
+	a.log.Info("serving MCP on stdio", "db", cfg.DB, "version", appVersion())
 	err = newMCPServer(a).Run(ctx, &mcp.StdioTransport{})
 	if ctx.Err() != nil || errors.Is(err, io.EOF) {
 		return nil // a signal, or the client closed stdin: a normal end
@@ -191,6 +257,9 @@ func daemonArgs(fs *flag.FlagSet) []string {
 // cmdDaemon runs (`daemon run`, what a front starts), reports on (`status`)
 // or stops (`stop`) the daemon of the database. status exits 3 when none runs.
 func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	if len(args) > 0 && isHelpFlag(args[0]) {
+		args = []string{"status", "-h"} // the flags are the same for every verb
+	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		return 0, usageError{"daemon: say run, status or stop"}
 	}

@@ -19,7 +19,7 @@ const instructions = `sshjobs runs shell commands on SSH hosts in persistent ses
 // newMCPServer builds the MCP server over a. It panics if a tool's schema
 // cannot be inferred, so a test builds it.
 func newMCPServer(a *app) *mcp.Server {
-	s := mcp.NewServer(&mcp.Implementation{Name: "sshjobs", Version: version},
+	s := mcp.NewServer(&mcp.Implementation{Name: "sshjobs", Version: appVersion()},
 		&mcp.ServerOptions{Instructions: instructions, Capabilities: &mcp.ServerCapabilities{}})
 	addRunTool(s, a)
 	addJobTool(s, a)
