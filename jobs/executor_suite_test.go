@@ -2,10 +2,7 @@ package jobs_test
 
 import (
 	"context"
-	"errors"
 	"os"
-	"os/exec"
-	"strings"
 	"testing"
 
 	"github.com/sshjobs/sshjobs/jobs"
@@ -28,43 +25,10 @@ const brokenEnv = "SSHJOBS_BROKEN_EXECUTOR"
 // subtest that names its fault. The suite runs in a child process because a
 // failing subtest would fail this test too.
 func TestExecutorSuiteBites(t *testing.T) {
-	failing := map[string][]string{
-		"late-start": {"TestHelperBrokenExecutor/started/before_the_first_write", "TestHelperBrokenExecutor/started/while_the_job_runs"},
-		"exit-zero":  {"TestHelperBrokenExecutor/output/false", "TestHelperBrokenExecutor/output/exit_3"},
-	}
-	type result struct {
-		out string
-		err error
-	}
-	results := map[string]chan result{}
-	for broken := range failing {
-		// In parallel: the children mostly wait for their commands.
-		ch := make(chan result, 1)
-		results[broken] = ch
-		go func() {
-			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperBrokenExecutor$", "-test.count=1", "-test.v", "-test.timeout=2m")
-			cmd.Env = append(os.Environ(), brokenEnv+"="+broken)
-			out, err := cmd.CombinedOutput()
-			ch <- result{string(out), err}
-		}()
-	}
-	for broken, names := range failing {
-		r := <-results[broken]
-		var ee *exec.ExitError
-		switch {
-		case r.err == nil:
-			t.Errorf("%s: the suite passed a broken executor:\n%s", broken, r.out)
-			continue
-		case !errors.As(r.err, &ee):
-			t.Errorf("%s: run the child test: %v", broken, r.err)
-			continue
-		}
-		for _, name := range names {
-			if !strings.Contains(r.out, "--- FAIL: "+name+" ") {
-				t.Errorf("%s: the suite failed, but not in %s:\n%s", broken, name, r.out)
-			}
-		}
-	}
+	jobstest.ExpectFailures(t, "TestHelperBrokenExecutor", brokenEnv, map[string][]string{
+		"late-start": {"started/before_the_first_write", "started/while_the_job_runs"},
+		"exit-zero":  {"output/false", "output/exit_3"},
+	})
 }
 
 // TestHelperBrokenExecutor is the child of TestExecutorSuiteBites.

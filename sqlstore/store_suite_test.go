@@ -2,10 +2,8 @@ package sqlstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -27,44 +25,12 @@ const brokenStoreEnv = "SSHJOBS_BROKEN_STORE"
 // that name its fault. The suite runs in a child process because a failing
 // subtest would fail this test too.
 func TestStoreSuiteBites(t *testing.T) {
-	failing := map[string][]string{
-		"claim-busy":           {"TestHelperBrokenStore/claim/busy_session", "TestHelperBrokenStore/claim/concurrent"},
-		"transition-unchecked": {"TestHelperBrokenStore/transition/every_pair", "TestHelperBrokenStore/transition/final_states_are_never_left"},
-		"heartbeat-no-cancel":  {"TestHelperBrokenStore/heartbeat"},
-		"prune-active":         {"TestHelperBrokenStore/prune"},
-	}
-	type result struct {
-		out string
-		err error
-	}
-	results := map[string]chan result{}
-	for broken := range failing {
-		ch := make(chan result, 1)
-		results[broken] = ch
-		go func() {
-			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperBrokenStore$", "-test.count=1", "-test.v", "-test.timeout=2m")
-			cmd.Env = append(os.Environ(), brokenStoreEnv+"="+broken)
-			out, err := cmd.CombinedOutput()
-			ch <- result{string(out), err}
-		}()
-	}
-	for broken, names := range failing {
-		r := <-results[broken]
-		var ee *exec.ExitError
-		switch {
-		case r.err == nil:
-			t.Errorf("%s: the suite passed a broken store:\n%s", broken, r.out)
-			continue
-		case !errors.As(r.err, &ee):
-			t.Errorf("%s: run the child test: %v", broken, r.err)
-			continue
-		}
-		for _, name := range names {
-			if !strings.Contains(r.out, "--- FAIL: "+name+" ") {
-				t.Errorf("%s: the suite failed, but not in %s:\n%s", broken, name, r.out)
-			}
-		}
-	}
+	jobstest.ExpectFailures(t, "TestHelperBrokenStore", brokenStoreEnv, map[string][]string{
+		"claim-busy":           {"claim/busy_session", "claim/concurrent"},
+		"transition-unchecked": {"transition/every_pair", "transition/final_states_are_never_left"},
+		"heartbeat-no-cancel":  {"heartbeat"},
+		"prune-active":         {"prune"},
+	})
 }
 
 // TestHelperBrokenStore is the child of TestStoreSuiteBites.
