@@ -289,22 +289,29 @@ func (ss *session) run(login bool, command string) {
 		ss.master.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 		<-outputDone
 	}
-	switch {
-	case err != nil:
-		ss.ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{127}))
-	default:
-		ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
-		if ws.Signaled() {
-			ss.ch.SendRequest("exit-signal", false, ssh.Marshal(struct {
-				Signal     string
-				CoreDumped bool
-				Msg, Lang  string
-			}{strings.TrimPrefix(unix.SignalName(ws.Signal()), "SIG"), ws.CoreDump(), "", ""}))
-		} else {
-			ss.ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{uint32(ws.ExitStatus())}))
-		}
-	}
+	SendExit(ss.ch, cmd.ProcessState, err)
 	ss.ch.CloseWrite()
+}
+
+// SendExit reports how a session's command ended, as sshd does:
+// exit-signal for a command a signal killed, else exit-status (127 when it
+// could not be started: startErr).
+func SendExit(ch ssh.Channel, state *os.ProcessState, startErr error) {
+	if startErr != nil || state == nil {
+		ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{127}))
+		return
+	}
+	ws, _ := state.Sys().(syscall.WaitStatus)
+	switch {
+	case ws.Signaled():
+		ch.SendRequest("exit-signal", false, ssh.Marshal(struct {
+			Signal     string
+			CoreDumped bool
+			Msg, Lang  string
+		}{strings.TrimPrefix(unix.SignalName(ws.Signal()), "SIG"), ws.CoreDump(), "", ""}))
+	default:
+		ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{uint32(ws.ExitStatus())}))
+	}
 }
 
 // hangup ends the session's command when its channel or connection closes:

@@ -10,13 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pkg/sftp"
+	"github.com/sshjobs/sshjobs/internal/sshserver"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
 )
@@ -474,17 +474,7 @@ func (ss *session) run(login bool, command string) {
 	if !s.waitAwake(ss.c.done) {
 		return
 	}
-	if err != nil {
-		ss.ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{127}))
-	} else if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		ss.ch.SendRequest("exit-signal", false, ssh.Marshal(struct {
-			Signal     string
-			CoreDumped bool
-			Msg, Lang  string
-		}{strings.TrimPrefix(unix.SignalName(ws.Signal()), "SIG"), ws.CoreDump(), "", ""}))
-	} else {
-		ss.ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{uint32(ws.ExitStatus())}))
-	}
+	sshserver.SendExit(ss.ch, cmd.ProcessState, err)
 	ss.ch.CloseWrite()
 }
 
