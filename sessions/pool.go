@@ -89,8 +89,27 @@ type Pool struct {
 	conns    map[string]*conn     // by Host.Key()
 	dialing  map[string]*dialCall // by Host.Key(): dials in progress
 	closed   bool                 // Close was called: spawn and acquire refuse
+	// closedIdle: when each connection that closed after IdleTimeout did,
+	// until the next connection to its destination (ssh_sessions says so).
+	closedIdle map[string]time.Time
 
 	paths pathLocks // writes to one remote path run one at a time (files.go)
+}
+
+// closedIdleKept bounds how long an idle close is remembered.
+const closedIdleKept = 24 * time.Hour
+
+// noteIdleClose remembers that key's connection closed as idle.
+func (p *Pool) noteIdleClose(key string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	for k, at := range p.closedIdle {
+		if now.Sub(at) > closedIdleKept {
+			delete(p.closedIdle, k)
+		}
+	}
+	p.closedIdle[key] = now
 }
 
 type resolved struct {
@@ -109,10 +128,11 @@ type dialCall struct {
 func NewPool(cfg PoolConfig) *Pool {
 	cfg = cfg.withDefaults()
 	p := &Pool{
-		cfg:      cfg,
-		resolved: map[string]resolved{},
-		conns:    map[string]*conn{},
-		dialing:  map[string]*dialCall{},
+		cfg:        cfg,
+		resolved:   map[string]resolved{},
+		conns:      map[string]*conn{},
+		dialing:    map[string]*dialCall{},
+		closedIdle: map[string]time.Time{},
 	}
 	r := cfg.Dialer.Resolver
 	if r == nil {
@@ -188,6 +208,7 @@ func (p *Pool) acquire(ctx context.Context, h *sshconfig.Host) (*conn, error) {
 		delete(p.dialing, key)
 		if d.err == nil {
 			p.conns[key] = d.conn
+			delete(p.closedIdle, key)
 		}
 		p.mu.Unlock()
 		close(d.done)

@@ -190,6 +190,7 @@ func (c *conn) startIdleTimer(idle time.Duration) {
 		expired := c.busy == 0 && time.Since(c.idleSince) >= idle
 		c.pool.mu.Unlock()
 		if expired {
+			c.pool.noteIdleClose(c.key)
 			c.fail(fmt.Errorf("idle for %v", idle))
 		}
 	})

@@ -18,6 +18,26 @@ type ConnInfo struct {
 	Sessions []SessionInfo
 }
 
+// IdleClose is a connection that closed after the idle timeout; the next
+// command to its destination reconnects (with a new shell).
+type IdleClose struct {
+	Host string
+	At   time.Time
+}
+
+// ClosedIdle lists the connections that closed as idle since their last use,
+// oldest first.
+func (p *Pool) ClosedIdle() []IdleClose {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]IdleClose, 0, len(p.closedIdle))
+	for k, at := range p.closedIdle {
+		out = append(out, IdleClose{Host: k, At: at})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
+	return out
+}
+
 // SessionInfo describes one named session of a connection.
 type SessionInfo struct {
 	Name      string

@@ -32,6 +32,14 @@ type connectionRow struct {
 
 type sessionsOut struct {
 	Connections []connectionRow `json:"connections"`
+	// ClosedIdle are connections closed after the idle timeout since their
+	// last use: the next command reconnects with a new shell.
+	ClosedIdle []closedIdleRow `json:"closed_idle,omitempty"`
+}
+
+type closedIdleRow struct {
+	Host         string `json:"host"`
+	ClosedIdleAt string `json:"closed_idle_at"`
 }
 
 type closeIn struct {
@@ -89,14 +97,20 @@ func (a *app) sessions(ctx context.Context) (*sessionsOut, error) {
 		}
 		out.Connections = append(out.Connections, row)
 	}
+	for _, c := range a.pool.ClosedIdle() {
+		out.ClosedIdle = append(out.ClosedIdle, closedIdleRow{Host: c.Host, ClosedIdleAt: rfc3339(c.At)})
+	}
 	return out, nil
 }
 
 func (o *sessionsOut) text() string {
-	if len(o.Connections) == 0 {
-		return "no open connections (the next ssh_run connects)"
-	}
 	var b strings.Builder
+	for _, c := range o.ClosedIdle {
+		fmt.Fprintf(&b, "%s closed after the idle timeout at %s (the next command reconnects, with a new shell)\n", c.Host, c.ClosedIdleAt)
+	}
+	if len(o.Connections) == 0 {
+		return b.String() + "no open connections (the next ssh_run connects)"
+	}
 	for _, c := range o.Connections {
 		fmt.Fprintf(&b, "%s connected %s, idle %ds, closes in %ds\n", c.Host, c.ConnectedAt, c.IdleS, c.ClosesInS)
 		if c.Route != "" {
