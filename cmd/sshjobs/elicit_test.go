@@ -20,13 +20,8 @@ import (
 // URL elicitation and handle answers it; without, it declares form mode only.
 func elicitClient(t *testing.T, srv *sshtest.Server, master string, urlMode bool, handle func(*mcp.ElicitParams) *mcp.ElicitResult) (*mcpClient, *int) {
 	t.Helper()
-	ctx := context.Background()
 	cfg := testConfig(t, nil, t.TempDir())
 	cfg.SSHConfig, cfg.master = passwordOnlyConfig(t, srv), master
-	a, err := openApp(ctx, cfg, modeServe)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var mu sync.Mutex
 	calls := new(int)
 	caps := &mcp.ClientCapabilities{Elicitation: &mcp.ElicitationCapabilities{Form: &mcp.FormElicitationCapabilities{}}}
@@ -42,21 +37,7 @@ func elicitClient(t *testing.T, srv *sshtest.Server, master string, urlMode bool
 			return handle(req.Params), nil
 		},
 	}
-	ct, st := mcp.NewInMemoryTransports()
-	ss, err := newMCPServer(a).Connect(ctx, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, opts).Connect(ctx, ct, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cs.Close()
-		ss.Wait()
-		a.Close()
-	})
-	return &mcpClient{t: t, cs: cs, a: a}, calls
+	return connectMCP(t, cfg, mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, opts)), calls
 }
 
 // postSecret answers the page the way its form does.

@@ -163,16 +163,6 @@ func TestMCPFiles(t *testing.T) {
 // (noRoots), or these.
 func newMCPClientOpts(t *testing.T, cfg config, noRoots bool, roots ...string) *mcpClient {
 	t.Helper()
-	ctx := context.Background()
-	a, err := openApp(ctx, cfg, modeServe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ct, st := mcp.NewInMemoryTransports()
-	ss, err := newMCPServer(a).Connect(ctx, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var opts *mcp.ClientOptions
 	if noRoots {
 		opts = &mcp.ClientOptions{Capabilities: &mcp.ClientCapabilities{}}
@@ -181,18 +171,7 @@ func newMCPClientOpts(t *testing.T, cfg config, noRoots bool, roots ...string) *
 	for _, r := range roots {
 		client.AddRoots(&mcp.Root{URI: "file://" + r})
 	}
-	cs, err := client.Connect(ctx, ct, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cs.Close()
-		ss.Wait()
-		if err := a.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return &mcpClient{t: t, cs: cs, a: a}
+	return connectMCP(t, cfg, client)
 }
 
 func sameFile(t *testing.T, a, b string) {

@@ -45,6 +45,13 @@ type mcpClient struct {
 
 func newMCPClient(t *testing.T, cfg config) *mcpClient {
 	t.Helper()
+	return connectMCP(t, cfg, mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil))
+}
+
+// connectMCP opens the app of cfg and serves its tools to client over
+// in-memory transports, until the test ends.
+func connectMCP(t *testing.T, cfg config, client *mcp.Client) *mcpClient {
+	t.Helper()
 	ctx := context.Background()
 	a, err := openApp(ctx, cfg, modeServe)
 	if err != nil {
@@ -55,7 +62,7 @@ func newMCPClient(t *testing.T, cfg config) *mcpClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil).Connect(ctx, ct, nil)
+	cs, err := client.Connect(ctx, ct, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
