@@ -87,7 +87,7 @@ func (f *Files) sudoRun(ctx context.Context, script string, out io.Writer, args 
 		return "", 0, "", err
 	}
 	nonce = newNonce()
-	w := &sudoStderr{cut: newPromptCutter(sudoPrompt(nonce)), prompts: make(chan int, 4)}
+	w := &sudoStderr{cut: newPromptCutter(sudoPrompt(nonce), ""), prompts: make(chan int, 4)}
 	sess.Stdout, sess.Stderr = out, w
 	cmd := "sudo -S -p " + shQuote(sudoPrompt(nonce)) + " -- " + execCommand(script, append([]string{nonce}, args...)...)
 	if err := sess.Start(cmd); err != nil {

@@ -86,7 +86,7 @@ func (s *shell) runJob(ctx context.Context, jr jobRun, t jobs.Task) jobOutcome {
 	command := jr.Command
 	if jr.Sudo {
 		command = sudoCommand(nonce, jr.Command)
-		r.cut = newPromptCutter(sudoPrompt(nonce))
+		r.cut = newPromptCutter(sudoPrompt(nonce), sudoStarted(nonce))
 	}
 	s.idle.Store(false)
 	s.writeAsync([]byte(frameCommand(nonce, []byte(command), &s.defined)), nil)

@@ -27,9 +27,16 @@ import (
 // has no '%' (sudo expands %u, %h, ...) and no quote.
 func sudoPrompt(nonce string) string { return "[sshjobs sudo " + nonce + "] password: " }
 
-// sudoCommand wraps command to run through sudo with our prompt.
+// sudoStarted is what the sh under sudo prints before it runs the command:
+// from then on sudo has what it needed, and anything that looks like our
+// prompt comes from the command itself (which can read the nonce on sudo's
+// command line) and gets nothing.
+func sudoStarted(nonce string) string { return "\x1eS_" + nonce + "\x1e" }
+
+// sudoCommand wraps command to run through sudo with our prompt, announcing
+// its start (sudoStarted).
 func sudoCommand(nonce, command string) string {
-	return "sudo -p " + shQuote(sudoPrompt(nonce)) + " -- sh -c " + shQuote(command)
+	return "sudo -p " + shQuote(sudoPrompt(nonce)) + " -- sh -c " + shQuote("printf '\\036S_"+nonce+"\\036'\n"+command)
 }
 
 // Messages of sudo jobs that end without running their command.
@@ -64,6 +71,10 @@ type promptCutter struct {
 	// that follows is sudo's newline after the password and goes too.
 	after uint8
 	seen  int
+	// started is the mark the command's sh prints once sudo let it run;
+	// after it (done) no prompt is cut or counted: output passes as it is.
+	started []byte
+	done    bool
 }
 
 const (
@@ -72,8 +83,8 @@ const (
 	afterCR
 )
 
-func newPromptCutter(prompt string) *promptCutter {
-	return &promptCutter{prompt: []byte(prompt)}
+func newPromptCutter(prompt, started string) *promptCutter {
+	return &promptCutter{prompt: []byte(prompt), started: []byte(started)}
 }
 
 // Feed returns p without the prompt, and how many prompts it cut.
@@ -83,7 +94,7 @@ func (c *promptCutter) Feed(p []byte) (out []byte, cut int) {
 		buf = append(c.held, p...)
 		c.held = nil
 	}
-	for len(buf) > 0 {
+	for len(buf) > 0 && !c.done {
 		// After a cut: drop sudo's CR LF (or LF) after the password.
 		switch {
 		case c.after == afterCut && buf[0] == '\r':
@@ -94,9 +105,13 @@ func (c *promptCutter) Feed(p []byte) (out []byte, cut int) {
 			continue
 		}
 		c.after = afterNone
+		if j := bytes.Index(buf, c.started); len(c.started) > 0 && j >= 0 && !promptBefore(buf, c.prompt, j) {
+			c.done = true
+			return append(append(out, buf[:j]...), buf[j+len(c.started):]...), cut
+		}
 		i := bytes.Index(buf, c.prompt)
 		if i < 0 {
-			keep := partialSuffix(buf, c.prompt)
+			keep := max(partialSuffix(buf, c.prompt), partialSuffix(buf, c.started))
 			if keep > 0 {
 				c.held = append([]byte(nil), buf[len(buf)-keep:]...)
 			}
@@ -108,7 +123,13 @@ func (c *promptCutter) Feed(p []byte) (out []byte, cut int) {
 		c.seen++
 		c.after = afterCut
 	}
-	return out, cut
+	return append(out, buf...), cut
+}
+
+// promptBefore reports whether prompt occurs in buf before index j.
+func promptBefore(buf, prompt []byte, j int) bool {
+	i := bytes.Index(buf, prompt)
+	return i >= 0 && i < j
 }
 
 // Flush returns what is held: the output ended.

@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -162,4 +163,25 @@ func TestSudoAdviceNamesOnlyWhatExists(t *testing.T) {
 			t.Errorf("%q lacks %q", msg, want)
 		}
 	}
+}
+
+// Our nonce prompt is answered only before the command runs: a command that
+// reads the nonce from sudo's command line and prints the prompt itself gets
+// nothing (review finding: it used to get the password, and could print it
+// encoded past the masker).
+func TestSudoPromptFromTheCommandGetsNothing(t *testing.T) {
+	sshtest.Each(t, sshtest.Options{User: sshtest.TestUser}, func(t *testing.T, srv *sshtest.Server) {
+		p, _ := newSudoPool(t, srv, sshdial.StaticSecrets{sshdial.SecretSudo: srv.Password})
+		task := newTestTask()
+		res := runSudo(p, srv, `n=$(tr '\0' ' ' < /proc/$PPID/cmdline | sed -n 's/.*\[sshjobs sudo \([0-9a-f]*\)\].*/\1/p'); `+
+			`printf '[sshjobs sudo %s] password: ' "$n"; read -r -t 2 x; echo "got:$(printf %s "$x" | base64)"`, true, task)
+		out := task.Output()
+		enc := base64.StdEncoding.EncodeToString([]byte(srv.Password))
+		if strings.Contains(out, enc) || strings.Contains(out, srv.Password) {
+			t.Fatalf("the command got the sudo password: %q", out)
+		}
+		if !strings.Contains(out, "got:\n") || res.State != jobs.StateSucceeded {
+			t.Fatalf("%s %q, output %q; want succeeded with got: (nothing read)", res.State, res.Error, out)
+		}
+	})
 }
