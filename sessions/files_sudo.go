@@ -61,7 +61,7 @@ const sudoWriteScript = `n=$1; t=$2; d=$3; m=$4; want=$5; ap=$6; md=$7; ` +
 	`dir=$(dirname -- "$d"); if [ ! -d "$dir" ]; then if [ -n "$md" ]; then mkdir -p -- "$dir" || exit 1; else exit 22; fi; fi; ` +
 	`if [ -e "$d" ]; then old=1; else old=; fi; ` +
 	`if [ -n "$want" ]; then [ -n "$old" ] || exit 24; [ -n "$c" ] || exit 25; h=$($c < "$d") || exit 1; h=${h%% *}; [ "$h" = "$want" ] || { echo "$n conflict $h"; exit 26; }; fi; ` +
-	`new="$dir/.$(basename -- "$d").sshjobs-$n.tmp"; umask 077; ` +
+	`umask 077; new=$(mktemp -- "$dir/.$(basename -- "$d").sshjobs-XXXXXX") || exit 27; ` +
 	`if [ -n "$ap" ] && [ -n "$old" ]; then cat -- "$d" "$t" > "$new" || { rm -f -- "$new"; exit 27; }; else cat -- "$t" > "$new" || { rm -f -- "$new"; exit 27; }; fi; ` +
 	`if [ -n "$old" ]; then o=$(stat -L -c "%u:%g %a" -- "$d") && chown -- "${o%% *}" "$new" && chmod -- "${o#* }" "$new" || { rm -f -- "$new"; exit 28; }; fi; ` +
 	`if [ -n "$m" ]; then chmod -- "$m" "$new" || { rm -f -- "$new"; exit 28; }; elif [ -z "$old" ]; then chmod 644 "$new"; fi; ` +
@@ -245,6 +245,10 @@ func (r *sudoReadOut) Write(p []byte) (int, error) {
 // parseStat reads "size rawmode(hex) uid gid mtime" as stat -c prints it.
 func parseStat(p string, fields []string) (FileInfo, error) {
 	var v [5]int64
+	if len(fields) != len(v) {
+		// The remote prints this line: never trust its shape.
+		return FileInfo{}, fmt.Errorf("unexpected stat output %q", fields)
+	}
 	for i, s := range fields {
 		base := 10
 		if i == 1 {

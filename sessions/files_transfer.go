@@ -267,7 +267,9 @@ func (f *Files) downloadFile(ctx context.Context, req TransferRequest, remote, l
 	if err := localDir(filepath.Dir(local), req.MakeDirs); err != nil {
 		return err
 	}
-	mode := rfi.Mode().Perm()
+	// The remote's mode, less write for group and others: a server must not
+	// make a file here writable by everyone.
+	mode := rfi.Mode().Perm() &^ 0o022
 	if lfi, err := os.Stat(local); err == nil {
 		if !lfi.Mode().IsRegular() {
 			return fmt.Errorf("download to %s: not a regular file", local)

@@ -659,3 +659,24 @@ func TestKnownHostsMatch(t *testing.T) {
 		}
 	}
 }
+
+// A tab-separated known_hosts line counts as OpenSSH counts it: the host is
+// known, and a revocation in such a line holds (review finding: both were
+// skipped).
+func TestKnownHostsTabSeparated(t *testing.T) {
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	key, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key)))
+	kt := strings.Replace(k, " ", "\t", 1)
+	db := &knownHostsDB{}
+	db.parse([]byte("web1\t"+kt+"\n@revoked\t*\t"+kt+"\n"), "known_hosts")
+	if got := db.hostKeys("web1"); len(got) != 1 || !sameKey(got[0].Key, key) {
+		t.Errorf("host keys of web1: %v; want the tab-separated entry", got)
+	}
+	if db.revoked(key) == nil {
+		t.Error("the tab-separated @revoked line was skipped")
+	}
+}

@@ -70,14 +70,13 @@ func (db *knownHostsDB) parse(b []byte, file string) {
 		}
 		e := knownHostsEntry{}
 		if line[0] == '@' {
-			e.marker, line, _ = strings.Cut(line, " ")
+			e.marker, line = cutField(line)
 			if e.marker != markerCA && e.marker != markerRevoked {
 				continue
 			}
-			line = strings.TrimSpace(line)
 		}
 		var rest string
-		e.patterns, rest, _ = strings.Cut(line, " ")
+		e.patterns, rest = cutField(line)
 		key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(strings.TrimSpace(rest)))
 		if err != nil || e.patterns == "" {
 			continue
@@ -205,4 +204,15 @@ func wildcardMatch(pat, s string) bool {
 		i++
 	}
 	return i == len(pat)
+}
+
+// cutField splits off line's first field: fields are separated by spaces or
+// tabs, as OpenSSH reads them (a tab-separated line must not be skipped: its
+// host would then count as unknown, or its revocation be lost).
+func cutField(line string) (field, rest string) {
+	i := strings.IndexAny(line, " \t")
+	if i < 0 {
+		return line, ""
+	}
+	return line[:i], strings.TrimLeft(line[i:], " \t")
 }
