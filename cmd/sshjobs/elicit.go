@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -47,13 +48,21 @@ type pageSet struct {
 	m  map[string]*secretPage
 }
 
-func (ps *pageSet) add(p *secretPage) {
+// maxOpenPages bounds the secret pages open at once (each holds a listener
+// for elicitTTL): a looping caller cannot exhaust descriptors.
+const maxOpenPages = 4
+
+func (ps *pageSet) add(p *secretPage) error {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if ps.m == nil {
 		ps.m = map[string]*secretPage{}
 	}
+	if len(ps.m) >= maxOpenPages {
+		return fmt.Errorf("%d pages asking for secrets are open already: answer or let them expire (%s)", len(ps.m), elicitTTL)
+	}
 	ps.m[p.id] = p
+	return nil
 }
 
 // take removes and returns the page of id, nil if there is none (expired,
@@ -75,12 +84,18 @@ func (ps *pageSet) take(id string) *secretPage {
 // The page is on 127.0.0.1 (random port, unguessable path and form token),
 // takes one POST, and is gone after it or elicitTTL. The secret travels from
 // the browser to this process only: it is in no URL, log line or MCP message.
-func (a *app) askByURL(what string) (*mcp.CallToolResult, error) {
+func (a *app) askByURL(what, host string, session *mcp.ServerSession) (*mcp.CallToolResult, error) {
 	page, err := newSecretPage(what)
 	if err != nil {
 		return nil, err
 	}
-	a.pages.add(page)
+	// The answer is for this host and this client only: a retry that names
+	// another host, or comes from another client, does not get it.
+	page.host, page.session = host, session
+	if err := a.pages.add(page); err != nil {
+		page.close()
+		return nil, err
+	}
 	time.AfterFunc(elicitTTL, func() { a.pages.take(page.id) })
 	return &mcp.CallToolResult{
 		InputRequests: mcp.InputRequestMap{page.id: &mcp.ElicitParams{
@@ -96,7 +111,7 @@ func (a *app) askByURL(what string) (*mcp.CallToolResult, error) {
 // answerByURL is the retried call's side of askByURL: ok is false when the
 // call is not a retry of one; else it waits for the person's answer on the
 // page, up to the page's expiry.
-func (a *app) answerByURL(ctx context.Context, req *mcp.CallToolRequest) (ans pageAnswer, ok bool, err error) {
+func (a *app) answerByURL(ctx context.Context, req *mcp.CallToolRequest, host string) (ans pageAnswer, ok bool, err error) {
 	if req == nil || req.Params == nil || req.Params.RequestState == "" {
 		return pageAnswer{}, false, nil
 	}
@@ -106,6 +121,9 @@ func (a *app) answerByURL(ctx context.Context, req *mcp.CallToolRequest) (ans pa
 		return pageAnswer{}, true, errors.New("the page for the secret has expired or was used: call again")
 	}
 	defer page.close()
+	if page.host != host || page.session != req.Session {
+		return pageAnswer{}, true, fmt.Errorf("the secret typed on the page was asked for %s by another call; it is not used for %s: call again", page.host, host)
+	}
 	res, _ := req.Params.InputResponses[id].(*mcp.ElicitResult)
 	if res == nil || res.Action != "accept" {
 		action := "no answer"
@@ -136,6 +154,8 @@ type secretPage struct {
 	path    string
 	token   string // in the form, checked on POST: a second unguessable part
 	what    string
+	host    string             // the destination the secret is for
+	session *mcp.ServerSession // the client that was asked
 	expires time.Time
 	answers chan pageAnswer
 	srv     *http.Server
@@ -208,7 +228,7 @@ func (p *secretPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		// Only the body counts: a secret in a query string would be in a URL.
-		if r.PostForm.Get("token") != p.token || r.URL.RawQuery != "" {
+		if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("token")), []byte(p.token)) != 1 || r.URL.RawQuery != "" {
 			http.Error(w, "bad form", http.StatusBadRequest)
 			return
 		}

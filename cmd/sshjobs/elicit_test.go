@@ -155,3 +155,23 @@ func TestURLElicitationDeclineExpiryAndFormOnly(t *testing.T) {
 		t.Errorf("form-only client: calls %d %q", *calls, text(res))
 	}
 }
+
+// The secret typed on a page goes only to the host it was asked for, and
+// only to the client that was asked: a retry naming another host gets
+// nothing (review finding: the page was taken by its state alone).
+func TestURLElicitationBoundToHost(t *testing.T) {
+	a := &app{}
+	ask, err := a.askByURL("the login password of alice@a:22", "alice@a:22", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &mcp.CallToolRequest{Params: &mcp.CallToolParamsRaw{RequestState: ask.RequestState}}
+	_, retried, err := a.answerByURL(context.Background(), req, "alice@b:22")
+	if !retried || err == nil || !strings.Contains(err.Error(), "not used for alice@b:22") {
+		t.Fatalf("a retry for another host: retried %v, err %v; want refused", retried, err)
+	}
+	// The page is gone after the refusal: nothing typed there later is used.
+	if _, _, err := a.answerByURL(context.Background(), req, "alice@a:22"); err == nil || !strings.Contains(err.Error(), "expired or was used") {
+		t.Fatalf("the page after a refused retry: %v", err)
+	}
+}

@@ -88,7 +88,7 @@ func (a *app) connect(ctx context.Context, req *mcp.CallToolRequest, in connectI
 	}
 	// A retry after the person was asked: their answer comes before the
 	// call's own password, which the retry repeats.
-	ans, retried, askErr := a.answerByURL(ctx, req)
+	ans, retried, askErr := a.answerByURL(ctx, req, h.Key())
 	if retried && askErr == nil {
 		given[sshdial.SecretPassword] = string(ans.secret)
 		clear(ans.secret)
@@ -104,7 +104,7 @@ func (a *app) connect(ctx context.Context, req *mcp.CallToolRequest, in connectI
 		req != nil && supportsURLElicitation(req.Session):
 		// Asked between two dials, not inside one: the handshake has a
 		// deadline of seconds, a person needs longer.
-		ask, err := a.askByURL("the login password of " + h.Key())
+		ask, err := a.askByURL("the login password of "+h.Key(), h.Key(), req.Session)
 		return nil, ask, err
 	default:
 		return nil, nil, err
