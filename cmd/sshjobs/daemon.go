@@ -309,7 +309,7 @@ func dialDaemon(paths daemonPaths, hello string) (net.Conn, error) {
 // startDaemon connects to the database's daemon, starting one (this binary,
 // `daemon run` with the same flags and environment, in a session of its own
 // so that the client's signals do not reach it) when none answers.
-func startDaemon(ctx context.Context, paths daemonPaths, args []string) (net.Conn, error) {
+func startDaemon(ctx context.Context, paths daemonPaths, args []string, master string) (net.Conn, error) {
 	if c, err := dialDaemon(paths, daemonHelloMCP); err == nil {
 		return c, nil
 	}
@@ -332,6 +332,11 @@ func startDaemon(ctx context.Context, paths daemonPaths, args []string) (net.Con
 	defer logf.Close()
 	cmd := exec.Command(exe, append([]string{"daemon", "run"}, args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if master != "" {
+		// On stdin, not in the environment or on the command line.
+		cmd.Env = append(os.Environ(), envMasterOnStdin+"=1")
+		cmd.Stdin = strings.NewReader(master)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("daemon: start: %w", err)
@@ -422,7 +427,7 @@ func submitToDaemon(ctx context.Context, cfg config, args []string, host string,
 	if err != nil {
 		return nil, err
 	}
-	c, err := startDaemon(ctx, paths, args)
+	c, err := startDaemon(ctx, paths, args, cfg.master)
 	if err != nil {
 		return nil, err
 	}

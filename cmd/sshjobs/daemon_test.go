@@ -200,3 +200,38 @@ func TestDaemonCancelGraceZero(t *testing.T) {
 		t.Errorf("the runner of the killed job: %v, want exit 137", err)
 	}
 }
+
+// The daemon a front starts gets the front's master password (on its stdin,
+// not in its environment): saving a secret through the daemon works, and the
+// password is in neither the daemon's command line nor its environment
+// (review finding: the front removed it from its environment first, so the
+// daemon's credential store was always off).
+func TestDaemonGetsMasterPassword(t *testing.T) {
+	srv := sshtest.StartInProcess(t, sshtest.Options{User: sshtest.TestUser})
+	bin := buildBinary(t)
+	env := daemonEnv(t, srv)
+	const master = "daemon-master-pw-7"
+	env = append(env, "SSHJOBS_SSH_CONFIG="+passwordOnlyConfig(t, srv), "SSHJOBS_MASTER_PASSWORD="+master)
+	t.Cleanup(func() { sshjobsCmd(t, bin, env, "daemon", "stop", "-wait") })
+
+	front := startBinary(t, bin, env)
+	res := front.call("ssh_connect", map[string]any{"host": "pw", "password": srv.Password, "save": true})
+	var out connectOut
+	if b, _ := json.Marshal(res.StructuredContent); res.IsError || json.Unmarshal(b, &out) != nil || strings.Join(out.Saved, ",") != "password" {
+		t.Fatalf("ssh_connect save through the daemon: %q", text(res))
+	}
+	code, status := sshjobsCmd(t, bin, env, "daemon", "status", "-json")
+	var st daemonStatus
+	if code != 0 || json.Unmarshal([]byte(status), &st) != nil {
+		t.Fatalf("daemon status: %d %q", code, status)
+	}
+	for _, f := range []string{"environ", "cmdline"} {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", st.PID, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), master) {
+			t.Errorf("the daemon's %s holds the master password", f)
+		}
+	}
+}

@@ -222,7 +222,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		c, err := startDaemon(ctx, paths, daemonArgs(fs))
+		c, err := startDaemon(ctx, paths, daemonArgs(fs), cfg.master)
 		if err != nil {
 			return err
 		}
