@@ -289,7 +289,11 @@ func cmdCancel(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	// owning process picks the request up at its next heartbeat.
 	var j *jobs.Job
 	if os.Getenv("SSHJOBS_DAEMON") != "off" {
-		if err = cancelThroughDaemon(ctx, cfg, fs.Arg(0), *sig, *grace); err == nil {
+		cur, err := a.eng.Get(ctx, fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		if err = cancelThroughDaemon(ctx, cfg, cur.Owner, cur.ID, *sig, *grace); err == nil {
 			j, err = a.eng.Get(ctx, fs.Arg(0))
 		} else if !errors.Is(err, errNoDaemon) {
 			return err

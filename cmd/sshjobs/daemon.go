@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,6 +23,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/sshjobs/sshjobs/jobs"
 	"github.com/sshjobs/sshjobs/sessions"
+	"github.com/sshjobs/sshjobs/sessions/sshconfig"
 	"golang.org/x/sys/unix"
 )
 
@@ -55,9 +57,10 @@ const maxDaemonLog = 10 << 20
 // database's absolute path and the build) and logs (beside the database).
 type daemonPaths struct {
 	socket, lock, log string
+	all               string // a glob of the sockets of every daemon of the database
 }
 
-func daemonPathsFor(db string) (daemonPaths, error) {
+func daemonPathsFor(db string, args []string) (daemonPaths, error) {
 	abs, err := filepath.Abs(db)
 	if err != nil {
 		return daemonPaths{}, fmt.Errorf("daemon: database path %q: %w", db, err)
@@ -81,10 +84,39 @@ func daemonPathsFor(db string) (daemonPaths, error) {
 	// The build goes in hashed: a version string from the build info is long
 	// (a pseudo-version, +dirty) and one from -ldflags may hold a "/", and a
 	// socket's path must fit in 108 bytes.
+	// And one per configuration (configID): a daemon resolves hosts, finds
+	// secrets and confines local paths with the settings it started with, so
+	// a front with other settings must not use it.
 	sum := sha256.Sum256([]byte(abs))
 	build := sha256.Sum256([]byte(buildID()))
-	base := filepath.Join(dir, hex.EncodeToString(sum[:8])+"-"+hex.EncodeToString(build[:6]))
-	return daemonPaths{socket: base + ".sock", lock: base + ".lock", log: abs + ".daemon.log"}, nil
+	base := filepath.Join(dir, hex.EncodeToString(sum[:8])+"-"+hex.EncodeToString(build[:6])+"-"+configID(args))
+	return daemonPaths{socket: base + ".sock", lock: base + ".lock", log: abs + ".daemon.log",
+		all: filepath.Join(dir, hex.EncodeToString(sum[:8])+"-*.sock")}, nil
+}
+
+// configID names what a daemon was started with besides its database and
+// build: the shared flags given, the environment sshjobs reads (OVRD_*,
+// SSHJOBS_*, the seeds' MCP_SSH_*, SSH_AUTH_SOCK, HOME; secret values left
+// out, as ChildEnv leaves them out) and the working directory.
+func configID(args []string) string {
+	h := sha256.New()
+	for _, a := range args {
+		fmt.Fprintf(h, "arg %q\n", a)
+	}
+	env := sshconfig.ChildEnv()
+	sort.Strings(env)
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		switch {
+		case name == "SSHJOBS_DAEMON" || name == envMasterOnStdin:
+		case strings.HasPrefix(name, "OVRD_") || strings.HasPrefix(name, "SSHJOBS_") || strings.HasPrefix(name, "MCP_SSH_") ||
+			name == "SSH_AUTH_SOCK" || name == "HOME":
+			fmt.Fprintf(h, "env %q\n", kv)
+		}
+	}
+	wd, _ := os.Getwd()
+	fmt.Fprintf(h, "cwd %q\n", wd)
+	return hex.EncodeToString(h.Sum(nil)[:6])
 }
 
 // daemonStatus is what `sshjobs daemon status` prints.
@@ -93,6 +125,7 @@ type daemonStatus struct {
 	Socket      string `json:"socket"`
 	Version     string `json:"version"`
 	Build       string `json:"build"` // tells two builds of one version apart
+	Owner       string `json:"owner"` // the jobs.owner of the jobs it runs
 	DB          string `json:"db"`
 	StartedAt   string `json:"started_at"`
 	Clients     int    `json:"clients"`
@@ -117,8 +150,8 @@ type daemon struct {
 
 // runDaemon serves until stopped, idle, or a signal. It returns nil at once
 // when another daemon holds the database's lock.
-func runDaemon(ctx context.Context, cfg config, idle time.Duration) error {
-	paths, err := daemonPathsFor(cfg.DB)
+func runDaemon(ctx context.Context, cfg config, args []string, idle time.Duration) error {
+	paths, err := daemonPathsFor(cfg.DB, args)
 	if err != nil {
 		return err
 	}
@@ -221,7 +254,7 @@ func (d *daemon) status() daemonStatus {
 	d.mu.Lock()
 	clients := d.clients
 	d.mu.Unlock()
-	return daemonStatus{PID: os.Getpid(), Socket: d.paths.socket, Version: appVersion(), Build: buildID(), DB: d.cfg.DB,
+	return daemonStatus{PID: os.Getpid(), Socket: d.paths.socket, Version: appVersion(), Build: buildID(), Owner: d.a.eng.Owner(), DB: d.cfg.DB,
 		StartedAt: d.started.UTC().Format(time.RFC3339), Clients: clients,
 		ActiveJobs: d.a.eng.Running(), Connections: len(d.a.pool.Snapshot())}
 }
@@ -423,7 +456,7 @@ func callDaemon(ctx context.Context, c net.Conn, tool string, in map[string]any)
 // submitToDaemon enqueues a job through the database's daemon (starting it
 // when none runs) and returns it; the caller follows it in the database.
 func submitToDaemon(ctx context.Context, cfg config, args []string, host string, s jobs.Spec) (*jobs.Job, error) {
-	paths, err := daemonPathsFor(cfg.DB)
+	paths, err := daemonPathsFor(cfg.DB, args)
 	if err != nil {
 		return nil, err
 	}
@@ -443,17 +476,62 @@ func submitToDaemon(ctx context.Context, cfg config, args []string, host string,
 	return &jobs.Job{ID: v.JobID}, nil
 }
 
-// cancelThroughDaemon cancels a job through the running daemon (errNoDaemon
-// when none runs: it is not started for a cancel).
-func cancelThroughDaemon(ctx context.Context, cfg config, id, signal string, grace time.Duration) error {
-	paths, err := daemonPathsFor(cfg.DB)
+// cancelThroughDaemon cancels a job through the daemon that runs it (owner
+// is the job's owner); errNoDaemon when none of the database's daemons does.
+func cancelThroughDaemon(ctx context.Context, cfg config, owner, id, signal string, grace time.Duration) error {
+	paths, err := daemonPathsFor(cfg.DB, nil)
 	if err != nil {
 		return err
 	}
-	c, err := dialDaemon(paths, daemonHelloMCP)
-	if err != nil {
-		return errNoDaemon
+	for _, st := range daemonStatuses(paths) {
+		if st.Owner != owner {
+			continue
+		}
+		c, err := net.DialTimeout("unix", st.Socket, 2*time.Second)
+		if err != nil {
+			break
+		}
+		if _, err := io.WriteString(c, daemonHelloMCP+"\n"); err != nil {
+			c.Close()
+			break
+		}
+		_, err = callDaemon(ctx, c, "ssh_cancel", map[string]any{"job_id": id, "signal": signal, "grace_s": grace.Seconds()})
+		return err
 	}
-	_, err = callDaemon(ctx, c, "ssh_cancel", map[string]any{"job_id": id, "signal": signal, "grace_s": grace.Seconds()})
-	return err
+	return errNoDaemon
+}
+
+// daemonStatuses asks every daemon of the database (one per build and
+// configuration) for its status.
+func daemonStatuses(paths daemonPaths) []daemonStatus {
+	socks, _ := filepath.Glob(paths.all)
+	var out []daemonStatus
+	for _, sock := range socks {
+		c, err := dialDaemon(daemonPaths{socket: sock}, daemonHelloStatus)
+		if err != nil {
+			continue // a stale socket: its daemon is gone
+		}
+		var st daemonStatus
+		if json.NewDecoder(c).Decode(&st) == nil {
+			out = append(out, st)
+		}
+		c.Close()
+	}
+	return out
+}
+
+// stopDaemon asks the daemon of st to stop and, with wait, waits (up to 30 s)
+// until its process has exited: its lock is free then, for the next one.
+func stopDaemon(st daemonStatus, wait bool) {
+	c, err := dialDaemon(daemonPaths{socket: st.Socket}, daemonHelloStop)
+	if err != nil {
+		return
+	}
+	io.Copy(io.Discard, c)
+	c.Close()
+	for deadline := time.Now().Add(30 * time.Second); wait && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if syscall.Kill(st.PID, 0) != nil {
+			return
+		}
+	}
 }

@@ -17,9 +17,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"golang.org/x/sys/unix"
@@ -218,11 +218,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return nil
 	}
 	if !*noDaemon {
-		paths, err := daemonPathsFor(cfg.DB)
+		args := daemonArgs(fs)
+		paths, err := daemonPathsFor(cfg.DB, args)
 		if err != nil {
 			return err
 		}
-		c, err := startDaemon(ctx, paths, daemonArgs(fs), cfg.master)
+		c, err := startDaemon(ctx, paths, args, cfg.master)
 		if err != nil {
 			return err
 		}
@@ -242,12 +243,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return err
 }
 
-// daemonArgs are the shared settings given on the command line, for the
-// daemon a front starts (the environment goes to it as it is).
+// daemonArgs are the shared settings given on the command line (not a
+// subcommand's own flags), for the daemon a front starts (the environment
+// goes to it as it is).
 func daemonArgs(fs *flag.FlagSet) []string {
 	var args []string
 	fs.Visit(func(f *flag.Flag) {
-		if f.Name != "no-daemon" && f.Name != "print-db" {
+		if slices.ContainsFunc(settings, func(s setting) bool { return s.name == f.Name }) {
 			args = append(args, "-"+f.Name+"="+f.Value.String())
 		}
 	})
@@ -272,45 +274,35 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 	if err := parseFlags(fs, &cfg, args); err != nil {
 		return 0, err
 	}
-	paths, err := daemonPathsFor(cfg.DB)
-	if err != nil {
-		return 0, err
-	}
 	switch verb {
 	case "run":
 		cfg.cli = false // a daemon logs like a server
-		return 0, runDaemon(ctx, cfg, *linger)
+		return 0, runDaemon(ctx, cfg, daemonArgs(fs), *linger)
 	case "status", "stop":
-		hello := map[string]string{"status": daemonHelloStatus, "stop": daemonHelloStop}[verb]
-		c, err := dialDaemon(paths, hello)
+		// Every daemon of the database: there is one per build and
+		// configuration of the fronts that started them.
+		paths, err := daemonPathsFor(cfg.DB, nil)
 		if err != nil {
+			return 0, err
+		}
+		sts := daemonStatuses(paths)
+		if len(sts) == 0 {
 			fmt.Fprintf(stderr, "no sshjobs daemon serves %s\n", cfg.DB)
 			return 3, nil
 		}
-		defer c.Close()
-		var st daemonStatus
-		if err := json.NewDecoder(c).Decode(&st); err != nil {
-			return 1, fmt.Errorf("daemon %s: %w", verb, err)
-		}
-		if verb == "stop" {
-			if *wait {
-				for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-					if c, err := dialDaemon(paths, daemonHelloStatus); err != nil {
-						break
-					} else {
-						c.Close()
-					}
-				}
+		for _, st := range sts {
+			if verb == "stop" {
+				stopDaemon(st, *wait)
+				fmt.Fprintf(stdout, "stopped the daemon (pid %d)\n", st.PID)
+				continue
 			}
-			fmt.Fprintf(stdout, "stopped the daemon (pid %d)\n", st.PID)
-			return 0, nil
+			if *asJSON {
+				json.NewEncoder(stdout).Encode(st)
+				continue
+			}
+			fmt.Fprintf(stdout, "pid %d, version %s, since %s\nsocket %s\ndb %s\n%d clients, %d active jobs, %d connections\n",
+				st.PID, st.Version, st.StartedAt, st.Socket, st.DB, st.Clients, st.ActiveJobs, st.Connections)
 		}
-		if *asJSON {
-			json.NewEncoder(stdout).Encode(st)
-			return 0, nil
-		}
-		fmt.Fprintf(stdout, "pid %d, version %s, since %s\nsocket %s\ndb %s\n%d clients, %d active jobs, %d connections\n",
-			st.PID, st.Version, st.StartedAt, st.Socket, st.DB, st.Clients, st.ActiveJobs, st.Connections)
 		return 0, nil
 	}
 	return 0, usageError{fmt.Sprintf("daemon: unknown verb %q (run, status or stop)", verb)}
