@@ -527,3 +527,17 @@ func TestNewShellOnlyAfterEarlierJobs(t *testing.T) {
 		t.Fatalf("new_shell: first %v, second %v, another session's first %v; want false, true, false", first.NewShell, second.NewShell, other.NewShell)
 	}
 }
+
+// A job that starts on a new shell while later jobs wait behind it still
+// says new_shell (review finding: the newest-first list of two held only the
+// later jobs).
+func TestNewShellWithJobsQueuedBehind(t *testing.T) {
+	h := newHarness(t, "", func(c *jobs.Config) { c.Executor = freshShells{c.Executor} })
+	h.final(h.enqueue("s", "true").ID)
+	second := h.enqueue("s", "sleep 0.3")
+	third := h.enqueue("s", "true")
+	h.enqueue("s", "true")
+	if !h.final(second.ID).NewShell || !h.final(third.ID).NewShell {
+		t.Fatal("a job with jobs queued behind it did not say new_shell")
+	}
+}

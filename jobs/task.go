@@ -100,12 +100,15 @@ func (t *task) Started(s Start) {
 // this process or another): only then does a new shell mean that its cwd and
 // environment were reset.
 func (t *task) sessionRanBefore(ctx context.Context) bool {
-	js, err := t.e.store.List(ctx, ListFilter{Host: t.job.Host, Session: t.job.Session, Limit: 2})
+	// Newest first: jobs queued after this one come first, then this one,
+	// then the earlier ones. Ids are UUIDv7, ordered by creation even within
+	// one millisecond.
+	js, err := t.e.store.List(ctx, ListFilter{Host: t.job.Host, Session: t.job.Session, Limit: MaxListLimit})
 	if err != nil {
 		return true // say "reset" rather than hide one
 	}
 	for _, j := range js {
-		if j.ID != t.job.ID && j.CreatedAt.Before(t.job.CreatedAt) && j.State != StateQueued && j.State != StateError {
+		if j.ID < t.job.ID && j.State != StateQueued && j.State != StateError {
 			return true
 		}
 	}

@@ -81,9 +81,9 @@ type Pool struct {
 
 	wg sync.WaitGroup // the goroutines started by spawn
 
-	// Lock order: a slot's run mutex (held for a whole job) before mu; mu
-	// is held only briefly, never across I/O, and never together with a
-	// conn's overflowMu (held across a dial).
+	// Lock order: a slot's run mutex (held for a whole job), then a conn's
+	// sftpMu or overflowMu (held across opening a client or a dial), then
+	// mu; mu is held only briefly and never across I/O.
 	mu       sync.Mutex           // protects the fields below, and each conn's and slot's fields marked so
 	resolved map[string]resolved  // by target
 	conns    map[string]*conn     // by Host.Key()
@@ -206,7 +206,12 @@ func (p *Pool) acquire(ctx context.Context, h *sshconfig.Host) (*conn, error) {
 		d.conn, d.err = p.connect(ctx, h)
 		p.mu.Lock()
 		delete(p.dialing, key)
-		if d.err == nil {
+		switch {
+		case d.err == nil && p.closed:
+			// Close ran while we dialed and did not see this connection.
+			d.conn.fail(ErrPoolClosed)
+			d.err = ErrPoolClosed
+		case d.err == nil:
 			p.conns[key] = d.conn
 			delete(p.closedIdle, key)
 		}

@@ -128,12 +128,12 @@ func follow(ctx context.Context, a *app, id string, offset int64, stdout, stderr
 		if !orphanSaid && j.Owner != "" && j.Owner != a.eng.Owner() && time.Now().After(j.LeaseUntil) {
 			// A lapsed lease alone is no proof: the process may be stopped
 			// (Ctrl-Z) or asleep, and then its job goes on.
-			if gone, err := a.eng.OwnerGone(ctx, j); err != nil || !gone {
-				continue
-			}
-			orphanSaid = true
-			if err := orphaned(j, stderr); err != nil {
-				return nil, err
+			// Not gone: fall through to the wait below, never spin.
+			if gone, err := a.eng.OwnerGone(ctx, j); err == nil && gone {
+				orphanSaid = true
+				if err := orphaned(j, stderr); err != nil {
+					return nil, err
+				}
 			}
 		}
 		if j.State == jobs.StateWaitingInput {
