@@ -363,6 +363,39 @@ func startDaemon(ctx context.Context, paths daemonPaths, args []string, master s
 		return nil, fmt.Errorf("daemon: log %s: %w", paths.log, err)
 	}
 	defer logf.Close()
+	// A daemon that finds the lock taken exits 0 at once: another one starts
+	// or (daemon stop, a linger exit) is shutting down and still holds it.
+	// Then start again, until the deadline, so that the new one takes over.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		exited, err := spawnDaemon(exe, args, master, logf)
+		if err != nil {
+			return nil, err
+		}
+		for wait := true; wait; {
+			if c, err := dialDaemon(paths, daemonHelloMCP); err == nil {
+				return c, nil
+			}
+			select {
+			case err := <-exited:
+				if err != nil {
+					return nil, fmt.Errorf("daemon exited (%v); its log: %s", err, paths.log)
+				}
+				wait = false // lost the lock: try the holder, then start again
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("daemon did not answer on %s within 15s; its log: %s", paths.socket, paths.log)
+			}
+		}
+	}
+}
+
+// spawnDaemon starts `daemon run` with args in a session of its own and the
+// master password on its stdin; the channel gets its exit.
+func spawnDaemon(exe string, args []string, master string, logf *os.File) (<-chan error, error) {
 	cmd := exec.Command(exe, append([]string{"daemon", "run"}, args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if master != "" {
@@ -376,27 +409,7 @@ func startDaemon(ctx context.Context, paths daemonPaths, args []string, master s
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if c, err := dialDaemon(paths, daemonHelloMCP); err == nil {
-			return c, nil
-		}
-		select {
-		case err := <-exited:
-			// Lost a start race to another daemon (it exits at once when the
-			// lock is taken), or failed: try that one, else say so.
-			if c, derr := dialDaemon(paths, daemonHelloMCP); derr == nil {
-				return c, nil
-			}
-			return nil, fmt.Errorf("daemon exited (%v); its log: %s", err, paths.log)
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("daemon did not answer on %s within 15s; its log: %s", paths.socket, paths.log)
-		}
-	}
+	return exited, nil
 }
 
 // forward copies the client's stdio to the daemon and back until the daemon

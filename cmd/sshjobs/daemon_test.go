@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -268,5 +269,42 @@ func TestDaemonPerConfiguration(t *testing.T) {
 	}
 	if code, st := sshjobsCmd(t, bin, env, "daemon", "status", "-json"); code != 0 || strings.Count(st, `"pid"`) != 2 {
 		t.Fatalf("daemon status: exit %d %q; want two daemons", code, st)
+	}
+}
+
+// A front that comes while the daemon still holds its lock (shutting down,
+// or just starting) waits for it instead of failing: the daemon it starts
+// takes over once the lock is free (review finding).
+func TestDaemonStartWaitsForTheLock(t *testing.T) {
+	srv := sshtest.Start(t, sshtest.Options{})
+	bin := buildBinary(t)
+	env := daemonEnv(t, srv)
+	t.Cleanup(func() { sshjobsCmd(t, bin, env, "daemon", "stop", "-wait") })
+	if code, _ := sshjobsCmd(t, bin, env, "run", srv.Alias, "--", "true"); code != 0 {
+		t.Fatal("first run failed")
+	}
+	var rt string
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "XDG_RUNTIME_DIR="); ok {
+			rt = v
+		}
+	}
+	sshjobsCmd(t, bin, env, "daemon", "stop", "-wait")
+	locks, _ := filepath.Glob(filepath.Join(rt, "sshjobs", "*.lock"))
+	if len(locks) != 1 {
+		t.Fatalf("lock files %v", locks)
+	}
+	// Stand in for a daemon that is still shutting down.
+	f, err := os.OpenFile(locks[0], os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(time.Second, func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN) })
+	if code, out := sshjobsCmd(t, bin, env, "run", srv.Alias, "--", "echo after"); code != 0 || out != "after\n" {
+		t.Fatalf("run while the lock was held: exit %d %q", code, out)
 	}
 }
