@@ -300,11 +300,15 @@ func TestDaemonStartWaitsForTheLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+	fd := int(f.Fd())
+	if err := syscall.Flock(fd, syscall.LOCK_EX); err != nil {
 		t.Fatal(err)
 	}
-	time.AfterFunc(time.Second, func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN) })
-	if code, out := sshjobsCmd(t, bin, env, "run", srv.Alias, "--", "echo after"); code != 0 || out != "after\n" {
+	unlocked := make(chan struct{})
+	time.AfterFunc(time.Second, func() { syscall.Flock(fd, syscall.LOCK_UN); close(unlocked) })
+	code, out := sshjobsCmd(t, bin, env, "run", srv.Alias, "--", "echo after")
+	<-unlocked // before f closes
+	if code != 0 || out != "after\n" {
 		t.Fatalf("run while the lock was held: exit %d %q", code, out)
 	}
 }
