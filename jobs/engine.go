@@ -288,9 +288,9 @@ func (s *Spec) validate() error {
 	return nil
 }
 
-// Enqueue stores a new queued job and wakes its session's worker. From its
-// return on, the job's id answers in this process and in any later one.
-func (e *Engine) Enqueue(ctx context.Context, s Spec) (*Job, error) {
+// newJob validates s, resolves its destination once, and returns the job
+// row to insert, in state, owned by this engine.
+func (e *Engine) newJob(ctx context.Context, s Spec, state State) (*Job, error) {
 	if err := s.validate(); err != nil {
 		return nil, err
 	}
@@ -304,9 +304,22 @@ func (e *Engine) Enqueue(ctx context.Context, s Spec) (*Job, error) {
 	now := e.cfg.Now()
 	j := &Job{
 		ID: id.String(), Host: s.Host, Target: s.Target, Destination: s.Destination, Session: s.Session,
-		Command: s.Command, Detached: s.Detached, Sudo: s.Sudo, KillAfter: s.KillAfter,
-		State: StateQueued, Owner: e.cfg.Owner, LeaseUntil: now.Add(e.cfg.Lease),
+		Command: s.Command, Kind: s.Kind, Detached: s.Detached, Sudo: s.Sudo, KillAfter: s.KillAfter,
+		State: state, Owner: e.cfg.Owner, LeaseUntil: now.Add(e.cfg.Lease),
 		CreatedAt: now,
+	}
+	if state == StateRunning {
+		j.StartedAt = now
+	}
+	return j, nil
+}
+
+// Enqueue stores a new queued job and wakes its session's worker. From its
+// return on, the job's id answers in this process and in any later one.
+func (e *Engine) Enqueue(ctx context.Context, s Spec) (*Job, error) {
+	j, err := e.newJob(ctx, s, StateQueued)
+	if err != nil {
+		return nil, err
 	}
 	if len(s.Input) > 0 {
 		e.mu.Lock()

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"runtime/debug"
 	"time"
-
-	"github.com/google/uuid"
 )
 
 // FileSession is the session name of file operations: they run beside the
@@ -38,22 +36,9 @@ func (e *Engine) RunInline(ctx context.Context, s Spec, fn InlineFunc) (*Job, er
 	if s.Session == "" {
 		s.Session = FileSession
 	}
-	if err := s.validate(); err != nil {
-		return nil, err
-	}
-	if err := e.resolve(ctx, &s); err != nil {
-		return nil, err
-	}
-	id, err := uuid.NewV7()
+	j, err := e.newJob(ctx, s, StateRunning)
 	if err != nil {
-		return nil, fmt.Errorf("new job id: %w", err)
-	}
-	now := e.cfg.Now()
-	j := &Job{
-		ID: id.String(), Host: s.Host, Target: s.Target, Destination: s.Destination, Session: s.Session,
-		Command: s.Command, Kind: s.Kind, Sudo: s.Sudo,
-		State: StateRunning, Owner: e.cfg.Owner, LeaseUntil: now.Add(e.cfg.Lease),
-		CreatedAt: now, StartedAt: now,
+		return nil, err
 	}
 	// The operation ends with the request, with the engine, or by Cancel.
 	opCtx, cancel := context.WithCancelCause(ctx)
