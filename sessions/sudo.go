@@ -4,6 +4,7 @@ import (
 	"bytes"
 
 	"github.com/sshjobs/sshjobs/sessions/sshconfig"
+	"github.com/sshjobs/sshjobs/sessions/sshdial"
 )
 
 // How a job runs with sudo (jobs.Job.Sudo).
@@ -50,12 +51,7 @@ const (
 // StoreTarget is how to name h to `sshjobs secret set` in advice: its alias
 // when the alias's secrets are its own, else user@hostname:port (the store's
 // key for it).
-func StoreTarget(h *sshconfig.Host) string {
-	if h.SecretAlias != "" {
-		return h.SecretAlias
-	}
-	return h.User + "@" + h.Addr()
-}
+func StoreTarget(h *sshconfig.Host) string { return sshdial.StoreTarget(h) }
 
 // sudoSecretEnv names the environment override for alias's sudo password.
 func sudoSecretEnv(alias string) string { return sshconfig.EnvName(alias) + "SUDO_PASS" }

@@ -13,6 +13,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/sshjobs/sshjobs/internal/sshtest"
+	"github.com/sshjobs/sshjobs/sessions/sshdial"
 )
 
 // elicitClient connects a go-sdk client to a fresh sshjobs whose ssh_config
@@ -22,6 +23,13 @@ func elicitClient(t *testing.T, srv *sshtest.Server, master string, urlMode bool
 	t.Helper()
 	cfg := testConfig(t, nil, t.TempDir())
 	cfg.SSHConfig, cfg.master = passwordOnlyConfig(t, srv), master
+	return elicitMCP(t, cfg, urlMode, handle)
+}
+
+// elicitMCP connects a go-sdk client to a fresh sshjobs of cfg, declaring
+// URL elicitation (urlMode) or form mode only; handle answers elicitations.
+func elicitMCP(t *testing.T, cfg config, urlMode bool, handle func(*mcp.ElicitParams) *mcp.ElicitResult) (*mcpClient, *int) {
+	t.Helper()
 	var mu sync.Mutex
 	calls := new(int)
 	caps := &mcp.ClientCapabilities{Elicitation: &mcp.ElicitationCapabilities{Form: &mcp.FormElicitationCapabilities{}}}
@@ -161,7 +169,7 @@ func TestURLElicitationDeclineExpiryAndFormOnly(t *testing.T) {
 // nothing (review finding: the page was taken by its state alone).
 func TestURLElicitationBoundToHost(t *testing.T) {
 	a := &app{}
-	ask, err := a.askByURL("the login password of alice@a:22", "alice@a:22", nil)
+	ask, err := a.askByURL("the login password of alice@a:22", "alice@a:22", sshdial.SecretPassword, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
