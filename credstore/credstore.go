@@ -104,9 +104,10 @@ type Storage interface {
 	InitCredentialKey(ctx context.Context, k KeyRow) (*KeyRow, error)
 	// PutCredential inserts or replaces the row of (Host, Kind).
 	PutCredential(ctx context.Context, r Row) error
-	// FindCredential returns the row of kind for host, else one whose alias
-	// is alias (when alias is not ""), else nil.
-	FindCredential(ctx context.Context, host, alias string, kind sshdial.SecretKind) (*Row, error)
+	// FindCredential returns the row of kind for host, else nil. Only the
+	// host's own row: a secret is used only for the destination it was saved
+	// for, whatever its alias leads to now.
+	FindCredential(ctx context.Context, host string, kind sshdial.SecretKind) (*Row, error)
 	// ListCredentials returns every row without its value, by host and kind.
 	ListCredentials(ctx context.Context) ([]Row, error)
 	// DeleteCredentials deletes the rows whose host or alias is host; only of
@@ -294,15 +295,15 @@ func (s *Store) Put(ctx context.Context, host, alias string, kind sshdial.Secret
 	return nil
 }
 
-// Get returns the secret of kind for host, else for a row saved under alias
-// (when not ""). A disabled store, or one with no such row, finds nothing
+// Get returns the secret of kind for host (user@hostname:port): only a
+// row saved for that destination. A disabled store, or one with no such row, finds nothing
 // without deriving the key; a wrong master password is an error only when a
 // row would have been used.
-func (s *Store) Get(ctx context.Context, host, alias string, kind sshdial.SecretKind) ([]byte, bool, error) {
+func (s *Store) Get(ctx context.Context, host string, kind sshdial.SecretKind) ([]byte, bool, error) {
 	if !s.has {
 		return nil, false, nil
 	}
-	r, err := s.st.FindCredential(ctx, host, alias, kind)
+	r, err := s.st.FindCredential(ctx, host, kind)
 	if err != nil {
 		return nil, false, fmt.Errorf("credential store: look up %s for %s: %w", kind, host, err)
 	}

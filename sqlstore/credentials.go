@@ -92,10 +92,10 @@ func scanRow(s scanner, withValue bool) (credstore.Row, error) {
 	return r, err
 }
 
-// FindCredential implements credstore.Storage: the host's own row first.
-func (db *DB) FindCredential(ctx context.Context, host, alias string, kind sshdial.SecretKind) (*credstore.Row, error) {
-	q := "SELECT host, alias, kind, updated_at_ms, value FROM credentials WHERE kind = ? AND (host = ? OR (? != '' AND alias = ?)) ORDER BY host = ? DESC, updated_at_ms DESC LIMIT 1"
-	r, err := scanRow(db.r.QueryRowContext(ctx, q, string(kind), host, alias, alias, host), true)
+// FindCredential implements credstore.Storage: the host's own row only.
+func (db *DB) FindCredential(ctx context.Context, host string, kind sshdial.SecretKind) (*credstore.Row, error) {
+	q := "SELECT host, alias, kind, updated_at_ms, value FROM credentials WHERE kind = ? AND host = ?"
+	r, err := scanRow(db.r.QueryRowContext(ctx, q, string(kind), host), true)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
