@@ -73,7 +73,20 @@ func (a *app) connect(ctx context.Context, req *mcp.CallToolRequest, in connectI
 		given[sshdial.SecretPassphrase] = in.Passphrase
 	}
 	if in.PrivateKeyPath != "" {
-		pem, err := readKeyFile(in.PrivateKeyPath)
+		// Only inside the folders the file tools may read: the model must
+		// not make sshjobs read any file of this machine.
+		roots, askRoots, err := a.localRoots(req)
+		if err != nil {
+			return nil, nil, err
+		}
+		if askRoots {
+			return nil, &mcp.CallToolResult{InputRequests: mcp.InputRequestMap{rootsInput: &mcp.ListRootsParams{}}}, nil
+		}
+		path, err := confine(roots)(sshconfig.ExpandHome(in.PrivateKeyPath))
+		if err != nil {
+			return nil, nil, fmt.Errorf("private_key_path: %w", err)
+		}
+		pem, err := readKeyFile(path)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -156,7 +169,6 @@ func (a *app) connect(ctx context.Context, req *mcp.CallToolRequest, in connectI
 // that it is one: the model may name any file, and its contents must never
 // come back in an error.
 func readKeyFile(path string) ([]byte, error) {
-	path = sshconfig.ExpandHome(path)
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: private_key_path: %w", jobs.ErrBadInput, err)
