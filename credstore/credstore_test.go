@@ -428,3 +428,33 @@ func TestSecretOnlyForItsDestination(t *testing.T) {
 		t.Errorf("web1 now at 10.0.0.6 got the secret saved for 10.0.0.5: %q %v", v, err)
 	}
 }
+
+// After `sshjobs secret passwd` in another process, a process that opened
+// the store with the old password says so (restart it) instead of
+// reporting the values as tampered with, and writes nothing under the old
+// key, which no other process could read (review finding).
+func TestMasterChangedByAnotherProcess(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "sshjobs.db")
+	running := credstore.New(openDB(t, path), "old", fast)
+	if err := running.Put(ctx, "u@a:22", "a", sshdial.SecretPassword, []byte("pw-a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := credstore.New(openDB(t, path), "old", fast).ChangeMaster(ctx, "new"); err != nil {
+		t.Fatal(err)
+	}
+	_, ok, err := running.Get(ctx, "u@a:22", sshdial.SecretPassword)
+	if ok || !errors.Is(err, credstore.ErrMasterChanged) || !strings.Contains(err.Error(), "restart") {
+		t.Errorf("Get after passwd elsewhere: ok=%v err=%v", ok, err)
+	}
+	if err := running.Put(ctx, "u@b:22", "b", sshdial.SecretPassword, []byte("pw-b")); !errors.Is(err, credstore.ErrMasterChanged) {
+		t.Errorf("Put after passwd elsewhere: %v", err)
+	}
+	fresh := credstore.New(openDB(t, path), "new", fast)
+	if v, ok, err := fresh.Get(ctx, "u@a:22", sshdial.SecretPassword); string(v) != "pw-a" || !ok || err != nil {
+		t.Errorf("new process, new password: %q %v %v", v, ok, err)
+	}
+	if _, ok, err := fresh.Get(ctx, "u@b:22", sshdial.SecretPassword); ok || err != nil {
+		t.Errorf("a value written under the old key: ok=%v err=%v", ok, err)
+	}
+}

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -67,11 +68,29 @@ func (db *DB) InitCredentialKey(ctx context.Context, k credstore.KeyRow) (*creds
 	return out, nil
 }
 
-// PutCredential implements credstore.Storage.
-func (db *DB) PutCredential(ctx context.Context, r credstore.Row) error {
-	_, err := db.w.ExecContext(ctx, `INSERT INTO credentials (host, alias, kind, value, updated_at_ms) VALUES (?, ?, ?, ?, ?)
+// PutCredential implements credstore.Storage. The salt check and the write
+// are one write transaction, as Rekey is: a passwd in another process
+// comes wholly before or after.
+func (db *DB) PutCredential(ctx context.Context, r credstore.Row, keySalt []byte) error {
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var salt []byte
+		if err := tx.QueryRowContext(ctx, "SELECT salt FROM credential_key WHERE id = 1").Scan(&salt); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return credstore.ErrMasterChanged
+			}
+			return err
+		}
+		if !bytes.Equal(salt, keySalt) {
+			return credstore.ErrMasterChanged
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO credentials (host, alias, kind, value, updated_at_ms) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (host, kind) DO UPDATE SET alias = excluded.alias, value = excluded.value, updated_at_ms = excluded.updated_at_ms`,
-		r.Host, r.Alias, string(r.Kind), r.Value, r.UpdatedAt.UnixMilli())
+			r.Host, r.Alias, string(r.Kind), r.Value, r.UpdatedAt.UnixMilli())
+		return err
+	})
+	if errors.Is(err, credstore.ErrMasterChanged) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("save credential %s of %s: %w", r.Kind, r.Host, err)
 	}

@@ -154,7 +154,7 @@ func (a *app) connect(ctx context.Context, req *mcp.CallToolRequest, in connectI
 			continue
 		}
 		if err := a.creds.Put(ctx, credstore.HostID(h), h.SecretAlias, k, []byte(v)); err != nil {
-			if errors.Is(err, credstore.ErrNoMaster) || errors.Is(err, credstore.ErrWrongMaster) {
+			if errors.Is(err, credstore.ErrNoMaster) || errors.Is(err, credstore.ErrWrongMaster) || errors.Is(err, credstore.ErrMasterChanged) {
 				out.Note = "not saved: " + err.Error()
 				return out, nil, nil
 			}
