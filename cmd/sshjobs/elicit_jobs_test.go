@@ -2,6 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -162,4 +166,31 @@ func TestURLElicitationSudo(t *testing.T) {
 			t.Errorf("decline: calls %d %q", *calls, text(res))
 		}
 	})
+}
+
+// An encrypted key with no passphrase anywhere: ssh_run asks for the
+// passphrase on the page (before the password: keys come first), logs in
+// with the key, and the job runs.
+func TestURLElicitationPassphrase(t *testing.T) {
+	sshtest.NoAgent(t)
+	srv := sshtest.StartInProcess(t, sshtest.Options{})
+	dir := t.TempDir()
+	key := sshtest.WriteFile(t, filepath.Join(dir, "id"), string(must(os.ReadFile(srv.KeyFile))))
+	if out, err := exec.Command("ssh-keygen", "-q", "-p", "-P", "", "-N", "phrase-"+srv.Password, "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v %s", err, out)
+	}
+	cfg := testConfig(t, nil, t.TempDir())
+	cfg.SSHConfig = sshtest.WriteFile(t, filepath.Join(dir, "config"), fmt.Sprintf("Host enc\n  HostName %s\n  Port %d\n  User %s\n"+
+		"  IdentityFile %s\n  IdentitiesOnly yes\n  IdentityAgent none\n  UserKnownHostsFile %s\n", srv.Host, srv.Port, srv.User, key, filepath.Join(dir, "known_hosts")))
+	var asked []string
+	c, calls := elicitMCP(t, cfg, true, answerPage(t, "phrase-"+srv.Password, false, &asked))
+	v := c.job("ssh_run", map[string]any{"host": "enc", "command": "echo with key"})
+	if v.Output != "with key\n" || *calls != 1 || !strings.Contains(asked[0], "the passphrase of the private key for ") {
+		t.Fatalf("run: %+v asked %q", v, asked)
+	}
+	var out connectOut
+	c.decode("ssh_connect", map[string]any{"host": "enc"}, &out)
+	if out.AuthMethod != "publickey" {
+		t.Errorf("logged in with %q, want publickey", out.AuthMethod)
+	}
 }
