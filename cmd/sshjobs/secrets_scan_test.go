@@ -11,7 +11,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -251,11 +250,7 @@ func TestStoredPasswordAfterSIGKILL(t *testing.T) {
 	}
 	running := first.job("ssh_run", map[string]any{"host": "pw", "command": "sleep 30", "timeout_s": 0})
 	first.kill()
-	// Wait until the process is gone: the second must not find it alive.
-	deadline := time.Now().Add(30 * time.Second)
-	for syscall.Kill(first.cmd.Process.Pid, 0) == nil && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	first.cmd.Wait() // reaped: the second finds its owner row dead
 
 	second := startBinary(t, bin, env)
 	res = second.call("ssh_connect", map[string]any{"host": "pw"})
@@ -263,7 +258,7 @@ func TestStoredPasswordAfterSIGKILL(t *testing.T) {
 	if b, _ := json.Marshal(res.StructuredContent); res.IsError || json.Unmarshal(b, &out) != nil || out.AuthMethod != "password" || out.Reused {
 		t.Fatalf("second process connect: %q", text(res))
 	}
-	if v := second.job("ssh_run", map[string]any{"host": "pw", "command": "whoami"}); v.Output != sshtest.TestUser+"\n" {
+	if v := second.job("ssh_run", map[string]any{"host": "pw", "command": "whoami", "timeout_s": 120}); v.Output != sshtest.TestUser+"\n" {
 		t.Errorf("second process run: %+v", v)
 	}
 	if v := second.job("ssh_job", map[string]any{"job_id": running.JobID}); v.JobID != running.JobID {
