@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -217,8 +216,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		}
 	}
 	scanFiles("while running:")
-	s.cmd.Process.Signal(syscall.SIGKILL)
-	s.cmd.Wait()
+	s.kill()
 	scanFiles("after SIGKILL:")
 	if logs.Len() == 0 || !strings.Contains(logs.String(), "level=DEBUG") {
 		t.Errorf("no debug log captured: %q", logs.String())
@@ -250,7 +248,6 @@ func TestStoredPasswordAfterSIGKILL(t *testing.T) {
 	}
 	running := first.job("ssh_run", map[string]any{"host": "pw", "command": "sleep 30", "timeout_s": 0})
 	first.kill()
-	first.cmd.Wait() // reaped: the second finds its owner row dead
 
 	second := startBinary(t, bin, env)
 	res = second.call("ssh_connect", map[string]any{"host": "pw"})
