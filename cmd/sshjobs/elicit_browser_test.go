@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"os/exec"
 	"strings"
 	"testing"
@@ -72,14 +71,7 @@ func TestURLElicitationPageInBrowser(t *testing.T) {
 		}
 		return &mcp.ElicitResult{Action: "accept"}
 	})
-	res := c.call("ssh_connect", map[string]any{"host": "pw"})
-	var out connectOut
-	if b, _ := json.Marshal(res.StructuredContent); res.IsError || json.Unmarshal(b, &out) != nil {
-		t.Fatalf("connect: %q", text(res))
-	}
-	if *calls != 1 || out.AuthMethod != "password" || strings.Join(out.Saved, ",") != "password" {
-		t.Errorf("calls %d, %+v", *calls, out)
-	}
+	connectSavesAsked(t, c, calls)
 	if !strings.HasPrefix(shown, "Type the login password of ") || !masked || !strings.Contains(after, "Received") {
 		t.Errorf("page said %q (password field masked: %v), then %q", shown, masked, after)
 	}

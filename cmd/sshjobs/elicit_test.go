@@ -80,6 +80,21 @@ func postSecret(t *testing.T, pageURL, secret string, remember bool) *http.Respo
 	return resp
 }
 
+// connectSavesAsked calls ssh_connect on "pw", which must ask once, log in
+// with the password typed on the page and save it ("remember" ticked).
+func connectSavesAsked(t *testing.T, c *mcpClient, calls *int) *mcp.CallToolResult {
+	t.Helper()
+	res := c.call("ssh_connect", map[string]any{"host": "pw"})
+	var out connectOut
+	if b, _ := json.Marshal(res.StructuredContent); res.IsError || json.Unmarshal(b, &out) != nil {
+		t.Fatalf("connect: %q", text(res))
+	}
+	if *calls != 1 || out.AuthMethod != "password" || strings.Join(out.Saved, ",") != "password" {
+		t.Errorf("calls %d, %+v", *calls, out)
+	}
+	return res
+}
+
 func TestURLElicitationAccept(t *testing.T) {
 	sshtest.NoAgent(t)
 	srv := sshtest.StartInProcess(t, sshtest.Options{})
@@ -105,14 +120,7 @@ func TestURLElicitationAccept(t *testing.T) {
 		}
 		return &mcp.ElicitResult{Action: "accept"}
 	})
-	res := c.call("ssh_connect", map[string]any{"host": "pw"})
-	var out connectOut
-	if b, _ := json.Marshal(res.StructuredContent); res.IsError || json.Unmarshal(b, &out) != nil {
-		t.Fatalf("connect: %q", text(res))
-	}
-	if *calls != 1 || out.AuthMethod != "password" || strings.Join(out.Saved, ",") != "password" {
-		t.Errorf("calls %d, %+v", *calls, out)
-	}
+	res := connectSavesAsked(t, c, calls)
 	assertNoSecret(t, "answer", text(res)+pageURL, srv.Password)
 	// One answer only: the page is gone.
 	if resp, err := http.Get(pageURL); err == nil && resp.StatusCode != http.StatusNotFound {
