@@ -17,6 +17,9 @@ type jobRun struct {
 	// SudoEnv names the environment override that supplies the sudo
 	// password, for the message of a job that has none.
 	SudoEnv string
+	// EnableEnv names the environment override of a device's enable
+	// secret, for the message of a job whose secret the device refused.
+	EnableEnv string
 	// SudoTarget is the host as `sshjobs secret set` takes it (StoreTarget).
 	SudoTarget string
 	// secret looks up a secret for the job's host, only when a prompt asks
@@ -27,7 +30,7 @@ type jobRun struct {
 
 // jobRun returns what a shell on h needs to run j, with the pool's secrets.
 func (e *Executor) jobRun(h *sshconfig.Host, j *jobs.Job) jobRun {
-	jr := jobRun{ID: j.ID, Command: j.Command, Sudo: j.Sudo, SudoEnv: sudoSecretEnv(h.Alias), SudoTarget: StoreTarget(h), logger: e.log}
+	jr := jobRun{ID: j.ID, Command: j.Command, Sudo: j.Sudo, SudoEnv: sudoSecretEnv(h.Alias), EnableEnv: sshconfig.EnvName(h.Alias) + "ENABLE_PASS", SudoTarget: StoreTarget(h), logger: e.log}
 	if sec := e.pool.cfg.Dialer.Secrets; sec != nil {
 		jr.secret = func(ctx context.Context, kind sshdial.SecretKind) (string, bool, error) {
 			return sec.Secret(ctx, h, kind)
