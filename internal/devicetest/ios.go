@@ -199,7 +199,9 @@ var iosConfigIf = []iosCmd{
 	{"ip address * *", func(s *iosSession, a []string, _ string) bool {
 		return s.setIface(func(i *iosIface) { i.addr = a[0] + " " + a[1] })
 	}},
-	{"shutdown", func(s *iosSession, _ []string, _ string) bool { return s.setIface(func(i *iosIface) { i.shutdown = true }) }},
+	{"shutdown", func(s *iosSession, _ []string, _ string) bool {
+		return s.setIface(func(i *iosIface) { i.shutdown = true })
+	}},
 	{"no shutdown", func(s *iosSession, _ []string, _ string) bool {
 		return s.setIface(func(i *iosIface) { i.shutdown = false })
 	}},

@@ -34,10 +34,10 @@ func LogLine(n int) string {
 }
 
 var rosMenus = map[string][]string{
-	"":                {"interface", "ip", "system", "log", "tool"},
-	"interface":       {"ethernet"},
-	"ip":              {"address"},
-	"system":          {"identity"},
+	"":          {"interface", "ip", "system", "log", "tool"},
+	"interface": {"ethernet"},
+	"ip":        {"address"},
+	"system":    {"identity"},
 }
 
 // rosPager is RouterOS's pager prompt.

@@ -7,11 +7,11 @@ package sshtest
 
 import (
 	"bufio"
-	"io"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/user"
