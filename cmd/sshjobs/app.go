@@ -63,8 +63,10 @@ func openApp(ctx context.Context, cfg config, m mode) (*app, error) {
 	secrets := sshdial.SecretChain{creds, sshdial.EnvSecrets{Getenv: os.Getenv}}
 	pool := sessions.NewPool(sessions.PoolConfig{
 		Dialer:      &sshdial.Dialer{Resolver: resolver, Secrets: secrets, Logger: log},
-		IdleTimeout: cfg.IdleTimeout,
-		Logger:      log,
+		IdleTimeout:     cfg.IdleTimeout,
+		Logger:          log,
+		Devices:         cfg.Devices,
+		DevicePrintAsIs: cfg.DevicePrintAsIs,
 	})
 	exec := sessions.NewExecutor(pool, sessions.ExecutorConfig{SpoolDir: cfg.SpoolDir})
 	eng, err := jobs.New(jobs.Config{
