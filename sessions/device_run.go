@@ -68,6 +68,7 @@ func (d *device) step(x exchangeResult, what string, command bool) (jobOutcome, 
 	if x.err == nil {
 		return jobOutcome{}, false
 	}
+	d.io.close() // the session is not used again (already closed but at eof)
 	o := jobOutcome{shellGone: true, Result: jobs.Result{State: jobs.StateLost, Cwd: d.where()}}
 	switch {
 	case x.shutdown:
@@ -76,11 +77,13 @@ func (d *device) step(x exchangeResult, what string, command bool) (jobOutcome, 
 		o.State, o.Signal, o.Error = jobs.StateCancelled, x.cancel, msgDeviceStuck
 	case x.eof && command && x.cancel == "":
 		// The command logged out (exit, quit). Like a shell's `exit`, the
-		// job ran; the note says that the session is gone. A connection that
-		// died is told apart by the executor (connLost).
-		o.State, o.Error, o.connLost = jobs.StateSucceeded, msgDeviceEnded, true
+		// job ran; the note says that the session is gone. (A connection
+		// that died is told apart by the executor: !c.alive().)
+		o.State, o.Error = jobs.StateSucceeded, msgDeviceEnded
 	case x.eof:
-		o.Error, o.connLost = "the device ended the session", true
+		// Before the command: the device had closed the idle session (its
+		// exec timeout); the executor runs the job on a new one.
+		o.Error = "the device ended the session"
 		o.notRun = !command
 	default:
 		o.Error = fmt.Sprintf("%s: %v after %v; the session was closed", what, errDeviceTimeout, deviceStepTimeout)

@@ -412,6 +412,16 @@ func TestDeviceByName(t *testing.T) {
 		t.Errorf("lines the device ran: %q", got)
 	}
 
+	// A command that logs out ends the session; the next job gets a new one.
+	task, res = devJob(t, p, ds.srv, "exit")
+	if res.State != jobs.StateSucceeded || res.Error != msgDeviceEnded || task.Output() != "" {
+		t.Errorf("exit: %s %q %q", res.State, res.Error, task.Output())
+	}
+	task, res = devJob(t, p, ds.srv, "show clock")
+	if res.State != jobs.StateSucceeded || len(task.starts) != 1 || !task.starts[0].NewShell {
+		t.Errorf("after exit: %s %q %q starts %v", res.State, res.Error, task.Output(), task.starts)
+	}
+
 	for _, j := range []*jobs.Job{
 		{ID: "sudo-1", Target: ds.srv.Alias, Session: "default", Command: "show version", Sudo: true},
 		{ID: "detach-1", Target: ds.srv.Alias, Session: "other", Command: "show version", Detached: true},
