@@ -62,7 +62,7 @@ func openApp(ctx context.Context, cfg config, m mode) (*app, error) {
 	// come last (sshdial.WithSecrets), as the last resort.
 	secrets := sshdial.SecretChain{creds, sshdial.EnvSecrets{Getenv: os.Getenv}}
 	pool := sessions.NewPool(sessions.PoolConfig{
-		Dialer:      &sshdial.Dialer{Resolver: resolver, Secrets: secrets, Logger: log},
+		Dialer:          &sshdial.Dialer{Resolver: resolver, Secrets: secrets, Logger: log},
 		IdleTimeout:     cfg.IdleTimeout,
 		Logger:          log,
 		Devices:         cfg.Devices,
