@@ -295,6 +295,12 @@ func TestDeviceRouterOS(t *testing.T) {
 		ds := startRouterOS(t, kind, &devicetest.RouterOS{})
 		srv := ds.srv
 		p := newDevicePool(t, srv, PoolConfig{})
+		// Connect's exec probe gets no POSIX answer; the default session
+		// then finds the device and its CLI.
+		info, err := p.Connect(context.Background(), mustResolve(t, p, srv))
+		if err != nil || info.Remote != "network device (RouterOS, prompt [admin@MikroTik] >)" {
+			t.Fatalf("Connect: %q %v", info.Remote, err)
+		}
 		out := wantDevJob(t, p, srv, "/log print", jobs.StateSucceeded)
 		wantLog(t, out)
 
