@@ -146,3 +146,14 @@ func sudoNoPassMessage(h *sshconfig.Host) string {
 	}
 	return fmt.Sprintf(msgSudoNoPass, sudoSecretEnv(h.SecretAlias), StoreTarget(h))
 }
+
+// enableSources names where the enable secret of a device h comes from: the
+// store's command, and the alias's variable only when the alias's secrets
+// are h's (as sudoNoPassMessage).
+func enableSources(h *sshconfig.Host) string {
+	store := fmt.Sprintf("the credential store (sshjobs secret set --kind enable %s)", StoreTarget(h))
+	if h.SecretAlias == "" {
+		return store
+	}
+	return sshconfig.EnvName(h.SecretAlias) + "ENABLE_PASS or " + store
+}

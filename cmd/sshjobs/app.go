@@ -68,9 +68,11 @@ func openApp(ctx context.Context, cfg config, m mode) (*app, error) {
 	held := &heldSecrets{}
 	secrets := sshdial.SecretChain{creds, sshdial.EnvSecrets{Getenv: os.Getenv}, held}
 	pool := sessions.NewPool(sessions.PoolConfig{
-		Dialer:      &sshdial.Dialer{Resolver: resolver, Secrets: secrets, Logger: log},
-		IdleTimeout: cfg.IdleTimeout,
-		Logger:      log,
+		Dialer:          &sshdial.Dialer{Resolver: resolver, Secrets: secrets, Logger: log},
+		IdleTimeout:     cfg.IdleTimeout,
+		Logger:          log,
+		Devices:         cfg.Devices,
+		DevicePrintAsIs: cfg.DevicePrintAsIs,
 	})
 	exec := sessions.NewExecutor(pool, sessions.ExecutorConfig{SpoolDir: cfg.SpoolDir})
 	eng, err := jobs.New(jobs.Config{

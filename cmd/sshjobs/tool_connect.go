@@ -22,6 +22,7 @@ type connectIn struct {
 	PrivateKeyPath string `json:"private_key_path,omitempty" jsonschema:"local key file"`
 	Passphrase     string `json:"passphrase,omitempty" jsonschema:"key passphrase"`
 	Save           bool   `json:"save,omitempty" jsonschema:"store them, encrypted"`
+	Device         bool   `json:"device,omitempty" jsonschema:"a network device (router, switch): no shell probe"`
 }
 
 type connectOut struct {
@@ -64,6 +65,9 @@ func (a *app) connect(ctx context.Context, req *mcp.CallToolRequest, in connectI
 	h, err := a.pool.Resolve(ctx, in.Host)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: host %q: %w", jobs.ErrBadInput, in.Host, err)
+	}
+	if in.Device {
+		a.pool.MarkDevice(h)
 	}
 	given := sshdial.StaticSecrets{}
 	if in.Password != "" {
