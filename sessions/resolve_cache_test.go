@@ -14,7 +14,7 @@ func TestResolveCacheDropsExpired(t *testing.T) {
 	p := &Pool{resolved: map[string]resolved{}}
 	p.resolve = func(ctx context.Context, target string) (*sshconfig.Host, error) { return &sshconfig.Host{}, nil }
 	for _, target := range []string{"a", "b", "c"} {
-		p.resolved[target] = resolved{host: &sshconfig.Host{}, expires: time.Now().Add(-time.Second)}
+		p.resolved["\x00"+target] = resolved{host: &sshconfig.Host{}, expires: time.Now().Add(-time.Second)}
 	}
 	if _, err := p.Resolve(context.Background(), "d"); err != nil {
 		t.Fatal(err)

@@ -32,6 +32,9 @@ func buildBinary(t testing.TB) string {
 var binDir string
 
 func TestMain(m *testing.M) {
+	if sock := os.Getenv(envTestDial); sock != "" {
+		testDial(sock) // a client of another uid (TestDaemonRefusesOtherUsers)
+	}
 	dir, err := os.MkdirTemp("", "sshjobs-bin")
 	if err != nil {
 		panic(err)

@@ -124,7 +124,7 @@ func (a *app) connect(ctx context.Context, req *mcp.CallToolRequest, in connectI
 		if !ok || !save[k] {
 			continue
 		}
-		if err := a.creds.Put(ctx, credstore.HostID(h), h.SecretAlias, k, []byte(v)); err != nil {
+		if err := a.client(ctx).creds.Put(ctx, credstore.HostID(h), h.SecretAlias, k, []byte(v)); err != nil {
 			if errors.Is(err, credstore.ErrNoMaster) || errors.Is(err, credstore.ErrWrongMaster) {
 				out.Note = "not saved: " + err.Error()
 				return out, nil, nil

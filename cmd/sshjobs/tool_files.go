@@ -424,7 +424,7 @@ func addTransferTools(s *mcp.Server, a *app) {
 			Name: name, Description: desc,
 			Annotations: &mcp.ToolAnnotations{Title: title, DestructiveHint: &yes, OpenWorldHint: &yes},
 		}, func(ctx context.Context, req *mcp.CallToolRequest, in transferIn) (*mcp.CallToolResult, any, error) {
-			roots, ask, err := a.localRoots(req)
+			roots, ask, err := a.localRoots(ctx, req)
 			if err != nil {
 				return nil, nil, err
 			}

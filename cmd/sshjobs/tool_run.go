@@ -62,8 +62,12 @@ func addRunTool(s *mcp.Server, a *app) {
 }
 
 // submit enqueues the job; the engine resolves the host as ssh would, once,
-// and stores the destination on the row.
+// with the client's settings (ctx), and stores the destination on the row.
+// The job's dials and secrets are the client's too (Spec.Env).
 func (a *app) submit(ctx context.Context, target string, s jobs.Spec) (*jobs.Job, error) {
 	s.Target = target
+	if env := a.client(ctx).dial; env != nil {
+		s.Env = env
+	}
 	return a.eng.Enqueue(ctx, s)
 }
