@@ -155,8 +155,8 @@ func TestDaemonSharedAcrossTerminals(t *testing.T) {
 
 	code, out, errOut := sshjobsCmdIn(t, bin, with(env, "SSH_AUTH_SOCK="+filepath.Join(dir1, "agent")), dir1,
 		"run", srv.Alias, "--", "cd /tmp && export SJ_KEPT=yes && echo first")
-	if code != 0 || out != "first\n" {
-		t.Fatalf("first terminal: exit %d %q %s", code, out, errOut)
+	if code != 0 || out != "first\n" || errOut != "" {
+		t.Fatalf("first terminal: exit %d %q %q", code, out, errOut)
 	}
 	front := startBinaryIn(t, bin, with(env, "SSH_AUTH_SOCK="+filepath.Join(dir2, "agent")), dir2)
 	if v := front.job("ssh_run", map[string]any{"host": srv.Alias, "command": `echo "$PWD $SJ_KEPT"`}); v.Output != "/tmp yes\n" || v.NewShell {
@@ -164,6 +164,11 @@ func TestDaemonSharedAcrossTerminals(t *testing.T) {
 	}
 	if sts := daemons(t, bin, env); len(sts) != 1 || sts[0].Connections != 1 {
 		t.Fatalf("daemons: %+v; want one with one connection", sts)
+	}
+	// A database setting the daemon does not share is said, not ignored.
+	code, out, errOut = sshjobsCmdIn(t, bin, with(env, "SSHJOBS_LEASE=5s"), dir2, "run", srv.Alias, "--", "echo $SJ_KEPT")
+	if code != 0 || out != "yes\n" || !strings.Contains(errOut, "sshjobs: warning: ") || !strings.Contains(errOut, "-lease 5s (the daemon's: 1s)") {
+		t.Fatalf("a front with another -lease: exit %d %q, stderr %q; want it run, with a warning", code, out, errOut)
 	}
 }
 
