@@ -310,9 +310,11 @@ func (d *daemon) drain() {
 	aside := strings.TrimSuffix(d.socket, ".sock") + fmt.Sprintf("-draining-%d.sock", os.Getpid())
 	if err := os.Rename(d.socket, aside); err != nil {
 		// Then no new front can tell it from a serving daemon: stop
-		// taking any, by leaving the path to the next one.
+		// taking any, by leaving the path to the next one (whose socket
+		// the exit must not remove then).
 		d.log.Warn("daemon drain: moving the socket aside", "err", err)
 		os.Remove(d.socket)
+		d.socket = ""
 	} else {
 		d.socket = aside
 	}

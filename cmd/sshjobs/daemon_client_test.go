@@ -31,21 +31,12 @@ func with(env []string, more ...string) []string {
 	return append(slices.Clone(env), more...)
 }
 
-// startBinaryIn is startBinary with dir as the front's working directory.
-func startBinaryIn(t *testing.T, bin string, env []string, dir string) *stdioServer {
-	t.Helper()
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Dir = dir
-	cmd.Stderr = os.Stderr
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil).
-		Connect(context.Background(), &mcp.CommandTransport{Command: cmd}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &stdioServer{cmd: cmd, mcpClient: &mcpClient{t: t, cs: cs}}
-	t.Cleanup(func() { cs.Close() })
-	return s
+// daemonSetup is the built binary and daemonEnv for srv; the daemons the
+// test starts are stopped at its end.
+func daemonSetup(t *testing.T, srv *sshtest.Server) (bin string, env []string) {
+	bin, env = buildBinary(t), daemonEnv(t, srv)
+	t.Cleanup(func() { sshjobsCmd(t, bin, env, "daemon", "stop", "-wait") })
+	return bin, env
 }
 
 // sshjobsCmdIn is sshjobsCmd in dir, also returning stderr.
@@ -104,9 +95,7 @@ func TestDaemonPerClientEnvironment(t *testing.T) {
 	a := sshtest.Start(t, sshtest.Options{})
 	b := sshtest.StartInProcess(t, sshtest.Options{})
 	sshtest.AppendKnownHosts(t, a.KnownHosts, b) // the OVRD_ destination is trusted too
-	bin := buildBinary(t)
-	env := daemonEnv(t, a)
-	t.Cleanup(func() { sshjobsCmd(t, bin, env, "daemon", "stop", "-wait") })
+	bin, env := daemonSetup(t, a)
 	other := with(env, "OVRD_"+a.Alias+"_PORT="+strconv.Itoa(b.Port),
 		"OVRD_"+a.Alias+"_HOST=127.0.0.1", "OVRD_"+a.Alias+"_KEY="+b.KeyFile)
 	portOf := func(c *stdioServer) string {
@@ -148,9 +137,7 @@ func TestDaemonPerClientEnvironment(t *testing.T) {
 // daemon, its connection and the shell's state: the route depends on neither.
 func TestDaemonSharedAcrossTerminals(t *testing.T) {
 	srv := sshtest.Start(t, sshtest.Options{})
-	bin := buildBinary(t)
-	env := daemonEnv(t, srv)
-	t.Cleanup(func() { sshjobsCmd(t, bin, env, "daemon", "stop", "-wait") })
+	bin, env := daemonSetup(t, srv)
 	dir1, dir2 := t.TempDir(), t.TempDir()
 
 	code, out, errOut := sshjobsCmdIn(t, bin, with(env, "SSH_AUTH_SOCK="+filepath.Join(dir1, "agent")), dir1,
@@ -178,10 +165,9 @@ func TestDaemonSharedAcrossTerminals(t *testing.T) {
 // (at debug level).
 func TestDaemonKeepsSecretsInMemory(t *testing.T) {
 	srv := sshtest.StartInProcess(t, sshtest.Options{User: sshtest.TestUser})
-	bin := buildBinary(t)
 	const master = "daemon-master-pw-7"
-	env := with(daemonEnv(t, srv), "SSHJOBS_SSH_CONFIG="+passwordOnlyConfig(t, srv), "SSHJOBS_LOG_LEVEL=debug")
-	t.Cleanup(func() { sshjobsCmd(t, bin, env, "daemon", "stop", "-wait") })
+	bin, env := daemonSetup(t, srv)
+	env = with(env, "SSHJOBS_SSH_CONFIG="+passwordOnlyConfig(t, srv), "SSHJOBS_LOG_LEVEL=debug")
 
 	// The front that starts the daemon logs in with its OVRD_ password.
 	withPass := startBinary(t, bin, with(env, "OVRD_pw_PASS="+srv.Password, "SSHJOBS_MASTER_PASSWORD="+master))
@@ -227,9 +213,7 @@ func TestDaemonRefusesOtherUsers(t *testing.T) {
 		t.Skip("needs root, to run a client as another uid")
 	}
 	srv := sshtest.Start(t, sshtest.Options{})
-	bin := buildBinary(t)
-	env := daemonEnv(t, srv)
-	t.Cleanup(func() { sshjobsCmd(t, bin, env, "daemon", "stop", "-wait") })
+	bin, env := daemonSetup(t, srv)
 	if code, _ := sshjobsCmd(t, bin, env, "run", srv.Alias, "--", "true"); code != 0 {
 		t.Fatal("run failed")
 	}
@@ -394,9 +378,7 @@ func TestDaemonOlderBuildDrains(t *testing.T) {
 // re-attaches the detached one, whose output arrives byte-exact.
 func TestDaemonKilled(t *testing.T) {
 	srv := sshtest.Start(t, sshtest.Options{})
-	bin := buildBinary(t)
-	env := daemonEnv(t, srv)
-	t.Cleanup(func() { sshjobsCmd(t, bin, env, "daemon", "stop", "-wait") })
+	bin, env := daemonSetup(t, srv)
 
 	first := startBinary(t, bin, env)
 	shell := first.job("ssh_run", map[string]any{"host": srv.Alias, "command": "echo started; sleep 600", "timeout_s": 0.5})
