@@ -31,6 +31,10 @@ type app struct {
 	resolver *sshconfig.Resolver
 	// pages are the one-time secret pages of URL elicitations in progress.
 	pages pageSet
+	// held are the secrets typed on those pages, for a while (elicit_held.go).
+	held *heldSecrets
+	// secrets is the pool's chain of sources: store, environment, held.
+	secrets sshdial.Secrets
 	// self is this process as a client: its own environment and settings,
 	// for the calls of a process that serves itself and for the jobs that
 	// came with no client (adopted ones).
@@ -72,9 +76,12 @@ func openApp(ctx context.Context, cfg config, m mode) (*app, error) {
 	}
 	resolver := &sshconfig.Resolver{ConfigFile: cfg.SSHConfig, Env: getenv}
 	creds := credstore.New(db, cfg.master, credParams)
-	// The store first, then the environment; a tool call's own parameters
-	// come last (sshdial.WithSecrets), as the last resort.
-	secrets := sshdial.SecretChain{creds, sshdial.EnvSecrets{Getenv: getenv}}
+	// The store first, then the environment, then what a person typed on
+	// an elicitation page; a tool call's own parameters come last
+	// (sshdial.WithSecrets), as the last resort. A daemon's client brings
+	// its own store and environment (newClient).
+	held := &heldSecrets{}
+	secrets := sshdial.SecretChain{creds, sshdial.EnvSecrets{Getenv: getenv}, held}
 	pool := sessions.NewPool(sessions.PoolConfig{
 		Dialer:      &sshdial.Dialer{Resolver: resolver, Secrets: secrets, Logger: log},
 		IdleTimeout: cfg.IdleTimeout,
@@ -96,8 +103,8 @@ func openApp(ctx context.Context, cfg config, m mode) (*app, error) {
 		db.Close()
 		return nil, err
 	}
-	a := &app{log: log, db: db, pool: pool, exec: exec, eng: eng, creds: creds, resolver: resolver, master: cfg.master,
-		credStores: map[string]*credstore.Store{}}
+	a := &app{log: log, db: db, pool: pool, exec: exec, eng: eng, creds: creds, held: held, secrets: secrets, resolver: resolver,
+		master: cfg.master, credStores: map[string]*credstore.Store{}}
 	a.self = &client{cwd: cfg.cwd, allowLocal: cfg.AllowLocal, creds: creds, resolver: resolver}
 	if m != modeRead {
 		if err := eng.Start(ctx); err != nil {

@@ -136,7 +136,9 @@ func (a *app) newClient(h *clientHello) *client {
 		resolver:   r,
 		scope:      resolveScope(h),
 		dial: &sshdial.Env{
-			Secrets:     sshdial.SecretChain{creds, sshdial.EnvSecrets{Getenv: getenv}},
+			// As the process's own chain (openApp): the held answers typed on
+			// elicitation pages are for their destination, whoever asked.
+			Secrets:     sshdial.SecretChain{creds, sshdial.EnvSecrets{Getenv: getenv}, a.held},
 			AgentSocket: getenv("SSH_AUTH_SOCK"),
 			Environ:     h.Env,
 		},

@@ -39,6 +39,11 @@ func addRunTool(s *mcp.Server, a *app) {
 		if err := checkMaxOutput(in.MaxOutput); err != nil {
 			return nil, nil, err
 		}
+		// A secret no source has (login, passphrase, sudo) is asked for
+		// before the job exists, when the client can be asked.
+		if ask, err := a.askFirst(ctx, req, in.Host, in.Sudo && !in.Detach); err != nil || ask != nil {
+			return ask, nil, err
+		}
 		spec := jobs.Spec{Session: in.Session, Command: in.Command, KillAfter: killAfter, Detached: in.Detach, Sudo: in.Sudo}
 		if in.Input != "" {
 			if spec.Input, err = decodeEscapes(in.Input); err != nil {
