@@ -152,13 +152,20 @@ type Engine struct {
 	workers map[sessionKey]*worker
 	running map[string]*task
 	owned   map[string]*ownership              // by job id, for each running task
-	input   map[string][]byte                  // Spec.Input of jobs not yet started
+	pending map[string]pending                 // what jobs not yet started get in memory
 	endErr  map[string]error                   // jobs that ended but whose end is not recorded, and why
 	inline  map[string]context.CancelCauseFunc // RunInline operations running, by job id
 	closed  bool
 }
 
 type sessionKey struct{ host, session string }
+
+// pending is what a queued job of this engine gets when it starts, besides
+// its row: its Spec's Input and Env, which are never stored.
+type pending struct {
+	input []byte
+	env   any
+}
 
 // New returns an engine that is not yet running: call Start.
 func New(cfg Config) (*Engine, error) {
@@ -177,7 +184,7 @@ func New(cfg Config) (*Engine, error) {
 		workers: map[sessionKey]*worker{},
 		running: map[string]*task{},
 		owned:   map[string]*ownership{},
-		input:   map[string][]byte{},
+		pending: map[string]pending{},
 		endErr:  map[string]error{},
 		inline:  map[string]context.CancelCauseFunc{},
 		self: OwnerInfo{ID: cfg.Owner, Hostname: hostname(), PID: os.Getpid(),
@@ -251,6 +258,10 @@ type Spec struct {
 	// Input is typed into the job's terminal right after it starts. It is
 	// kept in memory only: a job adopted by another process starts without it.
 	Input []byte
+	// Env is what the executor needs from whoever submitted the job besides
+	// the row, opaque here (Job.Env): in the daemon, the client's environment
+	// and secrets. In memory only, like Input.
+	Env any
 }
 
 // DefaultSession is the session a job runs in when none is named.
@@ -304,7 +315,7 @@ func (e *Engine) newJob(ctx context.Context, s Spec, state State) (*Job, error) 
 	now := e.cfg.Now()
 	j := &Job{
 		ID: id.String(), Host: s.Host, Target: s.Target, Destination: s.Destination, Session: s.Session,
-		Command: s.Command, Kind: s.Kind, Detached: s.Detached, Sudo: s.Sudo, KillAfter: s.KillAfter,
+		Command: s.Command, Kind: s.Kind, Detached: s.Detached, Sudo: s.Sudo, KillAfter: s.KillAfter, Env: s.Env,
 		State: state, Owner: e.cfg.Owner, LeaseUntil: now.Add(e.cfg.Lease),
 		CreatedAt: now,
 	}
@@ -321,14 +332,14 @@ func (e *Engine) Enqueue(ctx context.Context, s Spec) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(s.Input) > 0 {
+	if len(s.Input) > 0 || s.Env != nil {
 		e.mu.Lock()
-		e.input[j.ID] = s.Input
+		e.pending[j.ID] = pending{input: s.Input, env: s.Env}
 		e.mu.Unlock()
 	}
 	if err := e.store.Insert(ctx, j); err != nil {
 		e.mu.Lock()
-		delete(e.input, j.ID)
+		delete(e.pending, j.ID)
 		e.mu.Unlock()
 		return nil, fmt.Errorf("enqueue job %s: %w", j.ID, err)
 	}

@@ -79,7 +79,7 @@ func (e *Engine) checkOwned(active []string) {
 			followed = append(followed, id)
 		}
 	}
-	for id := range e.input {
+	for id := range e.pending {
 		if !mine(id) {
 			inputs = append(inputs, id)
 		}
@@ -96,7 +96,7 @@ func (e *Engine) checkOwned(active []string) {
 		j, err := e.store.Get(e.ctx, id)
 		if err == nil && (j.Owner != e.cfg.Owner || j.State.Final()) {
 			e.mu.Lock()
-			delete(e.input, id)
+			delete(e.pending, id)
 			e.mu.Unlock()
 		}
 	}

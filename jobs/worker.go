@@ -95,11 +95,14 @@ func (e *Engine) runTask(t *task, runFn func(context.Context, *Job, Task) Result
 	e.mu.Lock()
 	e.running[j.ID] = t
 	e.owned[j.ID] = own
-	input := e.input[j.ID]
-	delete(e.input, j.ID)
+	p, ok := e.pending[j.ID]
+	delete(e.pending, j.ID)
 	e.mu.Unlock()
-	if input != nil {
-		t.control(Control{Input: input})
+	if ok {
+		j.Env = p.env
+	}
+	if p.input != nil {
+		t.control(Control{Input: p.input})
 	}
 	defer func() {
 		e.mu.Lock()

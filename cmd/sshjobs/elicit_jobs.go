@@ -84,7 +84,7 @@ func (a *app) askFirst(ctx context.Context, req *mcp.CallToolRequest, target str
 	// The password a sudo job would type: the sudo secret, else the login
 	// password (sessions.jobRun.sudoPassword).
 	for _, k := range []sshdial.SecretKind{sshdial.SecretSudo, sshdial.SecretPassword} {
-		if _, ok, err := a.secrets.Secret(ctx, h, k); err != nil || ok {
+		if _, ok, err := sshdial.SecretsIn(ctx, a.secrets).Secret(ctx, h, k); err != nil || ok {
 			return nil, nil
 		}
 	}
@@ -101,7 +101,7 @@ func (a *app) remember(ctx context.Context, h *sshconfig.Host, ans pageAnswer) {
 	if !ans.remember {
 		return
 	}
-	if err := a.creds.Put(ctx, credstore.HostID(h), h.SecretAlias, ans.kind, ans.secret); err != nil {
+	if err := a.client(ctx).creds.Put(ctx, credstore.HostID(h), h.SecretAlias, ans.kind, ans.secret); err != nil {
 		a.log.Warn("a secret typed on the elicitation page was not saved", "host", h.Key(), "kind", string(ans.kind), "err", err)
 	}
 }

@@ -79,7 +79,7 @@ func (a *app) connect(ctx context.Context, req *mcp.CallToolRequest, in connectI
 	if in.PrivateKeyPath != "" {
 		// Only inside the folders the file tools may read: the model must
 		// not make sshjobs read any file of this machine.
-		roots, askRoots, err := a.localRoots(req)
+		roots, askRoots, err := a.localRoots(ctx, req)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -157,7 +157,7 @@ func (a *app) connect(ctx context.Context, req *mcp.CallToolRequest, in connectI
 		if !ok || !save[k] {
 			continue
 		}
-		if err := a.creds.Put(ctx, credstore.HostID(h), h.SecretAlias, k, []byte(v)); err != nil {
+		if err := a.client(ctx).creds.Put(ctx, credstore.HostID(h), h.SecretAlias, k, []byte(v)); err != nil {
 			if errors.Is(err, credstore.ErrNoMaster) || errors.Is(err, credstore.ErrWrongMaster) || errors.Is(err, credstore.ErrMasterChanged) {
 				out.Note = "not saved: " + err.Error()
 				return out, nil, nil
