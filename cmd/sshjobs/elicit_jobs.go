@@ -57,9 +57,9 @@ func (a *app) askFirst(ctx context.Context, req *mcp.CallToolRequest, target str
 			a.held.drop(h.Key(), ans.kind)
 			return nil, fmt.Errorf("the %s typed on the page did not log in: %w", ans.kind, err)
 		case authErr.WantsPassphrase() && !answered(sshdial.SecretPassphrase):
-			return a.askByURL(secretWhat(sshdial.SecretPassphrase, h), h.Key(), sshdial.SecretPassphrase, req.Session)
+			return a.askByURL(ctx, secretWhat(sshdial.SecretPassphrase, h), h.Key(), sshdial.SecretPassphrase, req.Session)
 		case authErr.WantsPassword():
-			return a.askByURL(secretWhat(sshdial.SecretPassword, h), h.Key(), sshdial.SecretPassword, req.Session)
+			return a.askByURL(ctx, secretWhat(sshdial.SecretPassword, h), h.Key(), sshdial.SecretPassword, req.Session)
 		}
 		return nil, nil
 	}
@@ -91,7 +91,7 @@ func (a *app) askFirst(ctx context.Context, req *mcp.CallToolRequest, target str
 	if st, err := a.pool.CheckSudo(ctx, h, ""); err != nil || st != sessions.SudoNeedsPassword {
 		return nil, nil
 	}
-	return a.askByURL(secretWhat(sshdial.SecretSudo, h), h.Key(), sshdial.SecretSudo, req.Session)
+	return a.askByURL(ctx, secretWhat(sshdial.SecretSudo, h), h.Key(), sshdial.SecretSudo, req.Session)
 }
 
 // remember stores ans when the person ticked "remember" and it worked. A

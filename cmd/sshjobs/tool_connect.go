@@ -129,10 +129,10 @@ func (a *app) connect(ctx context.Context, req *mcp.CallToolRequest, in connectI
 	// Asked between two dials, not inside one: the handshake has a
 	// deadline of seconds, a person needs longer.
 	case authErr.WantsPassphrase() && given[sshdial.SecretPassphrase] == "" && !answered(sshdial.SecretPassphrase):
-		ask, err := a.askByURL(secretWhat(sshdial.SecretPassphrase, h), h.Key(), sshdial.SecretPassphrase, req.Session)
+		ask, err := a.askByURL(ctx, secretWhat(sshdial.SecretPassphrase, h), h.Key(), sshdial.SecretPassphrase, req.Session)
 		return nil, ask, err
 	case authErr.WantsPassword() && given[sshdial.SecretPassword] == "":
-		ask, err := a.askByURL(secretWhat(sshdial.SecretPassword, h), h.Key(), sshdial.SecretPassword, req.Session)
+		ask, err := a.askByURL(ctx, secretWhat(sshdial.SecretPassword, h), h.Key(), sshdial.SecretPassword, req.Session)
 		return nil, ask, err
 	default:
 		return nil, nil, err
