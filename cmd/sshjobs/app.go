@@ -32,6 +32,8 @@ type app struct {
 	pages pageSet
 	// allowLocal: the -allow-local folders (local.go).
 	allowLocal []string
+	// stopRelease stops releaseMemory (memory.go).
+	stopRelease context.CancelFunc
 }
 
 // credParams are the Argon2id parameters of a new credential store; tests
@@ -89,12 +91,20 @@ func openApp(ctx context.Context, cfg config, m mode) (*app, error) {
 			return nil, err
 		}
 	}
+	var rctx context.Context
+	rctx, a.stopRelease = context.WithCancel(context.Background())
+	if m == modeServe {
+		go releaseMemory(rctx)
+	}
 	return a, nil
 }
 
 // Close stops the engine (running shell jobs end lost, queued ones wait for
 // the next process), closes the connections and the database.
 func (a *app) Close() error {
+	if a.stopRelease != nil {
+		a.stopRelease()
+	}
 	err := a.eng.Close()
 	a.pool.Close()
 	return errors.Join(err, a.db.Close())
