@@ -25,7 +25,7 @@ func FuzzParseTarget(f *testing.F) {
 		// OpenSSH's valid_ruser allows, but never at the end a backslash
 		// that would escape what follows it in a ProxyCommand.
 		if strings.ContainsAny(tg.Host, " \t\r\n\x00;&|`$<>()'\"\\") ||
-			strings.ContainsAny(tg.User, " \t\r\n\x00;&|`<>()'\"") || strings.HasSuffix(tg.User, "\\") {
+			strings.ContainsAny(tg.User, " \t\r\n\x00;&|`<>()'\":/") || strings.HasSuffix(tg.User, "\\") {
 			t.Fatalf("parseTarget(%q) = %+v: unsafe character", s, tg)
 		}
 		if tg.Port < 0 || tg.Port > 65535 {

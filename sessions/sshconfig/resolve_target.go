@@ -67,10 +67,14 @@ func parseTarget(s string) (target, error) {
 // checkUser applies the rest of OpenSSH's valid_ruser to a user name (no
 // leading '-', no whitespace: checkChars): none of badUserChars, and no
 // backslash at the end, which would escape what follows the name in a
-// ProxyCommand.
+// ProxyCommand. It also refuses ':' and '/', which no system allows in a
+// user name and which would make "ssh://a:b/@h" read two ways.
 func checkUser(u string) error {
 	if strings.ContainsAny(u, badUserChars) {
 		return fmt.Errorf("user contains one of %s", badUserChars)
+	}
+	if strings.ContainsAny(u, ":/") {
+		return errors.New("user contains ':' or '/'")
 	}
 	if strings.HasSuffix(u, `\`) {
 		return errors.New("user ends in a backslash")
