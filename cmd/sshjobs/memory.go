@@ -13,7 +13,7 @@ import (
 // process would hold tens of MiB it no longer uses, for hours. releaseMemory
 // gives it back once the process is quiet again.
 const (
-	releaseEvery = 5 * time.Second
+	releaseEvery = 2 * time.Second
 	// quietAllocs: less allocated than this in one releaseEvery is quiet.
 	quietAllocs = 1 << 20
 	// releaseAbove: the heap held beyond the live heap that is worth a
