@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -177,7 +178,8 @@ func BenchmarkTable(b *testing.B) {
 			b.ReportMetric(mem[kind][2], kind+"-after-MiB")
 		}
 	})
-	b.Run("concurrency", func(b *testing.B) { benchConcurrency(b, bin) })
+	b.Run("concurrency", func(b *testing.B) { benchConcurrency(b, bin, false) })
+	b.Run("goroutines", func(b *testing.B) { benchConcurrency(b, bin, true) })
 }
 
 // variant is one side of a side-by-side measurement.
@@ -323,6 +325,17 @@ func procCounts(pid int) (fds, threads int) {
 	return len(ents), threads
 }
 
+// fdTargets maps a process's descriptors to what they are open on.
+func fdTargets(pid int) map[string]string {
+	m := map[string]string{}
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		m[e.Name()], _ = os.Readlink(filepath.Join(dir, e.Name()))
+	}
+	return m
+}
+
 func daemonPID(b *testing.B, bin string, env []string) int {
 	_, out := sshjobsCmd(b, bin, env, "daemon", "status", "-json")
 	var st struct {
@@ -339,8 +352,8 @@ func daemonPID(b *testing.B, bin string, env []string) int {
 // on 4 sshds (one sshjobs serve process), and reports the wall time, jobs/s,
 // the peak RSS, and the descriptors and threads left after, against the
 // baseline after a warm-up round (they should match). Goroutines are not
-// visible from outside; jobs' own tests count them in-process.
-func benchConcurrency(b *testing.B, bin string) {
+// visible from outside: "goroutines" runs the same jobs in this process.
+func benchConcurrency(b *testing.B, bin string, inProcess bool) {
 	const hosts, sessions, total, each = 4, 20, 200, 1 << 20
 	var cfg strings.Builder
 	for i := range hosts {
@@ -358,6 +371,10 @@ func benchConcurrency(b *testing.B, bin string) {
 	}
 	env := []string{"SSHJOBS_DB=" + filepath.Join(dir, "sshjobs.db"), "SSHJOBS_SSH_CONFIG=" + conf, "SSHJOBS_DAEMON=off"}
 	cmd := fmt.Sprintf("head -c %d /dev/zero | tr '\\0' x", each)
+	if inProcess {
+		benchGoroutines(b, conf, dir, hosts, sessions, total, each, cmd)
+		return
+	}
 	var wall time.Duration
 	var peak float64
 	var fds0, thr0, fds1, thr1 int
@@ -377,6 +394,7 @@ func benchConcurrency(b *testing.B, bin string) {
 		warm.Wait()
 		time.Sleep(time.Second)
 		fds0, thr0 = procCounts(s.pid())
+		fdsBefore := fdTargets(s.pid())
 		b.StartTimer()
 		start := time.Now()
 		var wg sync.WaitGroup
@@ -405,6 +423,13 @@ func benchConcurrency(b *testing.B, bin string) {
 		for fds1, thr1 = procCounts(s.pid()); fds1 != fds0 && time.Now().Before(deadline); fds1, thr1 = procCounts(s.pid()) {
 			time.Sleep(100 * time.Millisecond)
 		}
+		if fds1 != fds0 {
+			for fd, target := range fdTargets(s.pid()) {
+				if fdsBefore[fd] != target {
+					b.Logf("descriptor %s: %s (before: %q)", fd, target, fdsBefore[fd])
+				}
+			}
+		}
 		s.close()
 		b.StartTimer()
 	}
@@ -424,3 +449,49 @@ var benchSettle = func() time.Duration {
 	}
 	return d
 }()
+
+// benchGoroutines runs benchConcurrency's jobs in this process, to count the
+// goroutines before (after a warm-up round) and after.
+func benchGoroutines(b *testing.B, conf, dir string, hosts, sessions, total, each int, cmd string) {
+	var cfg config
+	if err := parseFlags(newFlags("bench", "", io.Discard, &cfg), &cfg, []string{"-db", filepath.Join(dir, "inproc.db"), "-ssh-config", conf}); err != nil {
+		b.Fatal(err)
+	}
+	a, err := openApp(context.Background(), cfg, modeServe)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Close()
+	round := func(n int) {
+		var wg sync.WaitGroup
+		for sess := range sessions {
+			wg.Go(func() {
+				for i := sess; i < n; i += sessions {
+					j, err := a.submit(context.Background(), fmt.Sprintf("h%d", sess%hosts), jobs.Spec{Session: fmt.Sprintf("s%d", sess), Command: cmd})
+					if err == nil {
+						j, err = a.eng.Wait(context.Background(), j.ID, jobs.WaitOptions{Timeout: 5 * time.Minute, Offset: -1})
+					}
+					if err != nil || j.State != jobs.StateSucceeded || j.OutputBytes != int64(each) {
+						b.Errorf("job: %v %v", j, err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+	round(sessions)
+	time.Sleep(time.Second)
+	before := runtime.NumGoroutine()
+	var after int
+	b.ResetTimer()
+	for range b.N {
+		round(total)
+	}
+	b.StopTimer()
+	deadline := time.Now().Add(10 * time.Second)
+	for after = runtime.NumGoroutine(); after != before && time.Now().Before(deadline); after = runtime.NumGoroutine() {
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.ReportMetric(float64(before), "goroutines-before")
+	b.ReportMetric(float64(after-before), "goroutines-left")
+}
