@@ -42,7 +42,19 @@ func BenchmarkOutputInProcess(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				j, err = a.eng.Wait(context.Background(), j.ID, jobs.WaitOptions{Timeout: 5 * time.Minute, Offset: -1})
+				start := time.Now()
+				var first, all time.Duration
+				j, err = a.eng.Wait(context.Background(), j.ID, jobs.WaitOptions{Timeout: 5 * time.Minute, Offset: -1, Progress: func(j *jobs.Job) {
+					if first == 0 && j.OutputBytes > 0 {
+						first = time.Since(start)
+					}
+					if all == 0 && j.OutputBytes == n {
+						all = time.Since(start)
+					}
+				}})
+				b.ReportMetric(first.Seconds(), "first-output-s")
+				b.ReportMetric(all.Seconds(), "all-output-s")
+				b.ReportMetric(time.Since(start).Seconds(), "final-s")
 				if err != nil || j.State != jobs.StateSucceeded || j.OutputBytes != n {
 					b.Fatalf("%v %v %d", j.State, err, j.OutputBytes)
 				}
