@@ -329,6 +329,8 @@ type Store interface {
 	// Past maxJobOutput bytes stored for a job (0: no cap), it keeps the first
 	// half exactly and the most recent output (at least the other half, and
 	// at most one chunk more) and records the gap (GapStart, GapEnd).
+	// It keeps no reference to a chunk's Data once it returns: the engine
+	// reuses the buffers.
 	AppendOutput(ctx context.Context, chunks []Chunk, maxJobOutput int64) error
 	// ReadOutput returns up to limit bytes of a job's output from offset,
 	// contiguous: a read stops at the cap's gap or at a Lost hole, and one

@@ -15,8 +15,11 @@ const (
 	maxChunk = 256 << 10
 	// maxPending is how much output may wait for a commit before writers
 	// block: past it the store cannot keep up, and slowing the SSH reader
-	// (which slows the remote through TCP) beats growing without bound.
-	maxPending = 32 << 20
+	// (which slows the remote through TCP) beats growing without bound. It
+	// bounds the process's memory: a batch being committed plus the next one
+	// filling is at most twice this, and a few MiB keep SQLite's commits
+	// large enough (more buys no throughput: BenchmarkTable's output rows).
+	maxPending = 4 << 20
 )
 
 // outputWriter is the one goroutine that commits the output of all running
@@ -69,9 +72,9 @@ func (w *outputWriter) append(id string, off int64, p []byte) {
 		w.mu.Lock()
 	}
 	if i, ok := w.last[id]; ok && w.pending[i].Offset+int64(len(w.pending[i].Data)) == off && len(w.pending[i].Data)+len(p) <= maxChunk {
-		w.pending[i].Data = append(w.pending[i].Data, p...)
+		w.pending[i].Data = appendChunk(w.pending[i].Data, p)
 	} else {
-		w.pending = append(w.pending, Chunk{JobID: id, Offset: off, Data: append([]byte(nil), p...), At: time.Now()})
+		w.pending = append(w.pending, Chunk{JobID: id, Offset: off, Data: appendChunk(nil, p), At: time.Now()})
 		w.last[id] = len(w.pending) - 1
 	}
 	w.bytes += len(p)
@@ -84,6 +87,37 @@ func (w *outputWriter) append(id string, off int64, p []byte) {
 		w.commit()
 	case full:
 		w.signal()
+	}
+}
+
+// A job's chunk starts as an exact copy of its first write (most jobs print
+// little); once it grows past pooledFrom it moves to a maxChunk buffer
+// from chunkBufs, which takes the job's later writes without reallocating
+// and is recycled once committed. A job streaming output thus costs no
+// garbage per write, where growing by append costs several times its
+// output.
+const pooledFrom = 16 << 10
+
+var chunkBufs = sync.Pool{New: func() any { return new([maxChunk]byte) }}
+
+// appendChunk appends p to a chunk's data; len(data)+len(p) <= maxChunk.
+func appendChunk(data, p []byte) []byte {
+	if len(data)+len(p) <= cap(data) || len(data)+len(p) < pooledFrom {
+		if data == nil {
+			return append([]byte(nil), p...)
+		}
+		return append(data, p...)
+	}
+	buf := chunkBufs.Get().(*[maxChunk]byte)[:0]
+	buf = append(append(buf, data...), p...)
+	putChunkBuf(data)
+	return buf
+}
+
+// putChunkBuf recycles data if it is a chunkBufs buffer.
+func putChunkBuf(data []byte) {
+	if cap(data) == maxChunk {
+		chunkBufs.Put((*[maxChunk]byte)(data[:maxChunk]))
 	}
 }
 
@@ -142,6 +176,13 @@ func (w *outputWriter) commit() {
 			requeue = w.appendEach(batch)
 		} else {
 			w.recorded(batch)
+		}
+	}
+
+	if len(requeue) == 0 {
+		// Stored (the store keeps no reference): the buffers serve again.
+		for _, c := range batch {
+			putChunkBuf(c.Data)
 		}
 	}
 

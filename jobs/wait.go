@@ -5,9 +5,15 @@ import (
 	"time"
 )
 
-// remotePoll is how often a waiter re-reads a job that another process runs:
-// only that process can wake it in memory.
-const remotePoll = 250 * time.Millisecond
+// A waiter re-reads a job that another process runs, since only that
+// process can wake it in memory: first after remotePollMin, then twice as
+// long each time up to remotePoll. A short job run by the daemon for the CLI
+// ends within milliseconds, and a read costs tens of microseconds; a long
+// one is read four times a second.
+const (
+	remotePollMin = 2 * time.Millisecond
+	remotePoll    = 250 * time.Millisecond
+)
 
 // WaitOptions says when Wait returns. It always returns when the job is
 // final, and, unless told otherwise, when it waits for input.
@@ -40,8 +46,9 @@ func (e *Engine) Wait(ctx context.Context, id string, opts WaitOptions) (*Job, e
 	// Reads are quick and answer even for a caller that gave up: it learns
 	// where the job stands.
 	rctx := context.WithoutCancel(ctx)
+	poll := remotePollMin
 	for {
-		j, next, err := e.waitOnce(ctx, rctx, id, opts, deadline.C)
+		j, next, err := e.waitOnce(ctx, rctx, id, opts, deadline.C, &poll)
 		if j != nil || err != nil || !next {
 			return j, err
 		}
@@ -61,7 +68,7 @@ func (e *Engine) unrecordedEnd(j *Job) error {
 
 // waitOnce is one round of Wait: it returns the job when Wait is done, or
 // next to look again. The watch entry it takes is released on return.
-func (e *Engine) waitOnce(ctx, rctx context.Context, id string, opts WaitOptions, deadline <-chan time.Time) (*Job, bool, error) {
+func (e *Engine) waitOnce(ctx, rctx context.Context, id string, opts WaitOptions, deadline <-chan time.Time, pollEvery *time.Duration) (*Job, bool, error) {
 	changed, done := e.watch.wait(id)
 	defer done()
 	j, err := e.store.Get(rctx, id)
@@ -82,7 +89,10 @@ func (e *Engine) waitOnce(ctx, rctx context.Context, id string, opts WaitOptions
 	}
 	var poll <-chan time.Time
 	if j.Owner != e.cfg.Owner {
-		poll = time.After(remotePoll)
+		t := time.NewTimer(*pollEvery)
+		defer t.Stop()
+		poll = t.C
+		*pollEvery = min(2**pollEvery, remotePoll)
 	}
 	select {
 	case <-changed:

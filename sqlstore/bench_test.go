@@ -122,3 +122,23 @@ func BenchmarkAppendOutput(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkOpen opens an existing, up-to-date database, as every CLI command
+// does (sshjobs run through the daemon opens it to follow the job).
+//
+//	go test -run '^$' -bench BenchmarkOpen ./sqlstore/
+func BenchmarkOpen(b *testing.B) {
+	path := b.TempDir() + "/sshjobs.db"
+	db, err := Open(context.Background(), path, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	db.Close()
+	for b.Loop() {
+		db, err := Open(context.Background(), path, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		db.Close()
+	}
+}

@@ -128,7 +128,8 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 	// Check the file through a read-only connection first: the writer's
 	// pragmas (journal_mode=WAL) would already change a file we must refuse.
-	if err := check(ctx, path, opts, latest); err != nil {
+	current, err := check(ctx, path, opts, latest)
+	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 
@@ -151,6 +152,12 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	w.SetConnMaxIdleTime(0)
 	w.SetConnMaxLifetime(0)
 	db := &DB{path: path, w: w}
+	// Up to date (every open but the first of each version): no write
+	// transaction, which would wait for the write lock of a daemon
+	// committing output.
+	if current {
+		files = nil
+	}
 	if err := db.migrate(ctx, files); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
@@ -229,16 +236,17 @@ func createPrivate(path string) error {
 var sqliteHeader = []byte("SQLite format 3\x00")
 
 // check makes sure the file at path is empty or an sshjobs database that this
-// binary can migrate, without writing to it.
-func check(ctx context.Context, path string, opts Options, latest int) error {
+// binary can migrate, without writing to it, and says whether it is already
+// at the latest schema (nothing to migrate).
+func check(ctx context.Context, path string, opts Options, latest int) (current bool, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return false, err
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return err
+		return false, err
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
@@ -246,27 +254,27 @@ func check(ctx context.Context, path string, opts Options, latest int) error {
 		if fi.IsDir() {
 			what = "a folder"
 		}
-		return fmt.Errorf("%w: it is %s", ErrNotSQLite, what)
+		return false, fmt.Errorf("%w: it is %s", ErrNotSQLite, what)
 	}
 	head := make([]byte, 100)
 	n, err := io.ReadFull(f, head)
 	f.Close()
 	switch {
 	case err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF):
-		return err
+		return false, err
 	case n == 0:
 		// New, or a WAL database whose first commit was never checkpointed:
 		// SQLite knows which.
 	case err != nil:
-		return fmt.Errorf("%w: the file is only %d bytes long", ErrNotSQLite, n)
+		return false, fmt.Errorf("%w: the file is only %d bytes long", ErrNotSQLite, n)
 	case !bytes.Equal(head[:len(sqliteHeader)], sqliteHeader):
-		return fmt.Errorf("%w: the file does not start with the SQLite header", ErrNotSQLite)
+		return false, fmt.Errorf("%w: the file does not start with the SQLite header", ErrNotSQLite)
 	}
 
 	busy := strconv.FormatInt(opts.BusyTimeout.Milliseconds(), 10)
 	db, err := sql.Open("sqlite", dsn(path, "mode=ro", "_pragma=busy_timeout("+busy+")"))
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer db.Close()
 	var appID, version int
@@ -301,27 +309,27 @@ func check(ctx context.Context, path string, opts Options, latest int) error {
 	}()
 	if err != nil {
 		if ctx.Err() != nil {
-			return err
+			return false, err
 		}
-		return fmt.Errorf("%w: %w", ErrNotSQLite, err)
+		return false, fmt.Errorf("%w: %w", ErrNotSQLite, err)
 	}
 
 	switch {
 	case appID == 0 && version == 0 && len(tables) == 0:
-		return nil // empty: ours to set up
+		return false, nil // empty: ours to set up
 	case appID != applicationID:
 		if len(tables) > 8 {
 			tables = append(tables[:8], "...")
 		}
-		return fmt.Errorf("%w: it belongs to another program (application_id %#x, user_version %d, tables: %s); refusing to change it",
+		return false, fmt.Errorf("%w: it belongs to another program (application_id %#x, user_version %d, tables: %s); refusing to change it",
 			ErrForeign, appID, version, strings.Join(tables, ", "))
 	case version > latest:
-		return fmt.Errorf("database schema version %d is newer than this sshjobs (%d): %w",
+		return false, fmt.Errorf("database schema version %d is newer than this sshjobs (%d): %w",
 			version, latest, ErrTooNew)
 	case version > 0 && !slices.Contains(tables, "jobs"):
-		return fmt.Errorf("%w: it is marked as sshjobs' (schema version %d) but has no jobs table", ErrForeign, version)
+		return false, fmt.Errorf("%w: it is marked as sshjobs' (schema version %d) but has no jobs table", ErrForeign, version)
 	}
-	return nil
+	return version == latest, nil
 }
 
 // SchemaVersion is the schema this binary migrates databases to: the number

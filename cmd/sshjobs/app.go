@@ -42,6 +42,11 @@ type app struct {
 	// master is the master password creds was opened with.
 	master string
 
+	// stopRelease stops releaseMemory (memory.go); released is closed when
+	// it has returned.
+	stopRelease context.CancelFunc
+	released    chan struct{}
+
 	mu sync.Mutex // protects the fields below
 	// credStores are the credential stores of the clients' other master
 	// passwords (credsFor).
@@ -114,12 +119,25 @@ func openApp(ctx context.Context, cfg config, m mode) (*app, error) {
 			return nil, err
 		}
 	}
+	if m == modeServe {
+		var rctx context.Context
+		rctx, a.stopRelease = context.WithCancel(context.Background())
+		a.released = make(chan struct{})
+		go func() {
+			defer close(a.released)
+			releaseMemory(rctx)
+		}()
+	}
 	return a, nil
 }
 
 // Close stops the engine (running shell jobs end lost, queued ones wait for
 // the next process), closes the connections and the database.
 func (a *app) Close() error {
+	if a.stopRelease != nil {
+		a.stopRelease()
+		<-a.released
+	}
 	err := a.eng.Close()
 	a.pool.Close()
 	return errors.Join(err, a.db.Close())

@@ -33,24 +33,22 @@ func cmdRun(ctx context.Context, stopSignals func(), args []string, stdout, stde
 	if len(rest) > 0 && rest[0] == "--" {
 		rest = rest[1:]
 	}
-	// Through the daemon, this process only submits, follows and cancels:
-	// the daemon runs the job on its warm connection and shell.
-	mode := modeRun
-	if !*noDaemon {
-		mode = modeRead
-	}
-	a, err := openApp(ctx, cfg, mode)
-	if err != nil {
-		return 0, err
-	}
-	defer a.Close()
 	// Like ssh, the words after the host are joined into one command line.
 	spec := jobs.Spec{Session: *session, Command: strings.Join(rest, " "), KillAfter: *killAfter, Detached: *detach, Sudo: *sudo}
+	var a *app
 	var j *jobs.Job
+	var err error
 	if *noDaemon {
-		j, err = a.submit(ctx, host, spec)
+		if a, err = openApp(ctx, cfg, modeRun); err == nil {
+			j, err = a.submit(ctx, host, spec)
+		}
 	} else {
-		j, err = submitToDaemon(ctx, cfg, daemonArgs(fs), host, spec, stderr)
+		// Through the daemon, this process only submits, follows and
+		// cancels: the daemon runs the job on its warm connection and shell.
+		a, j, err = submitAndOpen(ctx, cfg, daemonArgs(fs), host, spec, stderr)
+	}
+	if a != nil {
+		defer a.Close()
 	}
 	if err != nil {
 		return 0, err
@@ -94,6 +92,36 @@ func cmdRun(ctx context.Context, stopSignals func(), args []string, stdout, stde
 		return 0, fmt.Errorf("job %s ended %s%s, but %d bytes of its output could not be stored", j.ID, j.State, exitSuffix(j), j.OutputLost)
 	}
 	return exitCode(j), nil
+}
+
+// submitAndOpen submits the job through the daemon and opens the database
+// (to follow the job) at the same time: the open, a few milliseconds of
+// SQLite, overlaps the daemon's round trips. A database that does not exist
+// yet is created by this process first, before it starts the daemon.
+func submitAndOpen(ctx context.Context, cfg config, args []string, host string, spec jobs.Spec, warn io.Writer) (*app, *jobs.Job, error) {
+	if fi, err := os.Stat(cfg.DB); err != nil || fi.Size() == 0 {
+		a, err := openApp(ctx, cfg, modeRead)
+		if err != nil {
+			return nil, nil, err
+		}
+		j, err := submitToDaemon(ctx, cfg, args, host, spec, warn)
+		return a, j, err
+	}
+	type opened struct {
+		a   *app
+		err error
+	}
+	openc := make(chan opened, 1)
+	go func() {
+		a, err := openApp(ctx, cfg, modeRead)
+		openc <- opened{a, err}
+	}()
+	j, err := submitToDaemon(ctx, cfg, args, host, spec, warn)
+	o := <-openc
+	if o.err != nil && err == nil {
+		err = fmt.Errorf("job %s runs in the daemon, but cannot be followed here: %w", j.ID, o.err)
+	}
+	return o.a, j, err
 }
 
 // exitCode maps a final job to a process exit code the way ssh does: the

@@ -47,12 +47,15 @@ type Cleaner struct {
 	cr        bool // a bare CR was seen: the next text rewrites the line
 
 	out []byte
+	// outHint is the most Write can return: the first line emitted sizes
+	// out for all of it, instead of growing it line by line.
+	outHint int
 }
 
 // Write cleans p and returns the clean bytes that are final now: whole lines,
 // and parts of very long lines. The returned slice is the caller's.
 func (c *Cleaner) Write(p []byte) []byte {
-	c.out = nil
+	c.out, c.outHint = nil, len(p)+len(c.line)+1
 	for _, b := range p {
 		c.feed(b)
 	}
@@ -247,6 +250,9 @@ func (c *Cleaner) ground(b byte) {
 func (c *Cleaner) control(b byte) {
 	switch b {
 	case '\n':
+		if c.out == nil {
+			c.out = make([]byte, 0, max(c.outHint, len(c.line)+1))
+		}
 		c.out = append(c.out, c.line...)
 		c.out = append(c.out, '\n')
 		c.line, c.committed, c.cr = c.line[:0], false, false

@@ -77,8 +77,11 @@ func envOverrides(getenv func(string) string, alias string, warn func(string)) (
 		if err := checkChars(name, v); err != nil {
 			return o, err
 		}
-		if strings.ContainsAny(v, badUserChars+"@") {
-			return o, fmt.Errorf("%s: contains one of %s@", name, badUserChars)
+		if strings.Contains(v, "@") {
+			return o, fmt.Errorf("%s: contains @", name)
+		}
+		if err := checkUser(v); err != nil {
+			return o, fmt.Errorf("%s: %w", name, err)
 		}
 		o.user = v
 	}

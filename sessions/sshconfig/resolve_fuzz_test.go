@@ -10,7 +10,7 @@ import (
 // to a ProxyCommand's shell, and parse the same way again.
 func FuzzParseTarget(f *testing.F) {
 	for _, s := range []string{"web", "root@web:2222", "[::1]:22", "u@[fe80::1%eth0]:22", "::1",
-		"-oProxyCommand=x", "a@-b", "ssh://u@h:1/", "a b", "a\x00b", "h:65536", "[x]:", "@", "a@b@c"} {
+		"-oProxyCommand=x", "a@-b", "a\\@b", `D\u@b`, "m$@b", "ssh://u@h:1/", "a b", "a\x00b", "h:65536", "[x]:", "@", "a@b@c"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -21,10 +21,12 @@ func FuzzParseTarget(f *testing.F) {
 		if tg.Host == "" || strings.HasPrefix(tg.Host, "-") || strings.HasPrefix(tg.User, "-") {
 			t.Fatalf("parseTarget(%q) = %+v: empty or option-like part", s, tg)
 		}
-		for _, part := range []string{tg.Host, tg.User} {
-			if strings.ContainsAny(part, " \t\r\n\x00;&|`$<>()'\"\\") {
-				t.Fatalf("parseTarget(%q) = %+v: unsafe character", s, tg)
-			}
+		// A user may hold $ and \ (Windows accounts: DOMAIN\user, HOST$), as
+		// OpenSSH's valid_ruser allows, but never at the end a backslash
+		// that would escape what follows it in a ProxyCommand.
+		if strings.ContainsAny(tg.Host, " \t\r\n\x00;&|`$<>()'\"\\") ||
+			strings.ContainsAny(tg.User, " \t\r\n\x00;&|`<>()'\":/") || strings.HasSuffix(tg.User, "\\") {
+			t.Fatalf("parseTarget(%q) = %+v: unsafe character", s, tg)
 		}
 		if tg.Port < 0 || tg.Port > 65535 {
 			t.Fatalf("parseTarget(%q): port %d", s, tg.Port)

@@ -49,8 +49,8 @@ func parseTarget(s string) (target, error) {
 		if strings.HasPrefix(t.User, "-") {
 			return t, fmt.Errorf("host %q: user must not start with '-'", s)
 		}
-		if strings.ContainsAny(t.User, badUserChars) {
-			return t, fmt.Errorf("host %q: user contains one of %s", s, badUserChars)
+		if err := checkUser(t.User); err != nil {
+			return t, fmt.Errorf("host %q: %w", s, err)
 		}
 	}
 	host, port, err := splitHostPort(rest)
@@ -62,6 +62,24 @@ func parseTarget(s string) (target, error) {
 	}
 	t.Host, t.Port = host, port
 	return t, nil
+}
+
+// checkUser applies the rest of OpenSSH's valid_ruser to a user name (no
+// leading '-', no whitespace: checkChars): none of badUserChars, and no
+// backslash at the end, which would escape what follows the name in a
+// ProxyCommand. It also refuses ':' and '/', which no system allows in a
+// user name and which would make "ssh://a:b/@h" read two ways.
+func checkUser(u string) error {
+	if strings.ContainsAny(u, badUserChars) {
+		return fmt.Errorf("user contains one of %s", badUserChars)
+	}
+	if strings.ContainsAny(u, ":/") {
+		return errors.New("user contains ':' or '/'")
+	}
+	if strings.HasSuffix(u, `\`) {
+		return errors.New("user ends in a backslash")
+	}
+	return nil
 }
 
 // splitHostPort accepts host, host:port, [host]:port, [host] and a bare IPv6

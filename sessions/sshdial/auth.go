@@ -601,10 +601,13 @@ func (a *authRun) keyboardInteractive(name, instruction string, questions []stri
 // "(user@host) Password:", "Enter password:". A qualifier such as "New",
 // "Current" or "LDAP" does not match: the first two are a password change,
 // the last may be another secret than the one we hold.
-var passwordPrompt = regexp.MustCompile(`(?i)^(\([^()]*\)\s*)?((enter|type)\s+(your\s+)?)?(\S+'s\s+)?password(\s+for\s+[^:]+)?\s*:?$`)
+// Compiled on first use: most processes never see a password prompt.
+var passwordPrompt = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)^(\([^()]*\)\s*)?((enter|type)\s+(your\s+)?)?(\S+'s\s+)?password(\s+for\s+[^:]+)?\s*:?$`)
+})
 
 func isPasswordPrompt(q string) bool {
-	return passwordPrompt.MatchString(strings.TrimSpace(q))
+	return passwordPrompt().MatchString(strings.TrimSpace(q))
 }
 
 // questionText is a server's question as quoted in an error: trimmed, and
