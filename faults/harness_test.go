@@ -186,7 +186,8 @@ func (c *client) waitFinal(id string, d time.Duration) *view {
 	}
 }
 
-// output reads a job's whole stored output, page by page.
+// output reads a job's whole stored output, page by page, passing over
+// holes.
 func (c *client) output(id string) []byte {
 	c.t.Helper()
 	var out []byte
@@ -195,7 +196,9 @@ func (c *client) output(id string) []byte {
 		args := map[string]any{"job_id": id, "offset": off, "max_output": 1 << 20}
 		res, _ := c.call("ssh_job", args)
 		v := c.decode("ssh_job", args, res)
-		out = append(out, v.Output...)
+		// The bytes of [offset, next_offset): a read that began in a hole
+		// (output that could not be stored) starts with a note saying so.
+		out = append(out, v.Output[len(v.Output)-int(v.NextOffset-v.Offset):]...)
 		if v.NextOffset <= off || v.NextOffset >= v.OutputBytes {
 			return out
 		}
