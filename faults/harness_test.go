@@ -133,10 +133,28 @@ const hangBound = 60 * time.Second
 // error fails the test.
 func (c *client) call(name string, args map[string]any) (*mcp.CallToolResult, time.Duration) {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), hangBound+waitOf(args))
+	limit := hangBound + waitOf(args)
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	t0 := time.Now()
-	res, err := c.cs.CallTool(ctx, &mcp.CallToolParams{Name: name, Arguments: args})
+	type answer struct {
+		res *mcp.CallToolResult
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		res, err := c.cs.CallTool(ctx, &mcp.CallToolParams{Name: name, Arguments: args})
+		done <- answer{res, err}
+	}()
+	var res *mcp.CallToolResult
+	var err error
+	select {
+	case a := <-done:
+		res, err = a.res, a.err
+	case <-time.After(limit + 5*time.Second):
+		// The client may wait for an answer past its context.
+		c.t.Fatalf("%s %v: no answer after %v: a hang", name, brief(args), time.Since(t0).Round(time.Millisecond))
+	}
 	d := time.Since(t0)
 	if err != nil {
 		c.t.Fatalf("%s %v: %v (after %v)", name, brief(args), err, d.Round(time.Millisecond))
