@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sshjobs/sshjobs/jobs"
+	"github.com/sshjobs/sshjobs/sessions/sshconfig"
 )
 
 // Detached jobs (docs/DESIGN.md, "Detached jobs"). A detached job is launched from
@@ -120,14 +121,54 @@ func (e *Executor) runDetached(ctx context.Context, j *jobs.Job, t jobs.Task) jo
 // (jobs.Reattacher), from the output offset the job has stored.
 func (e *Executor) Reattach(ctx context.Context, j *jobs.Job, t jobs.Task) jobs.Result {
 	ctx = jobEnv(ctx, j)
-	att, err := parseAttach(j)
-	if err != nil {
-		return jobs.Result{State: jobs.StateLost, Error: "cannot re-attach: " + err.Error()}
-	}
 	h, err := e.destination(ctx, j)
 	if err != nil {
 		return jobs.Result{State: jobs.StateLost, Error: "cannot re-attach: " + err.Error()}
 	}
+	var att attachInfo
+	if j.Attach == "" && validJobID(j.ID) {
+		// The process that launched it died before recording the launch:
+		// the launcher may have started it all the same, and its spool
+		// folder, named after the job, says so.
+		if att, err = e.findLaunched(ctx, h, j); err != nil {
+			return jobs.Result{State: jobs.StateLost, Error: "cannot re-attach: " + err.Error()}
+		}
+		t.Started(jobs.Start{Attach: att.String()})
+	} else if att, err = parseAttach(j); err != nil {
+		return jobs.Result{State: jobs.StateLost, Error: "cannot re-attach: " + err.Error()}
+	}
 	e.log.Info("re-attaching detached job", "job", j.ID, "host", h.Key(), "pid", att.PID, "offset", j.OutputBytes)
 	return newFollower(e, h, j, t, att).follow(ctx)
+}
+
+// findLaunched looks on h for the spool folder of detached job j, which has
+// no attach data, and returns what its launcher would have reported: the
+// folder and the pid file of the process (waiting for it as the launcher
+// does, in case the launcher was cut off just before it appeared).
+func (e *Executor) findLaunched(ctx context.Context, h *sshconfig.Host, j *jobs.Job) (attachInfo, error) {
+	c, err := e.pool.acquire(ctx, h)
+	if err != nil {
+		return attachInfo{}, fmt.Errorf("job %s has no attach data, and its spool folder cannot be looked for: connect %s: %w", j.ID, h.Key(), err)
+	}
+	defer e.pool.release(c)
+	lines, err := execReportWithin(ctx, c, launchTimeout, findSpoolScript, e.cfg.SpoolDir, j.ID)
+	if err != nil {
+		return attachInfo{}, fmt.Errorf("job %s has no attach data: looking for its spool folder: %w", j.ID, err)
+	}
+	// Back into the launcher's report form.
+	var b strings.Builder
+	for _, l := range lines {
+		if l[0] == "none" {
+			return attachInfo{}, fmt.Errorf("job %s was never launched (no attach data, no spool folder on %s)", j.ID, h.Key())
+		}
+		fmt.Fprintf(&b, "n %s\n", strings.Join(l, " "))
+	}
+	att, err := parseLaunch("n", b.String())
+	if err == nil {
+		err = att.check(j.ID)
+	}
+	if err != nil {
+		return attachInfo{}, fmt.Errorf("job %s has no attach data, and its spool folder on %s: %w", j.ID, h.Key(), err)
+	}
+	return att, nil
 }

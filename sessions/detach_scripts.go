@@ -123,6 +123,19 @@ var orphanScript = oneLine(
 	`true`,
 )
 
+// findSpoolScript looks for one job's spool folder: sh -c FIND sj NONCE BASE
+// JOB_ID (BASE as for orphanScript). It prints NONCE none without one;
+// otherwise it waits, as the launcher does, up to 10 s for the pid file and
+// prints NONCE ok PATH and NONCE pid PID PGID START, or NONCE nostart PATH.
+var findSpoolScript = oneLine(
+	`n=$1 d=$2 j=$3`,
+	`[ -n "$d" ] || d=${XDG_CACHE_HOME:-$HOME/.cache}/sshjobs`,
+	`case $d in "~") d=$HOME;; "~/"*) d=$HOME/${d#"~/"};; /*) ;; *) d=$HOME/$d;; esac`,
+	`cd -- "$d/$j" 2>/dev/null || { echo "$n none"; exit 0; }`,
+	`i=0; until [ -f pid ] || [ "$i" -ge 200 ]; do sleep 0.05 2> /dev/null || sleep 1; i=$((i+1)); done`,
+	`if [ -f pid ]; then echo "$n ok $(pwd -P)"; echo "$n pid $(cat pid)"; else echo "$n nostart $(pwd -P)"; fi`,
+)
+
 // oneLine joins complete shell commands into one line.
 func oneLine(cmds ...string) string { return strings.Join(cmds, "; ") }
 

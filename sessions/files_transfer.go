@@ -68,6 +68,10 @@ func (f *Files) Upload(ctx context.Context, req TransferRequest) (*TransferResul
 		return nil, f.fail("upload", req.Remote, err)
 	}
 	res := &TransferResult{}
+	if !fi.IsDir() && !fi.Mode().IsRegular() {
+		// A FIFO would block the copy for good, a device never end.
+		return nil, fmt.Errorf("upload %s: not a regular file (%s)", local, typeOf(fi))
+	}
 	if !fi.IsDir() {
 		if rfi, err := f.sftp.Stat(remote); err == nil && rfi.IsDir() {
 			remote = path.Join(remote, filepath.Base(local))
@@ -186,6 +190,10 @@ func (f *Files) Download(ctx context.Context, req TransferRequest) (*TransferRes
 		return nil, err
 	}
 	res := &TransferResult{}
+	if !rfi.IsDir() && !rfi.Mode().IsRegular() {
+		// A FIFO would block the copy for good, a device never end.
+		return nil, f.fail("download", remote, fmt.Errorf("not a regular file (%s)", typeOf(rfi)))
+	}
 	if !rfi.IsDir() {
 		if lfi, err := os.Stat(local); err == nil && lfi.IsDir() {
 			local = filepath.Join(local, path.Base(remote))

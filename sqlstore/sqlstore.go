@@ -43,6 +43,9 @@ var (
 	ErrForeign = errors.New("not an sshjobs database")
 	// ErrNotSQLite: the file is not an SQLite database, or it is damaged.
 	ErrNotSQLite = errors.New("not a readable SQLite database")
+	// ErrReadOnly: the database's folder cannot be written (a read-only
+	// file system or no permission), which SQLite needs even to read it.
+	ErrReadOnly = errors.New("the database's folder is read-only")
 	// ErrTooNew: the database was migrated by a newer sshjobs. The text is
 	// the end of the sentence that explains it.
 	ErrTooNew = errors.New("upgrade sshjobs")
@@ -120,6 +123,9 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 	path = abs
 	if err := createPrivate(path); err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	if err := writableDir(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	latest, files, err := migrationFiles()

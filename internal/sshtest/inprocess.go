@@ -94,7 +94,7 @@ func StartInProcess(t testing.TB, o Options) *Server {
 		cfg.AddHostKey(cs)
 	}
 
-	if s.ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+	if s.ln, err = net.Listen("tcp", net.JoinHostPort(s.Host, "0")); err != nil {
 		t.Fatalf("sshtest: %v", err)
 	}
 	s.Port = s.ln.Addr().(*net.TCPAddr).Port

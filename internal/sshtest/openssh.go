@@ -99,12 +99,12 @@ func StartOpenSSH(t testing.TB, o Options) *Server {
 	// The port is picked by binding :0 and closing it, so another process can take
 	// it before sshd binds; then sshd exits and we try another.
 	for attempt := 1; ; attempt++ {
-		s.Port = freePort(t)
+		s.Port = freePort(t, s.Host)
 		cfg := filepath.Join(s.Dir, "sshd_config")
 		if err := os.WriteFile(cfg, []byte(s.sshdConfig(hostKeyFile)), 0o600); err != nil {
 			t.Fatalf("sshtest: %v", err)
 		}
-		p, err := startSSHD(cfg, s.Port)
+		p, err := startSSHD(cfg, s.Host, s.Port)
 		if err == nil {
 			s.sshd = p
 			break
@@ -146,7 +146,7 @@ func (s *Server) sshdConfig(hostKeyFile string) string {
 	if s.opts.MaxAuthTries > 0 {
 		fmt.Fprintf(&b, "MaxAuthTries %d\n", s.opts.MaxAuthTries)
 	}
-	fmt.Fprintf(&b, `ListenAddress 127.0.0.1
+	fmt.Fprintf(&b, `ListenAddress %s
 Port %d
 HostKey %s
 AuthorizedKeysFile %s
@@ -165,7 +165,7 @@ LogLevel ERROR
 MaxStartups 200
 MaxSessions %d
 Subsystem sftp internal-sftp -d %s
-`, s.Port, hostKeyFile, filepath.Join(s.Dir, "authorized_keys"), s.opts.maxSessions(), s.sftpHome())
+`, s.Host, s.Port, hostKeyFile, filepath.Join(s.Dir, "authorized_keys"), s.opts.maxSessions(), s.sftpHome())
 	// No AcceptEnv line: sshd then accepts no "env" requests, unlike the
 	// in-process server, which accepts them all.
 	if s.HostCert != nil {
@@ -223,8 +223,8 @@ exec %[1]s -l
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
-func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func freePort(t testing.TB, host string) int {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Fatalf("sshtest: %v", err)
 	}
@@ -259,7 +259,7 @@ func penaltyArgs(cfg string) []string {
 	return penalties.args
 }
 
-func startSSHD(cfg string, port int) (*sshdProc, error) {
+func startSSHD(cfg, host string, port int) (*sshdProc, error) {
 	p := &sshdProc{exited: make(chan struct{})}
 	// sshd re-executes itself per connection, which is why the path is absolute.
 	p.cmd = exec.Command(sshdPath, append([]string{"-D", "-e", "-f", cfg}, penaltyArgs(cfg)...)...)
@@ -273,7 +273,7 @@ func startSSHD(cfg string, port int) (*sshdProc, error) {
 	}
 	go func() { p.cmd.Wait(); close(p.exited) }()
 
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		select {
 		case <-p.exited:

@@ -122,6 +122,11 @@ type Options struct {
 	// session ends with exit status 0 when Serve returns. In-process only;
 	// for openssh, give a ForceCommand in SSHDConfig.
 	Serve func(rw io.ReadWriter, command string)
+	// ListenAddress is the IPv4 address sshd listens on instead of
+	// 127.0.0.1 (openssh only), e.g. a veth address in a network namespace
+	// the test created and starts the server from (see faults). The
+	// in-process server listens there too.
+	ListenAddress string
 }
 
 // Addr returns "127.0.0.1:PORT".
@@ -230,7 +235,7 @@ func newServer(t testing.TB, kind Kind, o Options) (*Server, ed25519.PrivateKey)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	s := &Server{
-		Kind: kind, Host: "127.0.0.1", User: u.Username, Dir: dir,
+		Kind: kind, Host: o.listenAddress(), User: u.Username, Dir: dir,
 		KeyFile:    filepath.Join(dir, "id_ed25519"),
 		KnownHosts: filepath.Join(dir, "known_hosts"),
 		SSHConfig:  filepath.Join(dir, "ssh_config"),
@@ -364,6 +369,13 @@ func passwdShell(name string) string {
 		}
 	}
 	return ""
+}
+
+func (o Options) listenAddress() string {
+	if o.ListenAddress != "" {
+		return o.ListenAddress
+	}
+	return "127.0.0.1"
 }
 
 func (o Options) maxSessions() int {

@@ -1,0 +1,57 @@
+package faults
+
+import (
+	"database/sql"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/sshjobs/sshjobs/internal/sshtest"
+)
+
+// TestReattachWithoutAttachData: sshjobs killed after a detached job's
+// launcher started it but before the job's attach data was committed (a
+// window the SIGKILL test hits) leaves a running detached job with no attach
+// data. The next process finds the job's spool folder by its id, records it
+// and follows the job to its end, byte-exact, rather than ending it lost
+// while it runs on.
+func TestReattachWithoutAttachData(t *testing.T) {
+	srv := sshtest.StartOpenSSH(t, sshtest.Options{})
+	db := filepath.Join(t.TempDir(), "sshjobs.db")
+	env := serverEnv(srv, db)
+	gate := filepath.Join(t.TempDir(), "gate")
+	c := start(t, env, nil)
+	want := append(lines("x", 1, 1000), lines("y", 1, 1000)...)
+	d := c.job("ssh_run", map[string]any{"host": srv.Alias, "detach": true, "timeout_s": 0,
+		"command": seqCmd("x", 1, 1000) + "; until [ -e " + gate + " ]; do sleep 0.1; done; " + seqCmd("y", 1, 1000)})
+	for {
+		v := c.job("ssh_job", map[string]any{"job_id": d.JobID, "wait_s": 5, "offset": 1, "max_output": 0})
+		if v.OutputBytes > 0 {
+			break
+		}
+		if v.final() {
+			t.Fatalf("detached job: %+v", v)
+		}
+	}
+	c.kill()
+	// What a process killed just before recording the launch leaves.
+	raw, err := sql.Open("sqlite", "file:"+db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := raw.Exec("UPDATE jobs SET attach = '' WHERE id = ?", d.JobID); err != nil {
+		t.Fatal(err)
+	} else if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("cleared attach of %d rows", n)
+	}
+	raw.Close()
+
+	c = start(t, env, nil)
+	if err := os.WriteFile(gate, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	v := c.waitFinal(d.JobID, 60e9)
+	if got := c.output(d.JobID); v.State != "succeeded" || string(got) != string(want) {
+		t.Fatalf("detached job after a restart without attach data: %s (%s), %d of %d bytes", v.State, v.Error, len(got), len(want))
+	}
+}
