@@ -75,6 +75,7 @@ func (e *Engine) cancelQueued(ctx context.Context, id string) (*Job, error) {
 	}
 	e.mu.Lock()
 	delete(e.input, id)
+	delete(e.term, id)
 	e.mu.Unlock()
 	e.watch.changed(id)
 	return j, nil

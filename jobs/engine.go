@@ -153,6 +153,7 @@ type Engine struct {
 	running map[string]*task
 	owned   map[string]*ownership              // by job id, for each running task
 	input   map[string][]byte                  // Spec.Input of jobs not yet started
+	term    map[string][2]int                  // Spec.Cols and Rows of jobs not yet started
 	endErr  map[string]error                   // jobs that ended but whose end is not recorded, and why
 	inline  map[string]context.CancelCauseFunc // RunInline operations running, by job id
 	closed  bool
@@ -178,6 +179,7 @@ func New(cfg Config) (*Engine, error) {
 		running: map[string]*task{},
 		owned:   map[string]*ownership{},
 		input:   map[string][]byte{},
+		term:    map[string][2]int{},
 		endErr:  map[string]error{},
 		inline:  map[string]context.CancelCauseFunc{},
 		self: OwnerInfo{ID: cfg.Owner, Hostname: hostname(), PID: os.Getpid(),
@@ -251,6 +253,10 @@ type Spec struct {
 	// Input is typed into the job's terminal right after it starts. It is
 	// kept in memory only: a job adopted by another process starts without it.
 	Input []byte
+	// Cols and Rows, when set, give the job a terminal of that size and a
+	// real terminal type, for full-screen programs (Job.Cols). Zero: the
+	// session's terminal.
+	Cols, Rows int
 }
 
 // DefaultSession is the session a job runs in when none is named.
@@ -273,6 +279,11 @@ func (s *Spec) validate() error {
 		return fmt.Errorf("%w: host is required", ErrBadInput)
 	case s.KillAfter < 0:
 		return fmt.Errorf("%w: kill_after must not be negative", ErrBadInput)
+	case s.Detached && (s.Cols != 0 || s.Rows != 0):
+		return fmt.Errorf("%w: a detached job runs without a terminal: cols and rows do not apply", ErrBadInput)
+	}
+	if err := validTerm(s.Cols, s.Rows); err != nil {
+		return err
 	}
 	if len(s.Session) > MaxSessionName {
 		return fmt.Errorf("%w: session name is longer than %d characters", ErrBadInput, MaxSessionName)
@@ -305,7 +316,7 @@ func (e *Engine) newJob(ctx context.Context, s Spec, state State) (*Job, error) 
 	j := &Job{
 		ID: id.String(), Host: s.Host, Target: s.Target, Destination: s.Destination, Session: s.Session,
 		Command: s.Command, Kind: s.Kind, Detached: s.Detached, Sudo: s.Sudo, KillAfter: s.KillAfter,
-		State: state, Owner: e.cfg.Owner, LeaseUntil: now.Add(e.cfg.Lease),
+		Cols: s.Cols, Rows: s.Rows, State: state, Owner: e.cfg.Owner, LeaseUntil: now.Add(e.cfg.Lease),
 		CreatedAt: now,
 	}
 	if state == StateRunning {
@@ -321,14 +332,18 @@ func (e *Engine) Enqueue(ctx context.Context, s Spec) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
+	e.mu.Lock()
 	if len(s.Input) > 0 {
-		e.mu.Lock()
 		e.input[j.ID] = s.Input
-		e.mu.Unlock()
 	}
+	if j.Cols != 0 || j.Rows != 0 {
+		e.term[j.ID] = [2]int{j.Cols, j.Rows}
+	}
+	e.mu.Unlock()
 	if err := e.store.Insert(ctx, j); err != nil {
 		e.mu.Lock()
 		delete(e.input, j.ID)
+		delete(e.term, j.ID)
 		e.mu.Unlock()
 		return nil, fmt.Errorf("enqueue job %s: %w", j.ID, err)
 	}

@@ -69,7 +69,8 @@ type ownership struct {
 // jobs this process still owns: a running detached job missing from them was
 // taken over by another process (shell jobs never are while they run here:
 // they stay ours even when ended lost), and the input kept for a queued job
-// that another process adopted, or that ended, is dropped.
+// that another process adopted, or that ended, is dropped (with its
+// terminal size).
 func (e *Engine) checkOwned(active []string) {
 	mine := func(id string) bool { _, ok := slices.BinarySearch(active, id); return ok }
 	var followed, inputs []string
@@ -81,6 +82,11 @@ func (e *Engine) checkOwned(active []string) {
 	}
 	for id := range e.input {
 		if !mine(id) {
+			inputs = append(inputs, id)
+		}
+	}
+	for id := range e.term {
+		if _, ok := e.input[id]; !ok && !mine(id) {
 			inputs = append(inputs, id)
 		}
 	}
@@ -97,6 +103,7 @@ func (e *Engine) checkOwned(active []string) {
 		if err == nil && (j.Owner != e.cfg.Owner || j.State.Final()) {
 			e.mu.Lock()
 			delete(e.input, id)
+			delete(e.term, id)
 			e.mu.Unlock()
 		}
 	}

@@ -97,6 +97,10 @@ func (e *Engine) runTask(t *task, runFn func(context.Context, *Job, Task) Result
 	e.owned[j.ID] = own
 	input := e.input[j.ID]
 	delete(e.input, j.ID)
+	if size, ok := e.term[j.ID]; ok {
+		j.Cols, j.Rows = size[0], size[1]
+		delete(e.term, j.ID)
+	}
 	e.mu.Unlock()
 	if input != nil {
 		t.control(Control{Input: input})

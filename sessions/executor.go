@@ -16,6 +16,7 @@ var (
 	_ jobs.Executor            = (*Executor)(nil)
 	_ jobs.DestinationResolver = (*Executor)(nil)
 	_ jobs.Reattacher          = (*Executor)(nil)
+	_ jobs.Screener            = (*Executor)(nil)
 )
 
 // ExecutorConfig configures an Executor. Zero fields take defaults.

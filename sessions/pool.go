@@ -94,6 +94,8 @@ type Pool struct {
 	closedIdle map[string]time.Time
 
 	paths pathLocks // writes to one remote path run one at a time (files.go)
+
+	screens screenBoard // the screens of the jobs running on its shells (screen.go)
 }
 
 // closedIdleKept bounds how long an idle close is remembered.

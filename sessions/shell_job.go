@@ -23,11 +23,17 @@ type jobRun struct {
 	// for it: a source may ask a person (MCP elicitation). Nil: none known.
 	secret func(ctx context.Context, kind sshdial.SecretKind) (string, bool, error)
 	logger *slog.Logger
+	// Cols and Rows: the terminal the job asked for (jobs.Job.Cols); zero:
+	// the session's.
+	Cols, Rows int
+	// screens is where the job's screen is reached (nil: nowhere).
+	screens *screenBoard
 }
 
 // jobRun returns what a shell on h needs to run j, with the pool's secrets.
 func (e *Executor) jobRun(h *sshconfig.Host, j *jobs.Job) jobRun {
-	jr := jobRun{ID: j.ID, Command: j.Command, Sudo: j.Sudo, SudoEnv: sudoSecretEnv(h.Alias), SudoTarget: StoreTarget(h), logger: e.log}
+	jr := jobRun{ID: j.ID, Command: j.Command, Sudo: j.Sudo, SudoEnv: sudoSecretEnv(h.Alias), SudoTarget: StoreTarget(h), logger: e.log,
+		Cols: j.Cols, Rows: j.Rows, screens: &e.pool.screens}
 	if sec := e.pool.cfg.Dialer.Secrets; sec != nil {
 		jr.secret = func(ctx context.Context, kind sshdial.SecretKind) (string, bool, error) {
 			return sec.Secret(ctx, h, kind)

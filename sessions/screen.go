@@ -1,0 +1,300 @@
+package sessions
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/charmbracelet/x/vt"
+
+	"github.com/sshjobs/sshjobs/jobs"
+)
+
+// A running shell job's screen: what its terminal shows, for full-screen
+// programs (less, vi, top) whose drawing the clean output cannot show.
+//
+// A terminal emulator (charmbracelet/x/vt) is costly on scrolling output: every
+// line feed at the bottom moves the whole screen's cells (about 1 MB at
+// 200x50), so feeding it every byte would cut a shell job's throughput by
+// far more than the 10% allowed (BenchmarkScreenThroughput). So a job keeps
+// only the last screenTail bytes of its raw output (a copy, cheap), and the
+// emulator exists only while someone watches: the first screen asked for
+// builds it from that tail, and it is then fed every byte until screenWatch
+// passes without another ask, when it is dropped. A full-screen program
+// redraws often and prints little, so its last screenTail bytes hold its
+// screen; scrolling output is exact from its last lines. State set before
+// the tail is lost, except the switch to the alternate screen, which is
+// looked for in what leaves the tail.
+const (
+	screenTail  = 64 << 10
+	screenWatch = time.Minute
+	// screenQuiet is how long output must be quiet, after it changed, for
+	// a screen asked to settle (ssh_input screen=true) to count as drawn.
+	screenQuiet = 300 * time.Millisecond
+)
+
+// The alternate screen's switches (DECSET 1049, 1047, 47), as programs send them.
+var altSwitches = [][]byte{[]byte("\x1b[?1049"), []byte("\x1b[?1047"), []byte("\x1b[?47")}
+
+// screen is one job's terminal. It is owned by the job's runner goroutine.
+type screen struct {
+	cols, rows int
+	tail       []byte // the last bytes of raw output, at most 2*screenTail
+	alt        string // the last alternate-screen switch that left the tail, or ""
+
+	emu          *vt.Emulator // nil while nobody watches
+	watchedUntil time.Time
+}
+
+func newScreen(cols, rows int) *screen { return &screen{cols: cols, rows: rows} }
+
+// write records raw output the job printed.
+func (s *screen) write(p []byte, now time.Time) {
+	if s.emu != nil {
+		if now.After(s.watchedUntil) {
+			s.drop()
+		} else {
+			s.emu.Write(p)
+		}
+	}
+	s.tail = append(s.tail, p...)
+	if len(s.tail) > 2*screenTail {
+		cut := len(s.tail) - screenTail
+		s.noteAlt(s.tail[:cut])
+		n := copy(s.tail, s.tail[cut:])
+		s.tail = s.tail[:n]
+	}
+}
+
+// noteAlt remembers the last alternate-screen switch in p, output leaving
+// the tail. Output without ESC (most of it) costs one IndexByte.
+func (s *screen) noteAlt(p []byte) {
+	if bytes.IndexByte(p, 0x1b) < 0 {
+		return
+	}
+	last := -1
+	for _, sw := range altSwitches {
+		i := bytes.LastIndex(p, sw)
+		if i < 0 || i <= last {
+			continue
+		}
+		j := i + len(sw)
+		if j < len(p) && (p[j] == 'h' || p[j] == 'l') {
+			last, s.alt = i, string(p[i:j+1])
+		}
+	}
+}
+
+// snapshot renders the screen, building the emulator if nobody watched, and
+// keeps it fed for screenWatch from now.
+func (s *screen) snapshot(now time.Time, mask func(string) string) *jobs.Screen {
+	if s.emu == nil {
+		s.emu = vt.NewEmulator(s.cols, s.rows)
+		// Lines scrolled off are not shown: keep one (0 keeps the default
+		// 10,000).
+		s.emu.SetScrollbackSize(1)
+		// The emulator answers a program's queries (cursor position,
+		// device attributes) on its input pipe, which blocks until read.
+		// The answers are dropped: the job's real terminal is the PTY.
+		go func(e *vt.Emulator) {
+			buf := make([]byte, 256)
+			for {
+				if _, err := e.Read(buf); err != nil {
+					return
+				}
+			}
+		}(s.emu)
+		if s.alt != "" {
+			s.emu.WriteString(s.alt)
+		}
+		s.emu.Write(s.tail)
+	}
+	s.watchedUntil = now.Add(screenWatch)
+
+	e := s.emu
+	sc := &jobs.Screen{Rows: s.rows, Cols: s.cols, Alternate: e.IsAltScreen()}
+	pos := e.CursorPosition()
+	sc.CursorRow, sc.CursorCol = pos.Y, pos.X
+	var line strings.Builder
+	for y := range s.rows {
+		line.Reset()
+		wide := false
+		for x := range s.cols {
+			c := e.CellAt(x, y)
+			switch {
+			case c == nil:
+				line.WriteByte(' ')
+			case c.Content == "" && c.Width == 0 && wide:
+				// The second column of a wide character.
+			case c.Content == "":
+				line.WriteByte(' ')
+			default:
+				line.WriteString(c.Content)
+			}
+			wide = c != nil && c.Width > 1
+		}
+		sc.Lines = append(sc.Lines, mask(strings.TrimRight(line.String(), " ")))
+	}
+	for len(sc.Lines) > 0 && sc.Lines[len(sc.Lines)-1] == "" {
+		sc.Lines = sc.Lines[:len(sc.Lines)-1]
+	}
+	return sc
+}
+
+// drop frees the emulator: nobody watched for screenWatch.
+func (s *screen) drop() {
+	if s.emu != nil {
+		s.emu.Close()
+		s.emu = nil
+	}
+}
+
+// screenReq asks a job's runner for its screen.
+type screenReq struct {
+	settle time.Duration // 0: now; else wait for output, then quiet, at most this
+	reply  chan screenReply
+}
+
+type screenReply struct {
+	s   *jobs.Screen
+	err error
+}
+
+// screenPort is how a running job's screen is reached: its runner reads req
+// until done is closed.
+type screenPort struct {
+	req  chan screenReq
+	done <-chan struct{}
+}
+
+// screenBoard holds the screen ports of the jobs running on a pool's shells,
+// by job id. The zero value is ready to use.
+type screenBoard struct {
+	mu    sync.Mutex // protects ports
+	ports map[string]screenPort
+}
+
+func (b *screenBoard) add(id string, p screenPort) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ports == nil {
+		b.ports = map[string]screenPort{}
+	}
+	b.ports[id] = p
+}
+
+func (b *screenBoard) remove(id string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.ports, id)
+}
+
+func (b *screenBoard) get(id string) (screenPort, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p, ok := b.ports[id]
+	return p, ok
+}
+
+// Screen returns the screen of job id, running on one of the pool's shells
+// (jobs.Screener).
+func (e *Executor) Screen(ctx context.Context, id string, opts jobs.ScreenOptions) (*jobs.Screen, error) {
+	p, ok := e.pool.screens.get(id)
+	if !ok {
+		return nil, fmt.Errorf("%w: job %s is not running on a terminal here", jobs.ErrNoScreen, id)
+	}
+	req := screenReq{settle: opts.Settle, reply: make(chan screenReply, 1)}
+	ended := fmt.Errorf("%w: job %s ended", jobs.ErrNoScreen, id)
+	select {
+	case p.req <- req:
+	case <-p.done:
+		return nil, ended
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case r := <-req.reply:
+		return r.s, r.err
+	case <-p.done:
+		return nil, ended
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// pendingScreen is a screen request waiting for the screen to settle.
+type pendingScreen struct {
+	req      screenReq
+	deadline time.Time
+	gen      int // the runner's scrGen when asked: output since counts
+}
+
+// screenAsked answers a screen request now, or keeps it until the screen
+// settles.
+func (r *runner) screenAsked(req screenReq) {
+	now := time.Now()
+	if req.settle <= 0 {
+		req.reply <- screenReply{s: r.scr.snapshot(now, r.mask.String)}
+		return
+	}
+	// Watch from now on, so that the output that comes is fed as it comes.
+	r.scr.snapshot(now, r.mask.String)
+	r.screens = append(r.screens, pendingScreen{req: req, deadline: now.Add(req.settle), gen: r.scrGen})
+	r.armScreens(now)
+}
+
+// armScreens sets the settle timer for the earliest pending request: its
+// deadline, or screenQuiet after the last output once output came since it
+// asked.
+func (r *runner) armScreens(now time.Time) {
+	r.settle.Stop()
+	var next time.Time
+	for _, p := range r.screens {
+		at := p.deadline
+		if r.scrGen > p.gen {
+			at = minTime(at, r.lastOut.Add(screenQuiet))
+		}
+		if next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
+	if !next.IsZero() {
+		r.settle.Reset(max(next.Sub(now), 0))
+	}
+}
+
+// settled answers the pending requests whose screen settled or whose time
+// is up.
+func (r *runner) settled() {
+	now := time.Now()
+	var left []pendingScreen
+	for _, p := range r.screens {
+		quiet := r.scrGen > p.gen && now.Sub(r.lastOut) >= screenQuiet
+		if quiet || !now.Before(p.deadline) {
+			p.req.reply <- screenReply{s: r.scr.snapshot(now, r.mask.String)}
+			continue
+		}
+		left = append(left, p)
+	}
+	r.screens = left
+	r.armScreens(now)
+}
+
+// endScreens answers the requests still pending: the job ended.
+func (r *runner) endScreens() {
+	for _, p := range r.screens {
+		p.req.reply <- screenReply{err: fmt.Errorf("%w: job %s ended", jobs.ErrNoScreen, r.jr.ID)}
+	}
+	r.screens = nil
+	r.scr.drop()
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
