@@ -89,7 +89,7 @@ func (e *Engine) Screen(ctx context.Context, id string, opts ScreenOptions) (*Sc
 func noScreen(j *Job) error {
 	switch {
 	case j.State.Final():
-		return fmt.Errorf("%w: job %s is %s: a finished job has no screen; its output holds what it printed", ErrNoScreen, j.ID, j.State)
+		return fmt.Errorf("%w: job %s is %s: a finished job has no screen; read its output instead", ErrNoScreen, j.ID, j.State)
 	case j.State == StateQueued:
 		return fmt.Errorf("%w: job %s is queued: it has no screen until it starts", ErrNoScreen, j.ID)
 	case j.Detached:

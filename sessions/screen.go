@@ -164,10 +164,12 @@ type screenReply struct {
 }
 
 // screenPort is how a running job's screen is reached: its runner reads req
-// until done is closed.
+// until done is closed. Until the job's command is typed (the connection
+// and the shell may take seconds), its port has no req: the screen is blank.
 type screenPort struct {
-	req  chan screenReq
-	done <-chan struct{}
+	req        chan screenReq
+	done       <-chan struct{}
+	cols, rows int // for the blank screen
 }
 
 // screenBoard holds the screen ports of the jobs running on a pool's shells,
@@ -205,6 +207,9 @@ func (e *Executor) Screen(ctx context.Context, id string, opts jobs.ScreenOption
 	p, ok := e.pool.screens.get(id)
 	if !ok {
 		return nil, fmt.Errorf("%w: job %s is not running on a terminal here", jobs.ErrNoScreen, id)
+	}
+	if p.req == nil {
+		return &jobs.Screen{Cols: p.cols, Rows: p.rows, Lines: []string{}}, nil
 	}
 	req := screenReq{settle: opts.Settle, reply: make(chan screenReply, 1)}
 	ended := fmt.Errorf("%w: job %s ended", jobs.ErrNoScreen, id)

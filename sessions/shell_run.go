@@ -94,8 +94,7 @@ func (s *shell) runJob(ctx context.Context, jr jobRun, t jobs.Task) jobOutcome {
 	term := s.jobTerminal(jr)
 	r.scr = newScreen(term.cols, term.rows)
 	if jr.screens != nil && jr.ID != "" {
-		jr.screens.add(jr.ID, screenPort{req: r.screenC, done: r.done})
-		defer jr.screens.remove(jr.ID)
+		jr.screens.add(jr.ID, screenPort{req: r.screenC, done: r.done, cols: term.cols, rows: term.rows})
 	}
 	s.writeAsync([]byte(frameCommand(nonce, []byte(command), &s.defined)), nil)
 	out := r.loop(ctx)
