@@ -18,16 +18,16 @@ import (
 //
 // A terminal emulator (charmbracelet/x/vt) is costly on scrolling output: every
 // line feed at the bottom moves the whole screen's cells (about 1 MB at
-// 200x50), so feeding it every byte would cut a shell job's throughput by
-// far more than the 10% allowed (BenchmarkScreenThroughput). So a job keeps
-// only the last screenTail bytes of its raw output (a copy, cheap), and the
-// emulator exists only while someone watches: the first screen asked for
-// builds it from that tail, and it is then fed every byte until screenWatch
-// passes without another ask, when it is dropped. A full-screen program
-// redraws often and prints little, so its last screenTail bytes hold its
-// screen; scrolling output is exact from its last lines. State set before
-// the tail is lost, except the switch to the alternate screen, which is
-// looked for in what leaves the tail.
+// 200x50), so an emulator fed every byte as it comes would cut a shell job's
+// throughput many times over (BenchmarkScreenThroughput). So a job's output
+// only goes into a tail of its last screenTail bytes (a copy, cheap), and the
+// emulator is fed when someone asks for the screen: with the bytes since the
+// last ask when they are all still in the tail (exact), else built anew from
+// the tail. A full-screen program prints little between asks and redraws
+// often, so its screen comes out exact; scrolling output is exact from its
+// last lines. State a program set before the tail is lost, except the
+// switch to the alternate screen, which is looked for in what leaves the
+// tail. An emulator nobody asked for in screenWatch is dropped.
 const (
 	screenTail  = 64 << 10
 	screenWatch = time.Minute
@@ -36,30 +36,42 @@ const (
 	screenQuiet = 300 * time.Millisecond
 )
 
-// The alternate screen's switches (DECSET 1049, 1047, 47), as programs send them.
+// The alternate screen's switches (DECSET 1049, 1047, 47), as programs send
+// them; altOn enters the alternate screen.
 var altSwitches = [][]byte{[]byte("\x1b[?1049"), []byte("\x1b[?1047"), []byte("\x1b[?47")}
+
+const (
+	altOn  = "\x1b[?1049h"
+	altOff = "\x1b[?1049l"
+	ris    = "\x1bc" // reset to initial state
+)
 
 // screen is one job's terminal. It is owned by the job's runner goroutine.
 type screen struct {
 	cols, rows int
 	tail       []byte // the last bytes of raw output, at most 2*screenTail
-	alt        string // the last alternate-screen switch that left the tail, or ""
+	total      int64  // bytes of output so far: tail ends there
+	alt        bool   // on the alternate screen where tail begins
 
-	emu          *vt.Emulator // nil while nobody watches
-	watchedUntil time.Time
+	emu     *vt.Emulator // nil until asked, and after screenWatch without an ask
+	fed     int64        // the output the emulator has seen
+	lastAsk time.Time
 }
 
 func newScreen(cols, rows int) *screen { return &screen{cols: cols, rows: rows} }
 
+// screensOff turns the tail off, for BenchmarkScreenThroughput's reference.
+var screensOff = false
+
 // write records raw output the job printed.
 func (s *screen) write(p []byte, now time.Time) {
-	if s.emu != nil {
-		if now.After(s.watchedUntil) {
-			s.drop()
-		} else {
-			s.emu.Write(p)
-		}
+	if screensOff {
+		return
 	}
+	if s.emu != nil && now.Sub(s.lastAsk) > screenWatch {
+		s.drop()
+	}
+	s.total += int64(len(p))
 	s.tail = append(s.tail, p...)
 	if len(s.tail) > 2*screenTail {
 		cut := len(s.tail) - screenTail
@@ -69,8 +81,8 @@ func (s *screen) write(p []byte, now time.Time) {
 	}
 }
 
-// noteAlt remembers the last alternate-screen switch in p, output leaving
-// the tail. Output without ESC (most of it) costs one IndexByte.
+// noteAlt follows the alternate-screen switches in p, output leaving the
+// tail. Output without ESC (most of it) costs one IndexByte.
 func (s *screen) noteAlt(p []byte) {
 	if bytes.IndexByte(p, 0x1b) < 0 {
 		return
@@ -81,41 +93,25 @@ func (s *screen) noteAlt(p []byte) {
 		if i < 0 || i <= last {
 			continue
 		}
-		j := i + len(sw)
-		if j < len(p) && (p[j] == 'h' || p[j] == 'l') {
-			last, s.alt = i, string(p[i:j+1])
+		if j := i + len(sw); j < len(p) && (p[j] == 'h' || p[j] == 'l') {
+			last, s.alt = i, p[j] == 'h'
 		}
 	}
 }
 
-// snapshot renders the screen, building the emulator if nobody watched, and
-// keeps it fed for screenWatch from now.
+// snapshot brings the emulator up to date and renders the screen.
 func (s *screen) snapshot(now time.Time, mask func(string) string) *jobs.Screen {
-	if s.emu == nil {
-		s.emu = vt.NewEmulator(s.cols, s.rows)
-		// Lines scrolled off are not shown: keep one (0 keeps the default
-		// 10,000).
-		s.emu.SetScrollbackSize(1)
-		// The emulator answers a program's queries (cursor position,
-		// device attributes) on its input pipe, which blocks until read.
-		// The answers are dropped: the job's real terminal is the PTY.
-		go func(e *vt.Emulator) {
-			buf := make([]byte, 256)
-			for {
-				if _, err := e.Read(buf); err != nil {
-					return
-				}
-			}
-		}(s.emu)
-		if s.alt != "" {
-			s.emu.WriteString(s.alt)
-		}
-		s.emu.Write(s.tail)
+	s.lastAsk = now
+	start := s.total - int64(len(s.tail))
+	if s.emu != nil && s.fed >= start {
+		s.feed(s.tail[s.fed-start:], false, s.emu.IsAltScreen())
+	} else {
+		s.feed(s.tail, true, s.alt)
 	}
-	s.watchedUntil = now.Add(screenWatch)
+	s.fed = s.total
 
 	e := s.emu
-	sc := &jobs.Screen{Rows: s.rows, Cols: s.cols, Alternate: e.IsAltScreen()}
+	sc := &jobs.Screen{Rows: s.rows, Cols: s.cols, Alternate: e.IsAltScreen(), Lines: []string{}}
 	pos := e.CursorPosition()
 	sc.CursorRow, sc.CursorCol = pos.Y, pos.X
 	var line strings.Builder
@@ -142,6 +138,68 @@ func (s *screen) snapshot(now time.Time, mask func(string) string) *jobs.Screen 
 		sc.Lines = sc.Lines[:len(sc.Lines)-1]
 	}
 	return sc
+}
+
+// feed writes p to the emulator; fresh: to a blank terminal (on the
+// alternate screen if alt), the emulator reset or made. Plain text (no ESC)
+// of more lines than the screen has shows only its last lines: a blank
+// terminal gets just those, rather than scrolling through all of them.
+func (s *screen) feed(p []byte, fresh, alt bool) {
+	if bytes.IndexByte(p, 0x1b) < 0 {
+		if i := lastLinesStart(p, s.rows); i > 0 {
+			p, fresh = p[i:], true
+		}
+	}
+	switch {
+	case s.emu == nil:
+		s.emu = newEmulator(s.cols, s.rows)
+	case fresh:
+		// Back to the main screen, then a full reset (RIS): cheaper than a
+		// new emulator, which allocates megabytes.
+		s.emu.WriteString(altOff + ris)
+	}
+	if fresh && alt {
+		s.emu.WriteString(altOn)
+	}
+	s.emu.Write(p)
+}
+
+// lastLinesStart returns where the last n lines of p begin (after the n-th
+// line feed from its end), or 0 when p has no more than n line feeds.
+func lastLinesStart(p []byte, n int) int {
+	end := len(p)
+	for range n {
+		i := bytes.LastIndexByte(p[:end], '\n')
+		if i <= 0 {
+			return 0
+		}
+		end = i
+	}
+	if i := bytes.LastIndexByte(p[:end], '\n'); i >= 0 {
+		return i + 1
+	}
+	return 0
+}
+
+// newEmulator returns an emulator of the given size whose answers are dropped.
+func newEmulator(cols, rows int) *vt.Emulator {
+	e := vt.NewEmulator(cols, rows)
+	// Lines scrolled off are not shown: keep one (0 keeps the default
+	// 10,000).
+	e.SetScrollbackSize(1)
+	// The emulator answers a program's queries (cursor position, device
+	// attributes) on its input pipe, which blocks until read. The answers
+	// are dropped: the job's real terminal is the PTY, and answering from
+	// here would type into the job.
+	go func() {
+		buf := make([]byte, 256)
+		for {
+			if _, err := e.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	return e
 }
 
 // drop frees the emulator: nobody watched for screenWatch.
@@ -245,7 +303,8 @@ func (r *runner) screenAsked(req screenReq) {
 		req.reply <- screenReply{s: r.scr.snapshot(now, r.mask.String)}
 		return
 	}
-	// Watch from now on, so that the output that comes is fed as it comes.
+	// Bring the emulator up to date now: the answer then feeds it only
+	// what the keys caused.
 	r.scr.snapshot(now, r.mask.String)
 	r.screens = append(r.screens, pendingScreen{req: req, deadline: now.Add(req.settle), gen: r.scrGen})
 	r.armScreens(now)
