@@ -99,6 +99,18 @@ func (s *screen) noteAlt(p []byte) {
 	}
 }
 
+// take is snapshot for an asker: a panic of the emulator on what the job
+// printed (outside input) fails the ask and drops the emulator, never the job.
+func (s *screen) take(now time.Time, mask func(string) string) (sc *jobs.Screen, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.emu, s.fed = nil, 0 // rebuilt from the tail at the next ask
+			err = fmt.Errorf("the terminal emulator failed on the job's output: %v", v)
+		}
+	}()
+	return s.snapshot(now, mask), nil
+}
+
 // snapshot brings the emulator up to date and renders the screen.
 func (s *screen) snapshot(now time.Time, mask func(string) string) *jobs.Screen {
 	s.lastAsk = now
@@ -112,8 +124,10 @@ func (s *screen) snapshot(now time.Time, mask func(string) string) *jobs.Screen 
 
 	e := s.emu
 	sc := &jobs.Screen{Rows: s.rows, Cols: s.cols, Alternate: e.IsAltScreen(), Lines: []string{}}
+	// Clamped: vt v0.1.0 lets a scroll region larger than the screen move
+	// the cursor below it (FuzzScreen found it).
 	pos := e.CursorPosition()
-	sc.CursorRow, sc.CursorCol = pos.Y, pos.X
+	sc.CursorRow, sc.CursorCol = min(max(pos.Y, 0), s.rows-1), min(max(pos.X, 0), s.cols-1)
 	var line strings.Builder
 	for y := range s.rows {
 		line.Reset()
@@ -300,12 +314,13 @@ type pendingScreen struct {
 func (r *runner) screenAsked(req screenReq) {
 	now := time.Now()
 	if req.settle <= 0 {
-		req.reply <- screenReply{s: r.scr.snapshot(now, r.mask.String)}
+		sc, err := r.scr.take(now, r.mask.String)
+		req.reply <- screenReply{s: sc, err: err}
 		return
 	}
 	// Bring the emulator up to date now: the answer then feeds it only
 	// what the keys caused.
-	r.scr.snapshot(now, r.mask.String)
+	r.scr.take(now, r.mask.String)
 	r.screens = append(r.screens, pendingScreen{req: req, deadline: now.Add(req.settle), gen: r.scrGen})
 	r.armScreens(now)
 }
@@ -338,7 +353,8 @@ func (r *runner) settled() {
 	for _, p := range r.screens {
 		quiet := r.scrGen > p.gen && now.Sub(r.lastOut) >= screenQuiet
 		if quiet || !now.Before(p.deadline) {
-			p.req.reply <- screenReply{s: r.scr.snapshot(now, r.mask.String)}
+			sc, err := r.scr.take(now, r.mask.String)
+			p.req.reply <- screenReply{s: sc, err: err}
 			continue
 		}
 		left = append(left, p)

@@ -63,3 +63,28 @@ func TestScreenCore(t *testing.T) {
 	}
 	ask("a progress line", false)
 }
+
+// FuzzScreen feeds a screen what a remote may print, in two writes with an
+// ask between: asking never panics, and the screen keeps its size.
+func FuzzScreen(f *testing.F) {
+	f.Add([]byte("hello\r\nworld"), []byte("\x1b[2J\x1b[5;5Hx"))
+	f.Add([]byte("\x1b[?1049h\x1b[1;24r"), []byte("\x1b[24;1H\n\n\x1b[?1049l"))
+	f.Add([]byte("\x1b]8;;http://x\x07link\x1b]8;;\x07"), []byte("\x1bP+q544e\x1b\\\x1b[6n\x1b[c"))
+	f.Add([]byte("wide 日本語 e\u0301 \xff\xfe"), []byte("\x1b(0lqk\x1b(B\t\b\b\x1b[3g\x1b[99999;99999H"))
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		s := newScreen(30, 6)
+		defer s.drop()
+		s.write(a, time.Now())
+		if _, err := s.take(time.Now(), func(l string) string { return l }); err != nil {
+			t.Logf("ask: %v", err)
+		}
+		s.write(b, time.Now())
+		sc, err := s.take(time.Now(), func(l string) string { return l })
+		if err != nil {
+			t.Skipf("the emulator failed: %v", err)
+		}
+		if sc.Rows != 6 || sc.Cols != 30 || len(sc.Lines) > 6 || sc.CursorRow < 0 || sc.CursorRow >= 6 || sc.CursorCol < 0 || sc.CursorCol >= 30 {
+			t.Fatalf("screen %+v", sc)
+		}
+	})
+}
