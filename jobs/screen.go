@@ -60,10 +60,6 @@ func (e *Engine) Screen(ctx context.Context, id string, opts ScreenOptions) (*Sc
 	if err := noScreen(j); err != nil {
 		return nil, err
 	}
-	sc, ok := e.exec.(Screener)
-	if !ok {
-		return nil, fmt.Errorf("%w: job %s: this executor keeps no screens", ErrNoScreen, id)
-	}
 	if t := e.taskFor(ctx, j); t == nil {
 		if j, err = e.store.Get(ctx, id); err != nil {
 			return nil, err
@@ -72,6 +68,10 @@ func (e *Engine) Screen(ctx context.Context, id string, opts ScreenOptions) (*Sc
 			return nil, err
 		}
 		return nil, fmt.Errorf("%w: job %s runs in another sshjobs process (%s), which holds its terminal: read its output instead", ErrNoScreen, id, j.Owner)
+	}
+	sc, ok := e.exec.(Screener)
+	if !ok {
+		return nil, fmt.Errorf("%w: job %s: this executor keeps no screens", ErrNoScreen, id)
 	}
 	s, err := sc.Screen(ctx, id, opts)
 	if errors.Is(err, ErrNoScreen) {

@@ -23,8 +23,8 @@ func (x termExecutor) Run(ctx context.Context, j *jobs.Job, t jobs.Task) jobs.Re
 
 // A job's terminal size reaches the executor (kept in memory, as input is);
 // sizes out of range, and a size for a detached job, are refused; a screen
-// is refused with the reason for a finished job, a queued one, and by an
-// executor that keeps none.
+// is refused with the reason for a finished job, a queued one, one another
+// process runs, and by an executor that keeps none.
 func TestScreenAndTerm(t *testing.T) {
 	x := termExecutor{got: make(chan [2]int, 4)}
 	h := newHarness(t, "", func(c *jobs.Config) {
@@ -45,6 +45,11 @@ func TestScreenAndTerm(t *testing.T) {
 	}
 	if _, err := h.eng.Screen(ctx, j.ID, jobs.ScreenOptions{}); !errors.Is(err, jobs.ErrNoScreen) || !strings.Contains(err.Error(), "keeps no screens") {
 		t.Errorf("screen from an executor without screens: %v", err)
+	}
+	// Another process on the same database: the terminal is not its own.
+	other := newHarness(t, h.path, nil)
+	if _, err := other.eng.Screen(ctx, j.ID, jobs.ScreenOptions{}); !errors.Is(err, jobs.ErrNoScreen) || !strings.Contains(err.Error(), "runs in another sshjobs process ("+h.eng.Owner()+")") {
+		t.Errorf("screen asked of another process: %v", err)
 	}
 	if _, err := h.eng.Cancel(ctx, j.ID, "KILL", 0); err != nil {
 		t.Fatal(err)
