@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"time"
@@ -219,8 +220,17 @@ func newEmulator(cols, rows int) *vt.Emulator {
 // drop frees the emulator: nobody watched for screenWatch.
 func (s *screen) drop() {
 	if s.emu != nil {
-		s.emu.Close()
+		closeEmulator(s.emu)
 		s.emu = nil
+	}
+}
+
+// closeEmulator ends the goroutine that drains e's answers by closing the
+// pipe they go to. Not e.Close: vt v0.1.0's Close writes a flag that Read
+// reads without a lock (a data race with the drain).
+func closeEmulator(e *vt.Emulator) {
+	if pw, ok := e.InputPipe().(*io.PipeWriter); ok {
+		pw.Close()
 	}
 }
 

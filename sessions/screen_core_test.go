@@ -24,7 +24,9 @@ func render(cols, rows int, out string) []string {
 // the tail (its last lines only), on the alternate screen entered before
 // the tail, and for cursor drawing between asks.
 func TestScreenCore(t *testing.T) {
-	const cols, rows = 40, 10
+	// Lines of about 90 bytes on a wide screen: the tail overflows in a
+	// few thousand of them, each one row (cheap to scroll, also under -race).
+	const cols, rows = 100, 6
 	var all strings.Builder
 	s := newScreen(cols, rows)
 	write := func(p string) {
@@ -42,8 +44,8 @@ func TestScreenCore(t *testing.T) {
 	defer s.drop()
 
 	write("\x1b[?1049h") // leaves the tail below
-	for i := range 8000 {
-		write(fmt.Sprintf("line %d: %s\r\n", i, strings.Repeat("ab", i%30)))
+	for i := range 2000 {
+		write(fmt.Sprintf("line %d: %s\r\n", i, strings.Repeat("ab", 30+i%10)))
 	}
 	if len(s.tail) > 2*screenTail {
 		t.Fatalf("the tail holds %d bytes", len(s.tail))
