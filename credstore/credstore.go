@@ -58,6 +58,10 @@ var (
 	// ErrNoMaster: no master password was given, so nothing can be saved.
 	ErrNoMaster = errors.New("the credential store is not enabled: set " + EnvMaster +
 		" (the master password) in sshjobs' environment, or run `sshjobs secret set HOST`, which asks for it")
+	// ErrMasterChanged: the master password was changed (sshjobs secret
+	// passwd) by another process since this one derived its key.
+	ErrMasterChanged = errors.New("the master password was changed (sshjobs secret passwd) since this sshjobs started: " +
+		"restart it with the new " + EnvMaster)
 	// ErrTampered: a value does not open under its own row's host and kind.
 	ErrTampered = errors.New("stored value does not decrypt (tampered with, or copied from another row)")
 )
@@ -102,11 +106,15 @@ type Storage interface {
 	// InitCredentialKey stores k unless a key row exists already (another
 	// process may have won the race), and returns the row in force.
 	InitCredentialKey(ctx context.Context, k KeyRow) (*KeyRow, error)
-	// PutCredential inserts or replaces the row of (Host, Kind).
-	PutCredential(ctx context.Context, r Row) error
-	// FindCredential returns the row of kind for host, else one whose alias
-	// is alias (when alias is not ""), else nil.
-	FindCredential(ctx context.Context, host, alias string, kind sshdial.SecretKind) (*Row, error)
+	// PutCredential inserts or replaces the row of (Host, Kind), in one
+	// transaction with a check that the key row's salt still is keySalt
+	// (the key r.Value was sealed with); else it writes nothing and returns
+	// ErrMasterChanged.
+	PutCredential(ctx context.Context, r Row, keySalt []byte) error
+	// FindCredential returns the row of kind for host, else nil. Only the
+	// host's own row: a secret is used only for the destination it was saved
+	// for, whatever its alias leads to now.
+	FindCredential(ctx context.Context, host string, kind sshdial.SecretKind) (*Row, error)
 	// ListCredentials returns every row without its value, by host and kind.
 	ListCredentials(ctx context.Context) ([]Row, error)
 	// DeleteCredentials deletes the rows whose host or alias is host; only of
@@ -287,22 +295,28 @@ func (s *Store) Put(ctx context.Context, host, alias string, kind sshdial.Secret
 	if err != nil {
 		return err
 	}
+	s.mu.Lock()
+	salt := s.salt
+	s.mu.Unlock()
 	r := Row{Host: host, Alias: alias, Kind: kind, Value: seal(aead, value, valueAAD(host, kind)), UpdatedAt: time.Now()}
-	if err := s.st.PutCredential(ctx, r); err != nil {
+	if err := s.st.PutCredential(ctx, r, salt); err != nil {
+		if errors.Is(err, ErrMasterChanged) {
+			return s.stale(salt)
+		}
 		return fmt.Errorf("credential store: save %s for %s: %w", kind, host, err)
 	}
 	return nil
 }
 
-// Get returns the secret of kind for host, else for a row saved under alias
-// (when not ""). A disabled store, or one with no such row, finds nothing
+// Get returns the secret of kind for host (user@hostname:port): only a
+// row saved for that destination. A disabled store, or one with no such row, finds nothing
 // without deriving the key; a wrong master password is an error only when a
 // row would have been used.
-func (s *Store) Get(ctx context.Context, host, alias string, kind sshdial.SecretKind) ([]byte, bool, error) {
+func (s *Store) Get(ctx context.Context, host string, kind sshdial.SecretKind) ([]byte, bool, error) {
 	if !s.has {
 		return nil, false, nil
 	}
-	r, err := s.st.FindCredential(ctx, host, alias, kind)
+	r, err := s.st.FindCredential(ctx, host, kind)
 	if err != nil {
 		return nil, false, fmt.Errorf("credential store: look up %s for %s: %w", kind, host, err)
 	}
@@ -318,9 +332,35 @@ func (s *Store) Get(ctx context.Context, host, alias string, kind sshdial.Secret
 	}
 	v, err := open(aead, r.Value, valueAAD(r.Host, r.Kind))
 	if err != nil {
+		// A value that does not open under our key: if the key row is no
+		// longer ours, another process changed the master password, and
+		// that (not tampering) is what to report.
+		s.mu.Lock()
+		salt := s.salt
+		s.mu.Unlock()
+		if k, kerr := s.st.CredentialKey(ctx); kerr == nil && k != nil && !bytes.Equal(k.Salt, salt) {
+			return nil, false, s.stale(salt)
+		}
 		return nil, false, fmt.Errorf("credential store: %s for %s: %w", kind, r.Host, err)
 	}
 	return v, true, nil
+}
+
+// stale forgets the key derived for the key row of salt, which another
+// process replaced (ChangeMaster): every later use reports ErrMasterChanged
+// at once. The new master password is not known here: the process must be
+// restarted with it.
+func (s *Store) stale(salt []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if bytes.Equal(s.salt, salt) {
+		s.aead, s.salt = nil, nil
+		s.err = fmt.Errorf("credential store: %w", ErrMasterChanged)
+	}
+	if s.err != nil {
+		return s.err
+	}
+	return fmt.Errorf("credential store: %w", ErrMasterChanged)
 }
 
 // List returns the rows without values. It needs no master password.

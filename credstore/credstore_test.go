@@ -59,21 +59,20 @@ func TestRoundTripEveryKind(t *testing.T) {
 		}
 	}
 	for kind, v := range testSecrets {
-		got, ok, err := s.Get(ctx, "root@web1:22", "", kind)
+		got, ok, err := s.Get(ctx, "root@web1:22", kind)
 		if err != nil || !ok || string(got) != v {
 			t.Errorf("Get %s = %q, %v, %v", kind, got, ok, err)
 		}
-		// By alias: a host id that has no row of its own.
-		got, ok, err = s.Get(ctx, "root@10.0.0.9:22", "web1", kind)
-		if err != nil || !ok || string(got) != v {
-			t.Errorf("Get %s by alias = %q, %v, %v", kind, got, ok, err)
+		// Not by alias: another host id gets nothing.
+		if got, ok, err = s.Get(ctx, "root@10.0.0.9:22", kind); err != nil || ok {
+			t.Errorf("Get %s for another host = %q, %v, %v", kind, got, ok, err)
 		}
 	}
 	// Replacing a value.
 	if err := s.Put(ctx, "root@web1:22", "web1", sshdial.SecretPassword, []byte("second")); err != nil {
 		t.Fatal(err)
 	}
-	if got, _, _ := s.Get(ctx, "root@web1:22", "", sshdial.SecretPassword); string(got) != "second" {
+	if got, _, _ := s.Get(ctx, "root@web1:22", sshdial.SecretPassword); string(got) != "second" {
 		t.Errorf("after replace: %q", got)
 	}
 
@@ -88,14 +87,14 @@ func TestRoundTripEveryKind(t *testing.T) {
 	}
 
 	// Missing.
-	if _, ok, err := s.Get(ctx, "root@other:22", "other", sshdial.SecretPassword); ok || err != nil {
+	if _, ok, err := s.Get(ctx, "root@other:22", sshdial.SecretPassword); ok || err != nil {
 		t.Errorf("missing host: ok=%v err=%v", ok, err)
 	}
 	// Delete one kind, then all (by alias).
 	if n, err := s.Delete(ctx, "root@web1:22", sshdial.SecretSudo); n != 1 || err != nil {
 		t.Errorf("Delete sudo = %d, %v", n, err)
 	}
-	if _, ok, _ := s.Get(ctx, "root@web1:22", "", sshdial.SecretSudo); ok {
+	if _, ok, _ := s.Get(ctx, "root@web1:22", sshdial.SecretSudo); ok {
 		t.Error("sudo still there after Delete")
 	}
 	if n, err := s.Delete(ctx, "web1", ""); n != len(testSecrets)-1 || err != nil {
@@ -118,7 +117,7 @@ func TestWrongMasterPassword(t *testing.T) {
 	wrong := credstore.New(db, "wrong", fast)
 	for range 2 { // the second answer comes from the cached failure
 		start := time.Now()
-		_, ok, err := wrong.Get(ctx, "u@a:22", "", sshdial.SecretPassword)
+		_, ok, err := wrong.Get(ctx, "u@a:22", sshdial.SecretPassword)
 		if !errors.Is(err, credstore.ErrWrongMaster) || ok || !strings.Contains(err.Error(), "wrong master password") {
 			t.Fatalf("Get with a wrong master password: ok=%v err=%v", ok, err)
 		}
@@ -133,14 +132,14 @@ func TestWrongMasterPassword(t *testing.T) {
 		t.Errorf("Put with a wrong master password: %v", err)
 	}
 	// Everything that does not need the key goes on working.
-	if _, ok, err := wrong.Get(ctx, "u@other:22", "", sshdial.SecretPassword); ok || err != nil {
+	if _, ok, err := wrong.Get(ctx, "u@other:22", sshdial.SecretPassword); ok || err != nil {
 		t.Errorf("host without rows: ok=%v err=%v", ok, err)
 	}
 	if rows, err := wrong.List(ctx); err != nil || len(rows) != 1 {
 		t.Errorf("List = %v, %v", rows, err)
 	}
 	// The right password still works in another store on the same database.
-	if v, ok, err := credstore.New(db, "right", fast).Get(ctx, "u@a:22", "", sshdial.SecretPassword); string(v) != "pw-a" || !ok || err != nil {
+	if v, ok, err := credstore.New(db, "right", fast).Get(ctx, "u@a:22", sshdial.SecretPassword); string(v) != "pw-a" || !ok || err != nil {
 		t.Errorf("right password: %q %v %v", v, ok, err)
 	}
 }
@@ -159,7 +158,7 @@ func TestNoMasterPassword(t *testing.T) {
 	if !errors.Is(err, credstore.ErrNoMaster) || !strings.Contains(err.Error(), "SSHJOBS_MASTER_PASSWORD") {
 		t.Errorf("Put without a master password: %v", err)
 	}
-	if _, ok, err := off.Get(ctx, "u@a:22", "", sshdial.SecretPassword); ok || err != nil {
+	if _, ok, err := off.Get(ctx, "u@a:22", sshdial.SecretPassword); ok || err != nil {
 		t.Errorf("Get without a master password: ok=%v err=%v", ok, err)
 	}
 }
@@ -208,18 +207,18 @@ func TestTamperedAndMovedValues(t *testing.T) {
 		host string
 		kind sshdial.SecretKind
 	}{{"u@a:22", sshdial.SecretPassword}, {"u@b:22", sshdial.SecretPassword}, {"u@b:22", sshdial.SecretSudo}} {
-		got, ok, err := s.Get(ctx, c.host, "", c.kind)
+		got, ok, err := s.Get(ctx, c.host, c.kind)
 		if !errors.Is(err, credstore.ErrTampered) || ok || got != nil {
 			t.Errorf("%s %s: %q %v %v, want ErrTampered", c.host, c.kind, got, ok, err)
 		}
 	}
 	// The untouched value still opens.
-	if got, ok, err := s.Get(ctx, "u@a:22", "", sshdial.SecretSudo); string(got) != "u@a:22sudo" || !ok || err != nil {
+	if got, ok, err := s.Get(ctx, "u@a:22", sshdial.SecretSudo); string(got) != "u@a:22sudo" || !ok || err != nil {
 		t.Errorf("untouched: %q %v %v", got, ok, err)
 	}
 	// A damaged key row is a wrong password, not garbage or a crash.
 	exec("UPDATE credential_key SET verifier = zeroblob(40)")
-	if _, _, err := credstore.New(openDB(t, path), "m", fast).Get(ctx, "u@a:22", "", sshdial.SecretSudo); !errors.Is(err, credstore.ErrWrongMaster) {
+	if _, _, err := credstore.New(openDB(t, path), "m", fast).Get(ctx, "u@a:22", sshdial.SecretSudo); !errors.Is(err, credstore.ErrWrongMaster) {
 		t.Errorf("damaged verifier: %v", err)
 	}
 }
@@ -238,15 +237,15 @@ func TestChangeMaster(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The same store goes on with the new key.
-	if v, ok, err := s.Get(ctx, "u@h:22", "", sshdial.SecretSudo); string(v) != testSecrets[sshdial.SecretSudo] || !ok || err != nil {
+	if v, ok, err := s.Get(ctx, "u@h:22", sshdial.SecretSudo); string(v) != testSecrets[sshdial.SecretSudo] || !ok || err != nil {
 		t.Errorf("same store after passwd: %q %v %v", v, ok, err)
 	}
-	if _, _, err := credstore.New(db, "old-master", fast).Get(ctx, "u@h:22", "", sshdial.SecretSudo); !errors.Is(err, credstore.ErrWrongMaster) {
+	if _, _, err := credstore.New(db, "old-master", fast).Get(ctx, "u@h:22", sshdial.SecretSudo); !errors.Is(err, credstore.ErrWrongMaster) {
 		t.Errorf("old password after passwd: %v", err)
 	}
 	fresh := credstore.New(db, "new-master", fast)
 	for k, v := range testSecrets {
-		if got, ok, err := fresh.Get(ctx, "u@h:22", "", k); string(got) != v || !ok || err != nil {
+		if got, ok, err := fresh.Get(ctx, "u@h:22", k); string(got) != v || !ok || err != nil {
 			t.Errorf("%s after passwd: %q %v %v", k, got, ok, err)
 		}
 	}
@@ -266,7 +265,7 @@ func TestChangeMaster(t *testing.T) {
 	if err := fresh.ChangeMaster(ctx, "third"); !errors.Is(err, credstore.ErrTampered) {
 		t.Errorf("passwd over a tampered value: %v", err)
 	}
-	if _, ok, err := credstore.New(db, "new-master", fast).Get(ctx, "u@h:22", "", sshdial.SecretSudo); !ok || err != nil {
+	if _, ok, err := credstore.New(db, "new-master", fast).Get(ctx, "u@h:22", sshdial.SecretSudo); !ok || err != nil {
 		t.Errorf("failed passwd changed the key: %v %v", ok, err)
 	}
 }
@@ -408,4 +407,54 @@ func TestLoginFromStore(t *testing.T) {
 		}
 		ScanForSecrets(t, db, path, []string{srv.Password, "OPENSSH PRIVATE KEY"})
 	})
+}
+
+// A secret is used only for the destination it was saved for: when the
+// alias it was saved under later leads elsewhere (ssh_config or OVRD_HOST
+// changed), the new destination gets nothing (review finding: rows were
+// found by alias too, and sent to whatever the alias resolved to now).
+func TestSecretOnlyForItsDestination(t *testing.T) {
+	ctx := context.Background()
+	s, _, _ := newStore(t, "m")
+	saved := &sshconfig.Host{User: "root", HostName: "10.0.0.5", Port: 22, Alias: "web1", SecretAlias: "web1"}
+	if err := s.Put(ctx, credstore.HostID(saved), "web1", sshdial.SecretPassword, []byte("for-10.0.0.5")); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok, err := s.Secret(ctx, saved, sshdial.SecretPassword); !ok || err != nil || v != "for-10.0.0.5" {
+		t.Fatalf("its own destination: %q %v %v", v, ok, err)
+	}
+	moved := &sshconfig.Host{User: "root", HostName: "10.0.0.6", Port: 22, Alias: "web1", SecretAlias: "web1"}
+	if v, ok, err := s.Secret(ctx, moved, sshdial.SecretPassword); ok || err != nil {
+		t.Errorf("web1 now at 10.0.0.6 got the secret saved for 10.0.0.5: %q %v", v, err)
+	}
+}
+
+// After `sshjobs secret passwd` in another process, a process that opened
+// the store with the old password says so (restart it) instead of
+// reporting the values as tampered with, and writes nothing under the old
+// key, which no other process could read (review finding).
+func TestMasterChangedByAnotherProcess(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "sshjobs.db")
+	running := credstore.New(openDB(t, path), "old", fast)
+	if err := running.Put(ctx, "u@a:22", "a", sshdial.SecretPassword, []byte("pw-a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := credstore.New(openDB(t, path), "old", fast).ChangeMaster(ctx, "new"); err != nil {
+		t.Fatal(err)
+	}
+	_, ok, err := running.Get(ctx, "u@a:22", sshdial.SecretPassword)
+	if ok || !errors.Is(err, credstore.ErrMasterChanged) || !strings.Contains(err.Error(), "restart") {
+		t.Errorf("Get after passwd elsewhere: ok=%v err=%v", ok, err)
+	}
+	if err := running.Put(ctx, "u@b:22", "b", sshdial.SecretPassword, []byte("pw-b")); !errors.Is(err, credstore.ErrMasterChanged) {
+		t.Errorf("Put after passwd elsewhere: %v", err)
+	}
+	fresh := credstore.New(openDB(t, path), "new", fast)
+	if v, ok, err := fresh.Get(ctx, "u@a:22", sshdial.SecretPassword); string(v) != "pw-a" || !ok || err != nil {
+		t.Errorf("new process, new password: %q %v %v", v, ok, err)
+	}
+	if _, ok, err := fresh.Get(ctx, "u@b:22", sshdial.SecretPassword); ok || err != nil {
+		t.Errorf("a value written under the old key: ok=%v err=%v", ok, err)
+	}
 }

@@ -12,14 +12,15 @@ import (
 // it is reached).
 func HostID(h *sshconfig.Host) string { return h.User + "@" + h.Addr() }
 
-// Secret implements sshdial.Secrets: the row for h's user@hostname:port, else
-// the row saved under h's alias, on the same terms as the OVRD_ variables:
-// only when the alias alone lands on this destination (Host.SecretAlias).
+// Secret implements sshdial.Secrets: the row saved for h's
+// user@hostname:port. The alias a row was saved under names it in lists and
+// deletes only: when the alias later leads elsewhere, the new destination
+// does not get the old one's secret.
 func (s *Store) Secret(ctx context.Context, h *sshconfig.Host, kind sshdial.SecretKind) (string, bool, error) {
 	if h == nil || !ValidKind(kind) {
 		return "", false, nil
 	}
-	v, ok, err := s.Get(ctx, HostID(h), h.SecretAlias, kind)
+	v, ok, err := s.Get(ctx, HostID(h), kind)
 	if err != nil || !ok {
 		return "", false, err
 	}

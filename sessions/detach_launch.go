@@ -46,7 +46,12 @@ func (e *Executor) launchOn(ctx context.Context, h *sshconfig.Host, j *jobs.Job)
 	if hold == nil {
 		return l, res, retry
 	}
-	c, sh := hold.c, hold.sh
+	c := hold.c
+	sh, ok := hold.sh.(*shell)
+	if !ok {
+		hold.done(false)
+		return l, errorResult(fmt.Errorf("job %s: %s is a network device: %s", j.ID, c.key, msgDeviceDetach)), false
+	}
 
 	nonce := newNonce()
 	lt := &launchTask{}

@@ -44,11 +44,9 @@ type Files struct {
 	sftp *sftp.Client
 	home string // cached by abs
 	// sudoPass is the password for sudo (SudoRead, SudoWrite), looked up
-	// only when sudo asks; sudoEnv names its variable for the error.
-	sudoPass func(ctx context.Context) (string, bool, error)
-	sudoEnv  string
-	// sudoTarget names the host for `sshjobs secret set`, for the error.
-	sudoTarget string
+	// only when sudo asks; sudoNoPass is the error when it knows none.
+	sudoPass   func(ctx context.Context) (string, bool, error)
+	sudoNoPass string
 }
 
 // FileError is a failed file operation: what, where, and the cause, with

@@ -116,7 +116,7 @@ func (f *Files) sudoRun(ctx context.Context, script string, out io.Writer, args 
 			if err != nil || !ok {
 				sess.Close()
 				if err == nil {
-					err = fmt.Errorf(msgSudoNoPass, f.sudoEnv, f.sudoTarget)
+					err = errors.New(f.sudoNoPass)
 				}
 				return "", 0, "", err
 			}

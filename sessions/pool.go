@@ -33,6 +33,13 @@ type PoolConfig struct {
 	KeepaliveInterval time.Duration
 	KeepaliveMax      int
 	Logger            *slog.Logger
+	// Devices are patterns (path.Match, like ssh_config's Host: * and ?)
+	// of the aliases whose sessions are network-device sessions from the
+	// start, without the POSIX probe (device.go).
+	Devices []string
+	// DevicePrintAsIs leaves RouterOS print commands as typed, without the
+	// without-paging that is added by default.
+	DevicePrintAsIs bool
 }
 
 // withDefaults applies the defaults, all in this one place.
@@ -92,6 +99,9 @@ type Pool struct {
 	// closedIdle: when each connection that closed after IdleTimeout did,
 	// until the next connection to its destination (ssh_sessions says so).
 	closedIdle map[string]time.Time
+	// devices: destinations (Host.Key) that ssh_connect was told are
+	// network devices (MarkDevice).
+	devices map[string]bool
 
 	paths pathLocks // writes to one remote path run one at a time (files.go)
 
@@ -135,6 +145,7 @@ func NewPool(cfg PoolConfig) *Pool {
 		conns:      map[string]*conn{},
 		dialing:    map[string]*dialCall{},
 		closedIdle: map[string]time.Time{},
+		devices:    map[string]bool{},
 	}
 	r := cfg.Dialer.Resolver
 	if r == nil {

@@ -36,6 +36,12 @@ type conn struct {
 	sftp   *sftp.Client // file operations (pool_sftp.go); nil until first used
 	// noSumTool: the host has neither sha256sum nor shasum (files_transfer.go).
 	noSumTool atomic.Bool
+	// device: a session found a network device's CLI instead of a POSIX
+	// shell; later sessions start as device sessions (device_pool.go).
+	device atomic.Bool
+	// detectedAfter is how long the probe took to find the device
+	// (time.Duration), 0 when it was not probed.
+	detectedAfter atomic.Int64
 
 	// Guarded by pool.mu.
 	busy      int // jobs holding the connection (see Pool.acquire)
@@ -44,13 +50,14 @@ type conn struct {
 	sessions  map[string]*slot
 }
 
-// slot is a named session on a connection: its current shell, if any.
+// slot is a named session on a connection: its current shell or device
+// session, if any.
 type slot struct {
 	name string
 	run  sync.Mutex // held by the job running in the session
 
 	// Guarded by pool.mu.
-	sh      *shell
+	sh      session
 	busyJob string
 	cwd     string
 }
@@ -90,7 +97,7 @@ func (c *conn) watch() {
 	c.pool.mu.Lock()
 	c.waitErr = err
 	c.stopIdleTimer()
-	var shells []*shell
+	var shells []session
 	for _, s := range c.sessions {
 		if s.sh != nil {
 			shells = append(shells, s.sh)
@@ -216,21 +223,21 @@ func (c *conn) slot(name string) *slot {
 	return s
 }
 
-// shellFor returns the session's live shell, starting one if it has none;
-// newShell reports a start. The caller holds s.run.
-func (c *conn) shellFor(ctx context.Context, s *slot) (sh *shell, newShell bool, err error) {
+// shellFor returns the session's live shell (or device session), starting
+// one if it has none; newShell reports a start. The caller holds s.run.
+func (c *conn) shellFor(ctx context.Context, s *slot) (sh session, newShell bool, err error) {
 	c.pool.mu.Lock()
 	sh = s.sh
 	c.pool.mu.Unlock()
 	if sh != nil && sh.alive() {
 		return sh, false, nil
 	}
-	sh, err = startShell(ctx, c.openChannel, c.pool.spawn, s.name, c.pool.cfg.Logger)
+	sh, err = c.startSession(ctx, s.name)
 	if err != nil {
 		return nil, false, fmt.Errorf("start shell %q on %s: %w", s.name, c.key, err)
 	}
 	c.pool.mu.Lock()
-	s.sh, s.cwd = sh, ""
+	s.sh, s.cwd = sh, sh.where() // a new shell's is "", a device's its first prompt
 	c.pool.mu.Unlock()
 	if !c.alive() { // the connection died meanwhile: watch missed this shell
 		sh.close()
@@ -242,7 +249,7 @@ func (c *conn) shellFor(ctx context.Context, s *slot) (sh *shell, newShell bool,
 func (c *conn) closeSession(name, reason string) bool {
 	c.pool.mu.Lock()
 	s := c.sessions[name]
-	var sh *shell
+	var sh session
 	if s != nil {
 		sh, s.sh = s.sh, nil
 		if s.busyJob == "" {

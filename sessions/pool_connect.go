@@ -17,6 +17,10 @@ type ConnectInfo struct {
 	Remote string // "Linux bash", or why the system is not known
 }
 
+// probeNoAnswer is what the probe says of a host whose exec channel did
+// not answer as a POSIX shell does.
+const probeNoAnswer = "network device or no POSIX shell (uname gave no answer)"
+
 // probeTimeout bounds the one-off command that asks the remote what it is.
 const probeTimeout = 10 * time.Second
 
@@ -42,7 +46,17 @@ func (p *Pool) Connect(ctx context.Context, h *sshconfig.Host) (ConnectInfo, err
 	if info.Reused {
 		info.HostKeyStatus = sshdial.HostKeyKnown
 	}
+	if c.device.Load() || p.deviceByConfig(h) {
+		// A device: the exec probe would type a shell command into its CLI.
+		info.Remote, _ = c.deviceRemote(ctx)
+		return info, nil
+	}
 	info.Remote = c.probe(ctx)
+	if info.Remote == probeNoAnswer {
+		if r, ok := c.deviceRemote(ctx); ok {
+			info.Remote = r
+		}
+	}
 	return info, nil
 }
 
@@ -78,5 +92,5 @@ func (c *conn) probe(ctx context.Context) string {
 			return strings.Join(f, " ")
 		}
 	}
-	return "network device or no POSIX shell (uname gave no answer)"
+	return probeNoAnswer
 }

@@ -16,7 +16,7 @@ type sessionHold struct {
 	p        *Pool
 	c        *conn
 	s        *slot
-	sh       *shell
+	sh       session
 	newShell bool
 }
 
@@ -69,7 +69,7 @@ func (hd *sessionHold) done(shellGone bool) {
 	p.mu.Lock()
 	s.busyJob = ""
 	if !shellGone {
-		s.cwd = hd.sh.cwd
+		s.cwd = hd.sh.where()
 	} else if s.sh == hd.sh {
 		s.sh = nil
 	}

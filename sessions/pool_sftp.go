@@ -106,7 +106,7 @@ func (e *Executor) WithFiles(ctx context.Context, j *jobs.Job, fn func(f *Files)
 			return fmt.Errorf("%w: %w", jobs.ErrNotStarted, err)
 		}
 		jr := e.jobRun(h, j)
-		err = fn(&Files{pool: e.pool, c: c, key: c.key, sftp: client, sudoPass: jr.sudoPassword, sudoEnv: jr.SudoEnv, sudoTarget: jr.SudoTarget})
+		err = fn(&Files{pool: e.pool, c: c, key: c.key, sftp: client, sudoPass: jr.sudoPassword, sudoNoPass: jr.SudoNoPass})
 		e.pool.release(c)
 		if err != nil && errors.Is(err, sftp.ErrSSHFxConnectionLost) && !c.alive() {
 			return fmt.Errorf("%w (%s)", err, c.lostReason())

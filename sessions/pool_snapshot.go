@@ -15,6 +15,9 @@ type ConnInfo struct {
 	// ClosesIn is how long until the idle close; while a job runs it is the
 	// whole IdleTimeout (the countdown starts when the last job ends).
 	ClosesIn time.Duration
+	// Device is "network device (VENDOR, prompt P)" for a network device,
+	// "" for a host with a POSIX shell.
+	Device   string
 	Sessions []SessionInfo
 }
 
@@ -41,7 +44,7 @@ func (p *Pool) ClosedIdle() []IdleClose {
 // SessionInfo describes one named session of a connection.
 type SessionInfo struct {
 	Name      string
-	Cwd       string // after the last job; "" before the first
+	Cwd       string // after the last job (a device's: its prompt); "" before the first
 	BusyJobID string // the job running in it, if any
 	HasShell  bool   // false: the next job starts a new shell
 }
@@ -62,6 +65,7 @@ func (p *Pool) Snapshot() []ConnInfo {
 			ci.Idle = now.Sub(c.idleSince)
 			ci.ClosesIn = max(p.cfg.IdleTimeout-ci.Idle, 0)
 		}
+		ci.Device = c.deviceDetailLocked()
 		for _, s := range c.sessions {
 			ci.Sessions = append(ci.Sessions, SessionInfo{
 				Name: s.name, Cwd: s.cwd, BusyJobID: s.busyJob, HasShell: s.sh != nil,

@@ -227,6 +227,9 @@ func (s *shell) waitReady(ctx context.Context, prefix []byte, script string) err
 	defer retype.Stop()
 	var tail []byte
 	var last lastBytes // what the login printed, for the error
+	var det deviceDetector
+	quiet := stoppedTimer()
+	defer quiet.Stop()
 	for {
 		select {
 		case p, ok := <-s.chunks:
@@ -234,6 +237,8 @@ func (s *shell) waitReady(ctx context.Context, prefix []byte, script string) err
 				return fmt.Errorf("the shell ended before it was ready (%s)%s", s.exitDetail(), last.suffix())
 			}
 			last.add(p)
+			det.add(p)
+			quiet.Reset(deviceQuiet)
 			buf := append(tail, p...)
 			if i := bytes.Index(buf, prefix); i >= 0 {
 				rest := buf[i+len(prefix):]
@@ -252,6 +257,12 @@ func (s *shell) waitReady(ctx context.Context, prefix []byte, script string) err
 				continue
 			}
 			tail = append([]byte(nil), buf[len(buf)-partialSuffix(buf, prefix):]...)
+		case <-quiet.C:
+			// A network device's CLI answers the init script with its own
+			// prompt and errors, never the marker (device_detect.go).
+			if p, ok := det.device(); ok {
+				return &notPOSIXError{prompt: p, after: time.Since(s.startedAt)}
+			}
 		case <-retype.C:
 			s.logger.Info("shell not ready: typing the init script again", "shell", s.name)
 			s.writeAsync([]byte(script), nil)

@@ -14,11 +14,12 @@ type jobRun struct {
 	ID      string
 	Command string
 	Sudo    bool // run Command through sudo (sudo.go)
-	// SudoEnv names the environment override that supplies the sudo
-	// password, for the message of a job that has none.
-	SudoEnv string
-	// SudoTarget is the host as `sshjobs secret set` takes it (StoreTarget).
-	SudoTarget string
+	// SudoNoPass is the error of a sudo job for which no password is known
+	// (sudoNoPassMessage).
+	SudoNoPass string
+	// EnableSources names where a device's enable secret comes from, for
+	// the message of a job whose secret the device refused.
+	EnableSources string
 	// secret looks up a secret for the job's host, only when a prompt asks
 	// for it: a source may ask a person (MCP elicitation). Nil: none known.
 	secret func(ctx context.Context, kind sshdial.SecretKind) (string, bool, error)
@@ -32,7 +33,7 @@ type jobRun struct {
 
 // jobRun returns what a shell on h needs to run j, with the pool's secrets.
 func (e *Executor) jobRun(h *sshconfig.Host, j *jobs.Job) jobRun {
-	jr := jobRun{ID: j.ID, Command: j.Command, Sudo: j.Sudo, SudoEnv: sudoSecretEnv(h.Alias), SudoTarget: StoreTarget(h), logger: e.log,
+	jr := jobRun{ID: j.ID, Command: j.Command, Sudo: j.Sudo, SudoNoPass: sudoNoPassMessage(h), EnableSources: enableSources(h), logger: e.log,
 		Cols: j.Cols, Rows: j.Rows, screens: &e.pool.screens}
 	if sec := e.pool.cfg.Dialer.Secrets; sec != nil {
 		jr.secret = func(ctx context.Context, kind sshdial.SecretKind) (string, bool, error) {

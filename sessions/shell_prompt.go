@@ -84,7 +84,7 @@ func (r *runner) answerSudo(rep secretReply) {
 		r.stopJob(jobs.StateError, fmt.Sprintf("sudo: reading the sudo password: %v", rep.err))
 		return
 	}
-	r.stopJob(jobs.StateError, fmt.Sprintf(msgSudoNoPass, r.jr.SudoEnv, r.jr.SudoTarget))
+	r.stopJob(jobs.StateError, r.jr.SudoNoPass)
 }
 
 // stopJob ends the job as state with msg: ^C now (sudo holds the terminal,

@@ -2,8 +2,10 @@ package sessions
 
 import (
 	"bytes"
+	"fmt"
 
 	"github.com/sshjobs/sshjobs/sessions/sshconfig"
+	"github.com/sshjobs/sshjobs/sessions/sshdial"
 )
 
 // How a job runs with sudo (jobs.Job.Sudo).
@@ -45,17 +47,13 @@ const (
 	// Name only the sources that exist: the variable and the credential store.
 	msgSudoNoPass = "sudo asked for a password and none is known for this host: set %s in sshjobs' environment, " +
 		"or save it with `sshjobs secret set %s --kind sudo`"
+	msgSudoNoPassStore = "sudo asked for a password and none is known for this host: save it with `sshjobs secret set %s --kind sudo`"
 )
 
 // StoreTarget is how to name h to `sshjobs secret set` in advice: its alias
 // when the alias's secrets are its own, else user@hostname:port (the store's
 // key for it).
-func StoreTarget(h *sshconfig.Host) string {
-	if h.SecretAlias != "" {
-		return h.SecretAlias
-	}
-	return h.User + "@" + h.Addr()
-}
+func StoreTarget(h *sshconfig.Host) string { return sshdial.StoreTarget(h) }
 
 // sudoSecretEnv names the environment override for alias's sudo password.
 func sudoSecretEnv(alias string) string { return sshconfig.EnvName(alias) + "SUDO_PASS" }
@@ -137,4 +135,25 @@ func (c *promptCutter) Flush() []byte {
 	out := c.held
 	c.held = nil
 	return out
+}
+
+// sudoNoPassMessage is the error of a sudo job on h for which no password is
+// known. It names only the sources that would reach h: the store's command,
+// and the alias's variable only when the alias's secrets are h's.
+func sudoNoPassMessage(h *sshconfig.Host) string {
+	if h.SecretAlias == "" {
+		return fmt.Sprintf(msgSudoNoPassStore, StoreTarget(h))
+	}
+	return fmt.Sprintf(msgSudoNoPass, sudoSecretEnv(h.SecretAlias), StoreTarget(h))
+}
+
+// enableSources names where the enable secret of a device h comes from: the
+// store's command, and the alias's variable only when the alias's secrets
+// are h's (as sudoNoPassMessage).
+func enableSources(h *sshconfig.Host) string {
+	store := fmt.Sprintf("the credential store (sshjobs secret set --kind enable %s)", StoreTarget(h))
+	if h.SecretAlias == "" {
+		return store
+	}
+	return sshconfig.EnvName(h.SecretAlias) + "ENABLE_PASS or " + store
 }

@@ -3,7 +3,6 @@ package sessions
 import (
 	"context"
 	"encoding/base64"
-	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/sshjobs/sshjobs/internal/sshtest"
 	"github.com/sshjobs/sshjobs/jobs"
+	"github.com/sshjobs/sshjobs/sessions/sshconfig"
 	"github.com/sshjobs/sshjobs/sessions/sshdial"
 )
 
@@ -150,9 +150,12 @@ func TestSudoNoPassword(t *testing.T) {
 }
 
 // The sudo advice names only the variable sshjobs reads and the credential
-// store's command, never a tool parameter.
+// store's command, never a tool parameter; and the variable only when it
+// would reach this destination: web-1:2222 does not get web-1's OVRD_
+// secrets (review finding: it advised a variable that would be ignored).
 func TestSudoAdviceNamesOnlyWhatExists(t *testing.T) {
-	msg := fmt.Sprintf(msgSudoNoPass, sudoSecretEnv("web-1"), "web-1")
+	own := &sshconfig.Host{User: "root", HostName: "10.0.0.5", Port: 22, Alias: "web-1", SecretAlias: "web-1"}
+	msg := sudoNoPassMessage(own)
 	for _, bad := range []string{"ssh_connect", "save=true", "password="} {
 		if strings.Contains(msg, bad) {
 			t.Errorf("%q advises %q", msg, bad)
@@ -162,6 +165,11 @@ func TestSudoAdviceNamesOnlyWhatExists(t *testing.T) {
 		if !strings.Contains(msg, want) {
 			t.Errorf("%q lacks %q", msg, want)
 		}
+	}
+	other := &sshconfig.Host{User: "root", HostName: "10.0.0.5", Port: 2222, Alias: "web-1"}
+	msg = sudoNoPassMessage(other)
+	if strings.Contains(msg, "OVRD_") || !strings.Contains(msg, "`sshjobs secret set root@10.0.0.5:2222 --kind sudo`") {
+		t.Errorf("another port: %q", msg)
 	}
 }
 

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -67,11 +68,29 @@ func (db *DB) InitCredentialKey(ctx context.Context, k credstore.KeyRow) (*creds
 	return out, nil
 }
 
-// PutCredential implements credstore.Storage.
-func (db *DB) PutCredential(ctx context.Context, r credstore.Row) error {
-	_, err := db.w.ExecContext(ctx, `INSERT INTO credentials (host, alias, kind, value, updated_at_ms) VALUES (?, ?, ?, ?, ?)
+// PutCredential implements credstore.Storage. The salt check and the write
+// are one write transaction, as Rekey is: a passwd in another process
+// comes wholly before or after.
+func (db *DB) PutCredential(ctx context.Context, r credstore.Row, keySalt []byte) error {
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var salt []byte
+		if err := tx.QueryRowContext(ctx, "SELECT salt FROM credential_key WHERE id = 1").Scan(&salt); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return credstore.ErrMasterChanged
+			}
+			return err
+		}
+		if !bytes.Equal(salt, keySalt) {
+			return credstore.ErrMasterChanged
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO credentials (host, alias, kind, value, updated_at_ms) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (host, kind) DO UPDATE SET alias = excluded.alias, value = excluded.value, updated_at_ms = excluded.updated_at_ms`,
-		r.Host, r.Alias, string(r.Kind), r.Value, r.UpdatedAt.UnixMilli())
+			r.Host, r.Alias, string(r.Kind), r.Value, r.UpdatedAt.UnixMilli())
+		return err
+	})
+	if errors.Is(err, credstore.ErrMasterChanged) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("save credential %s of %s: %w", r.Kind, r.Host, err)
 	}
@@ -92,10 +111,10 @@ func scanRow(s scanner, withValue bool) (credstore.Row, error) {
 	return r, err
 }
 
-// FindCredential implements credstore.Storage: the host's own row first.
-func (db *DB) FindCredential(ctx context.Context, host, alias string, kind sshdial.SecretKind) (*credstore.Row, error) {
-	q := "SELECT host, alias, kind, updated_at_ms, value FROM credentials WHERE kind = ? AND (host = ? OR (? != '' AND alias = ?)) ORDER BY host = ? DESC, updated_at_ms DESC LIMIT 1"
-	r, err := scanRow(db.r.QueryRowContext(ctx, q, string(kind), host, alias, alias, host), true)
+// FindCredential implements credstore.Storage: the host's own row only.
+func (db *DB) FindCredential(ctx context.Context, host string, kind sshdial.SecretKind) (*credstore.Row, error) {
+	q := "SELECT host, alias, kind, updated_at_ms, value FROM credentials WHERE kind = ? AND host = ?"
+	r, err := scanRow(db.r.QueryRowContext(ctx, q, string(kind), host), true)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}

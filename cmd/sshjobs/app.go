@@ -30,6 +30,10 @@ type app struct {
 	resolver *sshconfig.Resolver
 	// pages are the one-time secret pages of URL elicitations in progress.
 	pages pageSet
+	// held are the secrets typed on those pages, for a while (elicit_held.go).
+	held *heldSecrets
+	// secrets is the pool's chain of sources: store, environment, held.
+	secrets sshdial.Secrets
 	// allowLocal: the -allow-local folders (local.go).
 	allowLocal []string
 }
@@ -58,13 +62,17 @@ func openApp(ctx context.Context, cfg config, m mode) (*app, error) {
 	}
 	resolver := &sshconfig.Resolver{ConfigFile: cfg.SSHConfig, Env: os.Getenv}
 	creds := credstore.New(db, cfg.master, credParams)
-	// The store first, then the environment; a tool call's own parameters
-	// come last (sshdial.WithSecrets), as the last resort.
-	secrets := sshdial.SecretChain{creds, sshdial.EnvSecrets{Getenv: os.Getenv}}
+	// The store first, then the environment, then what a person typed on
+	// an elicitation page; a tool call's own parameters come last
+	// (sshdial.WithSecrets), as the last resort.
+	held := &heldSecrets{}
+	secrets := sshdial.SecretChain{creds, sshdial.EnvSecrets{Getenv: os.Getenv}, held}
 	pool := sessions.NewPool(sessions.PoolConfig{
-		Dialer:      &sshdial.Dialer{Resolver: resolver, Secrets: secrets, Logger: log},
-		IdleTimeout: cfg.IdleTimeout,
-		Logger:      log,
+		Dialer:          &sshdial.Dialer{Resolver: resolver, Secrets: secrets, Logger: log},
+		IdleTimeout:     cfg.IdleTimeout,
+		Logger:          log,
+		Devices:         cfg.Devices,
+		DevicePrintAsIs: cfg.DevicePrintAsIs,
 	})
 	exec := sessions.NewExecutor(pool, sessions.ExecutorConfig{SpoolDir: cfg.SpoolDir})
 	eng, err := jobs.New(jobs.Config{
@@ -82,7 +90,7 @@ func openApp(ctx context.Context, cfg config, m mode) (*app, error) {
 		db.Close()
 		return nil, err
 	}
-	a := &app{log: log, db: db, pool: pool, exec: exec, eng: eng, creds: creds, resolver: resolver, allowLocal: cfg.AllowLocal}
+	a := &app{log: log, db: db, pool: pool, exec: exec, eng: eng, creds: creds, held: held, secrets: secrets, resolver: resolver, allowLocal: cfg.AllowLocal}
 	if m != modeRead {
 		if err := eng.Start(ctx); err != nil {
 			a.Close()

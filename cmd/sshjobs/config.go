@@ -6,8 +6,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sshjobs/sshjobs/credstore"
@@ -32,6 +34,10 @@ type config struct {
 	// AllowLocal are the local folders ssh_upload and ssh_download may use,
 	// besides the working directory, for a client that lists no roots.
 	AllowLocal []string
+	// Devices are alias patterns of network devices (sessions.PoolConfig).
+	Devices []string
+	// DevicePrintAsIs: RouterOS print commands get no without-paging.
+	DevicePrintAsIs bool
 
 	// master is the credential store's master password (see
 	// takeMasterPassword); "" leaves the store disabled.
@@ -57,6 +63,8 @@ var settings = []setting{
 	{"spool-dir", "SSHJOBS_SPOOL_DIR", "folder on the remote hosts for detached jobs' output (default ${XDG_CACHE_HOME:-~/.cache}/sshjobs)"},
 	{"lease", "SSHJOBS_LEASE", fmt.Sprintf("after this process dies, others adopt its jobs once this has passed (default %s)", jobs.DefaultLease)},
 	{"log-level", "SSHJOBS_LOG_LEVEL", "debug, info, warn or error; logs go to stderr (default info)"},
+	{"devices", "SSHJOBS_DEVICES", "aliases of network devices, as patterns separated by commas (e.g. 'sw-*,rtr-*'): their sessions skip the POSIX shell probe"},
+	{"device-without-paging", "SSHJOBS_DEVICE_WITHOUT_PAGING", "add without-paging to RouterOS print commands: on or off (default on)"},
 	{"allow-local", "SSHJOBS_ALLOW_LOCAL", "local folders (separated by " + string(os.PathListSeparator) + ") that ssh_upload and ssh_download may use besides the working directory, for clients without MCP roots"},
 }
 
@@ -94,6 +102,24 @@ func (c *config) parse() error {
 			return fmt.Errorf("-allow-local %q: %w", d, err)
 		}
 		c.AllowLocal = append(c.AllowLocal, abs)
+	}
+	c.Devices = nil
+	for _, pat := range strings.Split(get("devices"), ",") {
+		if pat = strings.TrimSpace(pat); pat == "" {
+			continue
+		}
+		if _, err := path.Match(pat, ""); err != nil {
+			return fmt.Errorf("-devices %q: %w", pat, err)
+		}
+		c.Devices = append(c.Devices, pat)
+	}
+	switch v := get("device-without-paging"); v {
+	case "", "on":
+		c.DevicePrintAsIs = false
+	case "off":
+		c.DevicePrintAsIs = true
+	default:
+		return fmt.Errorf("-device-without-paging %q: use on or off", v)
 	}
 	if c.LogLevel != "" {
 		var l slog.Level

@@ -222,3 +222,30 @@ func TestWrongMasterPasswordServerGoesOn(t *testing.T) {
 		t.Errorf("list with a wrong master password: %q", text(res))
 	}
 }
+
+// ssh_connect reads private_key_path only inside the folders the file tools
+// may read (the client's roots, else the working directory and
+// -allow-local): the model cannot make sshjobs read any file of this
+// machine as a key (review finding).
+func TestConnectKeyPathConfined(t *testing.T) {
+	sshtest.NoAgent(t)
+	srv := sshtest.StartInProcess(t, sshtest.Options{})
+	keyDir := t.TempDir()
+	key := sshtest.WriteFile(t, filepath.Join(keyDir, "id"), string(must(os.ReadFile(srv.KeyFile))))
+
+	cfg := testConfig(t, nil, t.TempDir())
+	cfg.SSHConfig = passwordOnlyConfig(t, srv)
+	c := newMCPClient(t, cfg)
+	res := c.call("ssh_connect", map[string]any{"host": "pw", "private_key_path": key})
+	if !res.IsError || !strings.Contains(text(res), "outside the allowed folders") || !strings.Contains(text(res), "-allow-local") {
+		t.Errorf("a key outside the roots: %q", text(res))
+	}
+
+	cfg.AllowLocal = []string{keyDir}
+	c = newMCPClient(t, cfg)
+	var out connectOut
+	c.decode("ssh_connect", map[string]any{"host": "pw", "private_key_path": key}, &out)
+	if out.AuthMethod != "publickey" {
+		t.Errorf("a key inside -allow-local: %+v", out)
+	}
+}

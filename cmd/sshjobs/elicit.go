@@ -17,6 +17,9 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/sshjobs/sshjobs/credstore"
+	"github.com/sshjobs/sshjobs/sessions/sshdial"
 )
 
 // elicitTTL is how long a secret page accepts its one answer. A variable so
@@ -25,8 +28,9 @@ var elicitTTL = 5 * time.Minute
 
 // pageAnswer is what the person typed on the page.
 type pageAnswer struct {
+	kind     sshdial.SecretKind // what the page asked for
 	secret   []byte
-	remember bool
+	remember bool // "remember for this host" was ticked
 }
 
 // supportsURLElicitation reports whether the client of ss declared URL-mode
@@ -75,7 +79,8 @@ func (ps *pageSet) take(id string) *secretPage {
 	return p
 }
 
-// askByURL starts a one-time page for what and returns the tool result that
+// askByURL starts a one-time page asking for the secret of kind for the
+// destination h (described as what) and returns the tool result that
 // asks the client for it the spec's way: an input-required result (multi
 // round-trip requests) holding one URL-mode elicitation, whose id the retried
 // call brings back as its requestState. For a client on an older protocol
@@ -84,14 +89,15 @@ func (ps *pageSet) take(id string) *secretPage {
 // The page is on 127.0.0.1 (random port, unguessable path and form token),
 // takes one POST, and is gone after it or elicitTTL. The secret travels from
 // the browser to this process only: it is in no URL, log line or MCP message.
-func (a *app) askByURL(what, host string, session *mcp.ServerSession) (*mcp.CallToolResult, error) {
-	page, err := newSecretPage(what)
+func (a *app) askByURL(what, host string, kind sshdial.SecretKind, session *mcp.ServerSession) (*mcp.CallToolResult, error) {
+	// "remember" is offered only where it can work.
+	page, err := newSecretPage(what, a.creds != nil && a.creds.Enabled())
 	if err != nil {
 		return nil, err
 	}
 	// The answer is for this host and this client only: a retry that names
 	// another host, or comes from another client, does not get it.
-	page.host, page.session = host, session
+	page.host, page.kind, page.session = host, kind, session
 	if err := a.pages.add(page); err != nil {
 		page.close()
 		return nil, err
@@ -110,7 +116,8 @@ func (a *app) askByURL(what, host string, session *mcp.ServerSession) (*mcp.Call
 
 // answerByURL is the retried call's side of askByURL: ok is false when the
 // call is not a retry of one; else it waits for the person's answer on the
-// page, up to the page's expiry.
+// page, up to the page's expiry. ans.kind is the kind asked for whenever
+// the page was found, also with an error.
 func (a *app) answerByURL(ctx context.Context, req *mcp.CallToolRequest, host string) (ans pageAnswer, ok bool, err error) {
 	if req == nil || req.Params == nil || req.Params.RequestState == "" {
 		return pageAnswer{}, false, nil
@@ -121,8 +128,9 @@ func (a *app) answerByURL(ctx context.Context, req *mcp.CallToolRequest, host st
 		return pageAnswer{}, true, errors.New("the page for the secret has expired or was used: call again")
 	}
 	defer page.close()
+	ans.kind = page.kind
 	if page.host != host || page.session != req.Session {
-		return pageAnswer{}, true, fmt.Errorf("the secret typed on the page was asked for %s by another call; it is not used for %s: call again", page.host, host)
+		return ans, true, fmt.Errorf("the secret typed on the page was asked for %s by another call; it is not used for %s: call again", page.host, host)
 	}
 	res, _ := req.Params.InputResponses[id].(*mcp.ElicitResult)
 	if res == nil || res.Action != "accept" {
@@ -130,21 +138,22 @@ func (a *app) answerByURL(ctx context.Context, req *mcp.CallToolRequest, host st
 		if res != nil {
 			action = res.Action
 		}
-		return pageAnswer{}, true, fmt.Errorf("the user did not open the page (%s)", action)
+		return ans, true, fmt.Errorf("the user did not open the page (%s)", action)
 	}
 	timer := time.NewTimer(time.Until(page.expires))
 	defer timer.Stop()
 	select {
-	case a := <-page.answers:
+	case got := <-page.answers:
 		// The out-of-band step is over: the client may close its prompt.
 		if req.Session != nil {
 			_ = req.Session.NotifyElicitationComplete(ctx, &mcp.ElicitationCompleteParams{ElicitationID: id})
 		}
-		return a, true, nil
+		got.kind = page.kind
+		return got, true, nil
 	case <-timer.C:
-		return pageAnswer{}, true, fmt.Errorf("nobody typed it within %s (the page has expired)", elicitTTL)
+		return ans, true, fmt.Errorf("nobody typed it within %s (the page has expired)", elicitTTL)
 	case <-ctx.Done():
-		return pageAnswer{}, true, ctx.Err()
+		return ans, true, ctx.Err()
 	}
 }
 
@@ -155,6 +164,8 @@ type secretPage struct {
 	token   string // in the form, checked on POST: a second unguessable part
 	what    string
 	host    string             // the destination the secret is for
+	kind    sshdial.SecretKind // the secret asked for
+	canSave bool               // the credential store is enabled: offer "remember"
 	session *mcp.ServerSession // the client that was asked
 	expires time.Time
 	answers chan pageAnswer
@@ -170,12 +181,12 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func newSecretPage(what string) (*secretPage, error) {
+func newSecretPage(what string, canSave bool) (*secretPage, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("secret page: %w", err)
 	}
-	p := &secretPage{id: randomHex(16), path: "/" + randomHex(32), token: randomHex(16), what: what,
+	p := &secretPage{id: randomHex(16), path: "/" + randomHex(32), token: randomHex(16), what: what, canSave: canSave,
 		expires: time.Now().Add(elicitTTL), answers: make(chan pageAnswer, 1)}
 	p.url = "http://" + ln.Addr().String() + p.path
 	p.srv = &http.Server{
@@ -199,7 +210,7 @@ const pageHTML = `<!doctype html>
 <form method="post" autocomplete="off">
 <input type="hidden" name="token" value="%s">
 <p><input type="password" name="secret" autofocus required></p>
-<p><label><input type="checkbox" name="remember"> remember for this host (encrypted; needs SSHJOBS_MASTER_PASSWORD)</label></p>
+<p>%s</p>
 <p><button type="submit">Send to sshjobs</button></p>
 </form></body></html>
 `
@@ -220,7 +231,11 @@ func (p *secretPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet:
 		h.Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprintf(w, pageHTML, html.EscapeString("Type "+p.what+"."), p.token)
+		remember := `<label><input type="checkbox" name="remember"> remember for this host (stored encrypted)</label>`
+		if !p.canSave {
+			remember = "Used for this task only: sshjobs has no master password (" + credstore.EnvMaster + "), so it cannot remember it."
+		}
+		fmt.Fprintf(w, pageHTML, html.EscapeString("Type "+p.what+"."), p.token, remember)
 	case http.MethodPost:
 		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 		if err := r.ParseForm(); err != nil {
@@ -245,7 +260,7 @@ func (p *secretPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		p.done = true
 		p.mu.Unlock()
-		p.answers <- pageAnswer{secret: []byte(secret), remember: strings.EqualFold(r.PostForm.Get("remember"), "on")}
+		p.answers <- pageAnswer{secret: []byte(secret), remember: p.canSave && strings.EqualFold(r.PostForm.Get("remember"), "on")}
 		h.Set("Content-Type", "text/html; charset=utf-8")
 		io.WriteString(w, "<!doctype html><p>Received. You can close this page.</p>")
 	default:

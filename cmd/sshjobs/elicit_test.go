@@ -13,6 +13,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/sshjobs/sshjobs/internal/sshtest"
+	"github.com/sshjobs/sshjobs/sessions/sshdial"
 )
 
 // elicitClient connects a go-sdk client to a fresh sshjobs whose ssh_config
@@ -22,6 +23,13 @@ func elicitClient(t *testing.T, srv *sshtest.Server, master string, urlMode bool
 	t.Helper()
 	cfg := testConfig(t, nil, t.TempDir())
 	cfg.SSHConfig, cfg.master = passwordOnlyConfig(t, srv), master
+	return elicitMCP(t, cfg, urlMode, handle)
+}
+
+// elicitMCP connects a go-sdk client to a fresh sshjobs of cfg, declaring
+// URL elicitation (urlMode) or form mode only; handle answers elicitations.
+func elicitMCP(t *testing.T, cfg config, urlMode bool, handle func(*mcp.ElicitParams) *mcp.ElicitResult) (*mcpClient, *int) {
+	t.Helper()
 	var mu sync.Mutex
 	calls := new(int)
 	caps := &mcp.ClientCapabilities{Elicitation: &mcp.ElicitationCapabilities{Form: &mcp.FormElicitationCapabilities{}}}
@@ -72,6 +80,21 @@ func postSecret(t *testing.T, pageURL, secret string, remember bool) *http.Respo
 	return resp
 }
 
+// connectSavesAsked calls ssh_connect on "pw", which must ask once, log in
+// with the password typed on the page and save it ("remember" ticked).
+func connectSavesAsked(t *testing.T, c *mcpClient, calls *int) *mcp.CallToolResult {
+	t.Helper()
+	res := c.call("ssh_connect", map[string]any{"host": "pw"})
+	var out connectOut
+	if b, _ := json.Marshal(res.StructuredContent); res.IsError || json.Unmarshal(b, &out) != nil {
+		t.Fatalf("connect: %q", text(res))
+	}
+	if *calls != 1 || out.AuthMethod != "password" || strings.Join(out.Saved, ",") != "password" {
+		t.Errorf("calls %d, %+v", *calls, out)
+	}
+	return res
+}
+
 func TestURLElicitationAccept(t *testing.T) {
 	sshtest.NoAgent(t)
 	srv := sshtest.StartInProcess(t, sshtest.Options{})
@@ -97,14 +120,7 @@ func TestURLElicitationAccept(t *testing.T) {
 		}
 		return &mcp.ElicitResult{Action: "accept"}
 	})
-	res := c.call("ssh_connect", map[string]any{"host": "pw"})
-	var out connectOut
-	if b, _ := json.Marshal(res.StructuredContent); res.IsError || json.Unmarshal(b, &out) != nil {
-		t.Fatalf("connect: %q", text(res))
-	}
-	if *calls != 1 || out.AuthMethod != "password" || strings.Join(out.Saved, ",") != "password" {
-		t.Errorf("calls %d, %+v", *calls, out)
-	}
+	res := connectSavesAsked(t, c, calls)
 	assertNoSecret(t, "answer", text(res)+pageURL, srv.Password)
 	// One answer only: the page is gone.
 	if resp, err := http.Get(pageURL); err == nil && resp.StatusCode != http.StatusNotFound {
@@ -161,7 +177,7 @@ func TestURLElicitationDeclineExpiryAndFormOnly(t *testing.T) {
 // nothing (review finding: the page was taken by its state alone).
 func TestURLElicitationBoundToHost(t *testing.T) {
 	a := &app{}
-	ask, err := a.askByURL("the login password of alice@a:22", "alice@a:22", nil)
+	ask, err := a.askByURL("the login password of alice@a:22", "alice@a:22", sshdial.SecretPassword, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

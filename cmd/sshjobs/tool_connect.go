@@ -22,6 +22,7 @@ type connectIn struct {
 	PrivateKeyPath string `json:"private_key_path,omitempty" jsonschema:"local key file"`
 	Passphrase     string `json:"passphrase,omitempty" jsonschema:"key passphrase"`
 	Save           bool   `json:"save,omitempty" jsonschema:"store them, encrypted"`
+	Device         bool   `json:"device,omitempty" jsonschema:"a network device (router, switch): no shell probe"`
 }
 
 type connectOut struct {
@@ -65,6 +66,9 @@ func (a *app) connect(ctx context.Context, req *mcp.CallToolRequest, in connectI
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: host %q: %w", jobs.ErrBadInput, in.Host, err)
 	}
+	if in.Device {
+		a.pool.MarkDevice(h)
+	}
 	given := sshdial.StaticSecrets{}
 	if in.Password != "" {
 		given[sshdial.SecretPassword] = in.Password
@@ -73,41 +77,70 @@ func (a *app) connect(ctx context.Context, req *mcp.CallToolRequest, in connectI
 		given[sshdial.SecretPassphrase] = in.Passphrase
 	}
 	if in.PrivateKeyPath != "" {
-		pem, err := readKeyFile(in.PrivateKeyPath)
+		// Only inside the folders the file tools may read: the model must
+		// not make sshjobs read any file of this machine.
+		roots, askRoots, err := a.localRoots(req)
+		if err != nil {
+			return nil, nil, err
+		}
+		if askRoots {
+			return nil, &mcp.CallToolResult{InputRequests: mcp.InputRequestMap{rootsInput: &mcp.ListRootsParams{}}}, nil
+		}
+		path, err := confine(roots)(sshconfig.ExpandHome(in.PrivateKeyPath))
+		if err != nil {
+			return nil, nil, fmt.Errorf("private_key_path: %w", err)
+		}
+		pem, err := readKeyFile(path)
 		if err != nil {
 			return nil, nil, err
 		}
 		given[sshdial.SecretPrivateKey] = string(pem)
 		clear(pem)
 	}
+	// What to store: the parameters with save, and a secret typed on the
+	// page only when the person ticked "remember" (never by save, which
+	// the model sets).
 	save := map[sshdial.SecretKind]bool{}
 	if in.Save {
 		for k := range given {
 			save[k] = true
 		}
 	}
-	// A retry after the person was asked: their answer comes before the
-	// call's own password, which the retry repeats.
+	// A retry after the person was asked: their answer is held for the
+	// destination (the third source, before the call's own parameters),
+	// and saved only when they ticked "remember" and it logged in.
 	ans, retried, askErr := a.answerByURL(ctx, req, h.Key())
 	if retried && askErr == nil {
-		given[sshdial.SecretPassword] = string(ans.secret)
-		clear(ans.secret)
-		save[sshdial.SecretPassword] = in.Save || ans.remember
+		a.held.put(h.Key(), ans.kind, string(ans.secret))
+		defer clear(ans.secret)
 	}
 	info, err := a.pool.Connect(sshdial.WithSecrets(ctx, h.Key(), given), h)
 	var authErr *sshdial.AuthError
+	answered := func(k sshdial.SecretKind) bool { return retried && ans.kind == k }
 	switch {
 	case err == nil:
 	case retried && askErr != nil:
 		return nil, nil, fmt.Errorf("%w (asked the user through the MCP client: %v)", err, askErr)
-	case !retried && errors.As(err, &authErr) && authErr.WantsPassword() && given[sshdial.SecretPassword] == "" &&
-		req != nil && supportsURLElicitation(req.Session):
-		// Asked between two dials, not inside one: the handshake has a
-		// deadline of seconds, a person needs longer.
-		ask, err := a.askByURL("the login password of "+h.Key(), h.Key(), req.Session)
+	case !errors.As(err, &authErr) || req == nil || !supportsURLElicitation(req.Session):
+		return nil, nil, err
+	case answered(sshdial.SecretPassword) || answered(sshdial.SecretPassphrase) && !authErr.WantsPassword():
+		a.held.drop(h.Key(), ans.kind)
+		return nil, nil, fmt.Errorf("the %s typed on the page did not log in: %w", ans.kind, err)
+	// Asked between two dials, not inside one: the handshake has a
+	// deadline of seconds, a person needs longer.
+	case authErr.WantsPassphrase() && given[sshdial.SecretPassphrase] == "" && !answered(sshdial.SecretPassphrase):
+		ask, err := a.askByURL(secretWhat(sshdial.SecretPassphrase, h), h.Key(), sshdial.SecretPassphrase, req.Session)
+		return nil, ask, err
+	case authErr.WantsPassword() && given[sshdial.SecretPassword] == "":
+		ask, err := a.askByURL(secretWhat(sshdial.SecretPassword, h), h.Key(), sshdial.SecretPassword, req.Session)
 		return nil, ask, err
 	default:
 		return nil, nil, err
+	}
+	if retried && ans.remember {
+		// Saved below with the parameters, on the same terms.
+		given[ans.kind] = string(ans.secret)
+		save[ans.kind] = true
 	}
 	out = &connectOut{Host: h.Key(), HostKeyFingerprint: info.HostKeyFingerprint, HostKeyStatus: info.HostKeyStatus,
 		AuthMethod: info.AuthMethod, Remote: info.Remote, Reused: info.Reused, Saved: []string{}}
@@ -125,7 +158,7 @@ func (a *app) connect(ctx context.Context, req *mcp.CallToolRequest, in connectI
 			continue
 		}
 		if err := a.creds.Put(ctx, credstore.HostID(h), h.SecretAlias, k, []byte(v)); err != nil {
-			if errors.Is(err, credstore.ErrNoMaster) || errors.Is(err, credstore.ErrWrongMaster) {
+			if errors.Is(err, credstore.ErrNoMaster) || errors.Is(err, credstore.ErrWrongMaster) || errors.Is(err, credstore.ErrMasterChanged) {
 				out.Note = "not saved: " + err.Error()
 				return out, nil, nil
 			}
@@ -140,7 +173,6 @@ func (a *app) connect(ctx context.Context, req *mcp.CallToolRequest, in connectI
 // that it is one: the model may name any file, and its contents must never
 // come back in an error.
 func readKeyFile(path string) ([]byte, error) {
-	path = sshconfig.ExpandHome(path)
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: private_key_path: %w", jobs.ErrBadInput, err)

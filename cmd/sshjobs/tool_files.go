@@ -95,6 +95,9 @@ func addFileTools(s *mcp.Server, a *app) {
 		Description: "Read a remote file (SFTP): text, or base64 if binary; sha256 of the whole file. Page with offset.",
 		Annotations: &mcp.ToolAnnotations{Title: "Read file", ReadOnlyHint: true, OpenWorldHint: &yes},
 	}, func(ctx context.Context, req *mcp.CallToolRequest, in readFileIn) (*mcp.CallToolResult, any, error) {
+		if ask, err := a.askFirst(ctx, req, in.Host, in.Sudo); err != nil || ask != nil {
+			return ask, nil, err
+		}
 		out, err := a.readFile(ctx, in)
 		if err != nil {
 			return nil, nil, err
@@ -106,6 +109,9 @@ func addFileTools(s *mcp.Server, a *app) {
 		Description: "Write a remote file atomically (SFTP), keeping its owner and mode.",
 		Annotations: &mcp.ToolAnnotations{Title: "Write file", DestructiveHint: &yes, OpenWorldHint: &yes},
 	}, func(ctx context.Context, req *mcp.CallToolRequest, in writeFileIn) (*mcp.CallToolResult, any, error) {
+		if ask, err := a.askFirst(ctx, req, in.Host, in.Sudo); err != nil || ask != nil {
+			return ask, nil, err
+		}
 		out, err := a.writeFile(ctx, in)
 		if err != nil {
 			return nil, nil, err
@@ -117,6 +123,9 @@ func addFileTools(s *mcp.Server, a *app) {
 		Description: "List a remote folder (SFTP).",
 		Annotations: &mcp.ToolAnnotations{Title: "List folder", ReadOnlyHint: true, OpenWorldHint: &yes},
 	}, func(ctx context.Context, req *mcp.CallToolRequest, in listDirIn) (*mcp.CallToolResult, any, error) {
+		if ask, err := a.askFirst(ctx, req, in.Host, false); err != nil || ask != nil {
+			return ask, nil, err
+		}
 		out, err := a.listDir(ctx, in)
 		if err != nil {
 			return nil, nil, err
@@ -424,6 +433,11 @@ func addTransferTools(s *mcp.Server, a *app) {
 			Name: name, Description: desc,
 			Annotations: &mcp.ToolAnnotations{Title: title, DestructiveHint: &yes, OpenWorldHint: &yes},
 		}, func(ctx context.Context, req *mcp.CallToolRequest, in transferIn) (*mcp.CallToolResult, any, error) {
+			// Before the roots: a retry that brings a secret must not be
+			// answered with another question first.
+			if ask, err := a.askFirst(ctx, req, in.Host, false); err != nil || ask != nil {
+				return ask, nil, err
+			}
 			roots, ask, err := a.localRoots(req)
 			if err != nil {
 				return nil, nil, err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -41,6 +42,11 @@ func addRunTool(s *mcp.Server, a *app) {
 		if err := checkMaxOutput(in.MaxOutput); err != nil {
 			return nil, nil, err
 		}
+		// A secret no source has (login, passphrase, sudo) is asked for
+		// before the job exists, when the client can be asked.
+		if ask, err := a.askFirst(ctx, req, in.Host, in.Sudo && !in.Detach); err != nil || ask != nil {
+			return ask, nil, err
+		}
 		spec := jobs.Spec{Session: in.Session, Command: in.Command, KillAfter: killAfter, Detached: in.Detach, Sudo: in.Sudo,
 			Cols: in.Cols, Rows: in.Rows}
 		if in.Input != "" {
@@ -68,5 +74,16 @@ func addRunTool(s *mcp.Server, a *app) {
 // and stores the destination on the row.
 func (a *app) submit(ctx context.Context, target string, s jobs.Spec) (*jobs.Job, error) {
 	s.Target = target
+	if s.Sudo || s.Detached {
+		// Known to be a network device: say so now rather than as the job's
+		// error (the executor refuses them too, for a device found later).
+		if h, err := a.pool.Resolve(ctx, target); err == nil && a.pool.IsDevice(h) {
+			what := "sudo"
+			if s.Detached {
+				what = "detach"
+			}
+			return nil, fmt.Errorf("%w: %s is a network device: %s does not apply; its commands run in the session's CLI (enable mode with the host's enable secret)", jobs.ErrBadInput, h.Key(), what)
+		}
+	}
 	return a.eng.Enqueue(ctx, s)
 }

@@ -27,6 +27,7 @@ type connectionRow struct {
 	ConnectedAt string       `json:"connected_at"`
 	IdleS       int64        `json:"idle_s"`
 	ClosesInS   int64        `json:"closes_in_s"`
+	Device      string       `json:"device,omitempty"`
 	Sessions    []sessionRow `json:"sessions"`
 }
 
@@ -90,7 +91,7 @@ func (a *app) sessions(ctx context.Context) (*sessionsOut, error) {
 	out := &sessionsOut{Connections: []connectionRow{}}
 	for _, c := range a.pool.Snapshot() {
 		row := connectionRow{Host: c.Host, Route: c.Route, ConnectedAt: rfc3339(c.ConnectedAt),
-			IdleS: int64(c.Idle.Seconds()), ClosesInS: int64(c.ClosesIn.Seconds()), Sessions: []sessionRow{}}
+			IdleS: int64(c.Idle.Seconds()), ClosesInS: int64(c.ClosesIn.Seconds()), Device: c.Device, Sessions: []sessionRow{}}
 		for _, s := range c.Sessions {
 			row.Sessions = append(row.Sessions, sessionRow{Name: s.Name, Cwd: s.Cwd, BusyJobID: s.BusyJobID,
 				Queued: count[[2]string{c.Host, s.Name}]})
@@ -115,6 +116,9 @@ func (o *sessionsOut) text() string {
 		fmt.Fprintf(&b, "%s connected %s, idle %ds, closes in %ds\n", c.Host, c.ConnectedAt, c.IdleS, c.ClosesInS)
 		if c.Route != "" {
 			fmt.Fprintf(&b, "  route: %s\n", c.Route)
+		}
+		if c.Device != "" {
+			fmt.Fprintf(&b, "  %s (cwd is its prompt)\n", c.Device)
 		}
 		for _, s := range c.Sessions {
 			fmt.Fprintf(&b, "  %s cwd=%s", s.Name, s.Cwd)

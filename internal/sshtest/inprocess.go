@@ -335,7 +335,7 @@ func (s *Server) serveSession(c *conn, sc ssh.Conn, nch ssh.NewChannel) {
 		ok := false
 		switch req.Type {
 		case "pty-req":
-			ok = !started && ss.master == nil && ss.ptyReq(req.Payload) == nil
+			ok = !started && (s.opts.Serve != nil || ss.master == nil && ss.ptyReq(req.Payload) == nil)
 		case "window-change":
 			var w struct{ Cols, Rows, Width, Height uint32 }
 			ok = ss.master != nil && ssh.Unmarshal(req.Payload, &w) == nil && ss.setSize(w.Cols, w.Rows, w.Width, w.Height) == nil
@@ -370,6 +370,12 @@ func (s *Server) serveSession(c *conn, sc ssh.Conn, nch ssh.NewChannel) {
 				started = true
 				// Reply first: output and exit-status must not reach the client before it.
 				req.Reply(true, nil)
+				if s.opts.Serve != nil && req.Type != "subsystem" {
+					close(ss.begun)
+					s.wg.Add(1)
+					go func() { defer s.wg.Done(); ss.serveCLI(e.Command) }()
+					continue
+				}
 				login := req.Type == "shell"
 				s.wg.Add(1)
 				go func() { defer s.wg.Done(); ss.run(login, e.Command) }()
@@ -407,6 +413,26 @@ func (ss *session) serveSFTP() {
 	srv.Close()
 	ss.ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{0}))
 }
+
+// serveCLI runs Options.Serve on the channel, then reports exit status 0
+// and closes the channel.
+func (ss *session) serveCLI(command string) {
+	defer close(ss.exited)
+	defer ss.ch.Close()
+	ss.s.opts.Serve(gatedRW{ss.ch, gated{s: ss.s, c: ss.c, w: ss.ch, delay: ss.s.opts.SlowOutput}}, command)
+	if ss.s.waitAwake(ss.c.done) {
+		ss.ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{0}))
+		ss.ch.CloseWrite()
+	}
+}
+
+// gatedRW reads from the channel and writes through the silence gate.
+type gatedRW struct {
+	io.Reader
+	w gated
+}
+
+func (g gatedRW) Write(p []byte) (int, error) { return g.w.Write(p) }
 
 // run runs the login shell or command, then reports how it ended and closes the channel.
 func (ss *session) run(login bool, command string) {

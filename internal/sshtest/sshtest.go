@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/user"
@@ -114,6 +115,13 @@ type Options struct {
 	// valid for any host name).
 	HostCA             ssh.Signer
 	HostCertPrincipals []string
+	// Serve, if set, answers shell and exec requests in-process instead of
+	// a login shell (command is "" for a shell): a network device's CLI
+	// (internal/devicetest), which is no POSIX shell. A pty-req is accepted
+	// and no PTY made: the CLI reads keys and echoes them itself. The
+	// session ends with exit status 0 when Serve returns. In-process only;
+	// for openssh, give a ForceCommand in SSHDConfig.
+	Serve func(rw io.ReadWriter, command string)
 }
 
 // Addr returns "127.0.0.1:PORT".

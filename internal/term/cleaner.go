@@ -82,6 +82,12 @@ func (c *Cleaner) Commit() []byte {
 	return c.take()
 }
 
+// Discard drops the pending line: text a program showed and takes back
+// once answered, such as a network device's pager prompt (--More--).
+func (c *Cleaner) Discard() {
+	c.line, c.cr = c.line[:0], false
+}
+
 // Pending returns the part of the current line that is held back (what a
 // terminal would show on its last line, if nothing was committed). The slice
 // is valid until the next call.

@@ -116,3 +116,15 @@ func TestCleanerLsColor(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// Discard drops the held line only: what came before is out, what comes
+// after starts the line afresh (a pager's prompt, then its erasure).
+func TestDiscard(t *testing.T) {
+	var c Cleaner
+	got := string(c.Write([]byte("line 1\r\n --More-- ")))
+	c.Discard()
+	got += string(c.Write([]byte("\b\b\b\b\b\b\b\b\b\b          \b\b\b\b\b\b\b\b\b\bline 2\r\n")))
+	if got != "line 1\nline 2\n" {
+		t.Errorf("got %q", got)
+	}
+}

@@ -50,9 +50,18 @@ type AuthError struct {
 	// else).
 	passwordSent bool
 	kbdNoUse     bool
+	// an encrypted key was skipped because no passphrase was known
+	passphraseMissing bool
 }
 
 func (e *AuthError) Unwrap() error { return e.Cause }
+
+// WantsPassphrase reports whether an encrypted key was skipped for want of
+// a passphrase, and the server accepts public keys: a caller that can ask
+// a person asks then (before the password: ssh tries keys first).
+func (e *AuthError) WantsPassphrase() bool {
+	return e.passphraseMissing && (len(e.Allowed) == 0 || slices.Contains(e.Allowed, AuthPublicKey))
+}
 
 // WantsPassword reports whether a password would have been tried: the server
 // accepts password (or keyboard-interactive that asks only for it) and none
@@ -100,6 +109,15 @@ func (e *AuthError) Error() string {
 		b.WriteString("; to log in, " + strings.Join(fixes, ", or "))
 	}
 	return b.String()
+}
+
+// StoreTarget names h as `sshjobs secret set` takes it: the alias whose
+// secrets it gets, else user@hostname:port.
+func StoreTarget(h *sshconfig.Host) string {
+	if h.SecretAlias != "" {
+		return h.SecretAlias
+	}
+	return h.User + "@" + h.Addr()
 }
 
 // envHint names the OVRD_ variable with suffix that EnvSecrets or the
@@ -166,6 +184,7 @@ type authRun struct {
 	kbdAsked  bool   // keyboard-interactive got a question
 	kbdNoUse  bool   // keyboard-interactive cannot take the password
 	pwSent    bool   // the password auth method sent the password
+	noPass    bool   // an encrypted key was skipped: no passphrase known
 	noAgent   string // why the agent gave no key, for "no usable key"
 }
 
@@ -267,12 +286,8 @@ func (a *authRun) failure(err error) error {
 	if !pinned && !a.started {
 		return err
 	}
-	target := a.h.SecretAlias
-	if target == "" {
-		target = a.h.User + "@" + a.h.Addr()
-	}
-	e := &AuthError{Host: a.h.Key(), Allowed: a.allowed, Notes: a.notes, Cause: err, alias: a.h.Alias, secretAlias: a.h.SecretAlias, storeTarget: target,
-		passwordSent: a.pwSent, kbdNoUse: a.kbdNoUse}
+	e := &AuthError{Host: a.h.Key(), Allowed: a.allowed, Notes: a.notes, Cause: err, alias: a.h.Alias, secretAlias: a.h.SecretAlias, storeTarget: StoreTarget(a.h),
+		passwordSent: a.pwSent, kbdNoUse: a.kbdNoUse, passphraseMissing: a.noPass}
 	for _, m := range a.order {
 		if d := a.tried[m]; d != "" {
 			e.Tried = append(e.Tried, m+" ("+d+")")
@@ -453,8 +468,11 @@ func (a *authRun) decrypt(path string, pem []byte) ssh.Signer {
 		return nil
 	}
 	if !ok {
-		a.note("key %s is encrypted and no passphrase is known (skipped; set %s, or load the key into ssh-agent)",
-			sshconfig.DisplayPath(path), envHint(a.h.Alias, "KEY_PASS"))
+		a.note("key %s is encrypted and no passphrase is known (skipped; set %s, run `sshjobs secret set %s --kind passphrase`, or load the key into ssh-agent)",
+			sshconfig.DisplayPath(path), envHint(a.h.Alias, "KEY_PASS"), StoreTarget(a.h))
+		a.mu.Lock()
+		a.noPass = true
+		a.mu.Unlock()
 		return nil
 	}
 	s, err := ssh.ParsePrivateKeyWithPassphrase(pem, []byte(pass))

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/sshjobs/sshjobs/internal/devicetest"
+	"github.com/sshjobs/sshjobs/internal/sshtest"
+	"github.com/sshjobs/sshjobs/jobs"
+)
+
+// A network device through the tools: ssh_connect with device=true reports
+// it (no shell probe typed into its CLI), ssh_run gives clean output with
+// a null exit code, a streaming command is handed back at timeout_s and
+// stopped by ssh_cancel, sudo and detach are tool errors, ssh_sessions
+// shows the device and its prompt.
+func TestMCPDevice(t *testing.T) {
+	d := &devicetest.IOS{EnableSecret: "mcp-enable-1", Log: &devicetest.Log{}}
+	srv := sshtest.StartInProcess(t, sshtest.Options{Serve: d.Serve})
+	t.Setenv("OVRD_"+srv.Alias+"_ENABLE_PASS", "mcp-enable-1")
+	c := newMCPClient(t, testConfig(t, srv, t.TempDir()))
+
+	res := c.call("ssh_connect", map[string]any{"host": srv.Alias, "device": true})
+	if res.IsError || !strings.Contains(text(res), "remote: network device (IOS-style, prompt R1>)") {
+		t.Fatalf("ssh_connect: %s", text(res))
+	}
+	v := c.job("ssh_run", map[string]any{"host": srv.Alias, "command": "show running-config | include hostname"})
+	if v.State != jobs.StateSucceeded || v.ExitCode != nil || v.Output != "hostname R1\n" || v.Cwd != "R1#" {
+		t.Fatalf("ssh_run: %+v", v)
+	}
+	if raw := res.StructuredContent; raw == nil {
+		t.Fatal("ssh_connect: no structured content")
+	}
+	// exit_code is null in the JSON, not left out and never 0.
+	run := c.call("ssh_run", map[string]any{"host": srv.Alias, "command": "show clock"})
+	b, _ := json.Marshal(run.StructuredContent)
+	if !strings.Contains(string(b), `"exit_code":null`) || !strings.Contains(string(b), `"state":"succeeded"`) {
+		t.Errorf("ssh_run JSON: %s", b)
+	}
+
+	bad := c.job("ssh_run", map[string]any{"host": srv.Alias, "command": "show vresion"})
+	if bad.State != jobs.StateFailed || bad.ExitCode != nil || bad.Error != "% Invalid input detected at '^' marker." {
+		t.Errorf("invalid command: %+v", bad)
+	}
+
+	ping := c.job("ssh_run", map[string]any{"host": srv.Alias, "command": "ping 10.0.0.9 repeat 100000", "timeout_s": 1})
+	if ping.State != jobs.StateRunning || !strings.HasPrefix(ping.Output, "Type escape sequence to abort.\n") {
+		t.Fatalf("streaming command after timeout_s: %+v", ping)
+	}
+	waitFor(t, "more output", func() bool {
+		v := c.job("ssh_job", map[string]any{"job_id": ping.JobID})
+		return strings.Count(v.Output, "!") > strings.Count(ping.Output, "!")+5
+	})
+	got := c.job("ssh_cancel", map[string]any{"job_id": ping.JobID})
+	if got.State != jobs.StateCancelled || got.ExitCode != nil || !strings.Contains(got.Output, "Success rate is 100 percent") {
+		t.Fatalf("after ssh_cancel: %+v", got)
+	}
+	if v := c.job("ssh_run", map[string]any{"host": srv.Alias, "command": "show clock"}); v.State != jobs.StateSucceeded || v.NewShell {
+		t.Fatalf("the session after the cancel: %+v", v)
+	}
+
+	for _, args := range []map[string]any{
+		{"host": srv.Alias, "command": "show version", "sudo": true},
+		{"host": srv.Alias, "command": "show version", "detach": true},
+	} {
+		res := c.call("ssh_run", args)
+		if !res.IsError || !strings.Contains(text(res), "is a network device") || res.StructuredContent != nil {
+			t.Errorf("ssh_run %v: %s", args, text(res))
+		}
+	}
+
+	res = c.call("ssh_sessions", map[string]any{})
+	var out sessionsOut
+	b, _ = json.Marshal(res.StructuredContent)
+	json.Unmarshal(b, &out)
+	if len(out.Connections) != 1 || out.Connections[0].Device != "network device (IOS-style, prompt R1#)" ||
+		len(out.Connections[0].Sessions) != 1 || out.Connections[0].Sessions[0].Cwd != "R1#" {
+		t.Errorf("ssh_sessions: %+v\n%s", out, text(res))
+	}
+	for _, l := range d.Log.Lines() {
+		if strings.Contains(l, "SSHJOBS_PROBE") || strings.Contains(l, "PS1") {
+			t.Errorf("a shell probe reached the device: %q", l)
+		}
+	}
+}
+
+// SSHJOBS_DEVICES names devices by alias pattern: their sessions start as
+// device sessions, without the probe.
+func TestDevicesSetting(t *testing.T) {
+	d := &devicetest.RouterOS{Log: &devicetest.Log{}}
+	srv := sshtest.StartInProcess(t, sshtest.Options{Serve: d.Serve})
+	t.Setenv("SSHJOBS_DEVICES", "web-*, sshtest-in*")
+	cfg := testConfig(t, srv, t.TempDir())
+	if !slices.Equal(cfg.Devices, []string{"web-*", "sshtest-in*"}) {
+		t.Fatalf("devices %q", cfg.Devices)
+	}
+	c := newMCPClient(t, cfg)
+	v := c.job("ssh_run", map[string]any{"host": srv.Alias, "command": "/system identity print"})
+	if v.State != jobs.StateSucceeded || v.ExitCode != nil || v.Output != "  name: MikroTik\n" || v.Cwd != "[admin@MikroTik] >" {
+		t.Fatalf("ssh_run: %+v", v)
+	}
+	if got := d.Log.Lines(); !slices.Equal(got, []string{"/system identity print without-paging"}) {
+		t.Errorf("lines the device ran: %q", got)
+	}
+	t.Setenv("SSHJOBS_DEVICES", "[")
+	var bad config
+	if err := parseFlags(newFlags("test", "", nil, &bad), &bad, nil); err == nil || !strings.Contains(err.Error(), "-devices") {
+		t.Errorf("a bad pattern: %v", err)
+	}
+}

@@ -1,0 +1,37 @@
+package sessions
+
+import (
+	"strings"
+	"testing"
+)
+
+// FuzzLearnPrompt: the learner never panics; a learned prompt matches the
+// line it was learned from, never a line with a line break, and its host
+// is never empty.
+func FuzzLearnPrompt(f *testing.F) {
+	for _, s := range []string{"R1>", "R1(config-if)#", "admin@mx1> ", "(EdgeSwitch) (Config)#", "[admin@MikroTik] /ip address> ",
+		"RP/0/RSP0/CPU0:xr1#", "$ ", "root@box:~# ", " --More-- ", "[a@b] >", "a.b-c#", "[@] >", "((x)) #"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		p, ok := learnPrompt(line)
+		if !ok {
+			return
+		}
+		if p.host == "" {
+			t.Fatalf("learnPrompt(%q): empty host", line)
+		}
+		mode, ok := p.match(line)
+		if !ok {
+			t.Fatalf("learnPrompt(%q) does not match its own line", line)
+		}
+		if !strings.ContainsAny(mode, ">#") {
+			t.Fatalf("learnPrompt(%q): mode %q has no > or #", line, mode)
+		}
+		for _, bad := range []string{line + "\n", "\n" + line, line + "\r" + line} {
+			if _, ok := p.match(bad); ok {
+				t.Fatalf("prompt of %q matches %q", line, bad)
+			}
+		}
+	})
+}
