@@ -74,8 +74,7 @@ func (e *Engine) cancelQueued(ctx context.Context, id string) (*Job, error) {
 		return nil, err
 	}
 	e.mu.Lock()
-	delete(e.input, id)
-	delete(e.term, id)
+	delete(e.pending, id)
 	e.mu.Unlock()
 	e.watch.changed(id)
 	return j, nil

@@ -152,14 +152,21 @@ type Engine struct {
 	workers map[sessionKey]*worker
 	running map[string]*task
 	owned   map[string]*ownership              // by job id, for each running task
-	input   map[string][]byte                  // Spec.Input of jobs not yet started
-	term    map[string][2]int                  // Spec.Cols and Rows of jobs not yet started
+	pending map[string]pending                 // what jobs not yet started get in memory
 	endErr  map[string]error                   // jobs that ended but whose end is not recorded, and why
 	inline  map[string]context.CancelCauseFunc // RunInline operations running, by job id
 	closed  bool
 }
 
 type sessionKey struct{ host, session string }
+
+// pending is what a queued job of this engine gets when it starts, besides
+// its row: its Spec's Input, Env, Cols and Rows, which are never stored.
+type pending struct {
+	input      []byte
+	env        any
+	cols, rows int
+}
 
 // New returns an engine that is not yet running: call Start.
 func New(cfg Config) (*Engine, error) {
@@ -178,8 +185,7 @@ func New(cfg Config) (*Engine, error) {
 		workers: map[sessionKey]*worker{},
 		running: map[string]*task{},
 		owned:   map[string]*ownership{},
-		input:   map[string][]byte{},
-		term:    map[string][2]int{},
+		pending: map[string]pending{},
 		endErr:  map[string]error{},
 		inline:  map[string]context.CancelCauseFunc{},
 		self: OwnerInfo{ID: cfg.Owner, Hostname: hostname(), PID: os.Getpid(),
@@ -253,9 +259,13 @@ type Spec struct {
 	// Input is typed into the job's terminal right after it starts. It is
 	// kept in memory only: a job adopted by another process starts without it.
 	Input []byte
+	// Env is what the executor needs from whoever submitted the job besides
+	// the row, opaque here (Job.Env): in the daemon, the client's environment
+	// and secrets. In memory only, like Input.
+	Env any
 	// Cols and Rows, when set, give the job a terminal of that size and a
 	// real terminal type, for full-screen programs (Job.Cols). Zero: the
-	// session's terminal.
+	// session's terminal. In memory only, like Input.
 	Cols, Rows int
 }
 
@@ -315,7 +325,7 @@ func (e *Engine) newJob(ctx context.Context, s Spec, state State) (*Job, error) 
 	now := e.cfg.Now()
 	j := &Job{
 		ID: id.String(), Host: s.Host, Target: s.Target, Destination: s.Destination, Session: s.Session,
-		Command: s.Command, Kind: s.Kind, Detached: s.Detached, Sudo: s.Sudo, KillAfter: s.KillAfter,
+		Command: s.Command, Kind: s.Kind, Detached: s.Detached, Sudo: s.Sudo, KillAfter: s.KillAfter, Env: s.Env,
 		Cols: s.Cols, Rows: s.Rows, State: state, Owner: e.cfg.Owner, LeaseUntil: now.Add(e.cfg.Lease),
 		CreatedAt: now,
 	}
@@ -332,18 +342,14 @@ func (e *Engine) Enqueue(ctx context.Context, s Spec) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.mu.Lock()
-	if len(s.Input) > 0 {
-		e.input[j.ID] = s.Input
+	if len(s.Input) > 0 || s.Env != nil || s.Cols != 0 || s.Rows != 0 {
+		e.mu.Lock()
+		e.pending[j.ID] = pending{input: s.Input, env: s.Env, cols: s.Cols, rows: s.Rows}
+		e.mu.Unlock()
 	}
-	if j.Cols != 0 || j.Rows != 0 {
-		e.term[j.ID] = [2]int{j.Cols, j.Rows}
-	}
-	e.mu.Unlock()
 	if err := e.store.Insert(ctx, j); err != nil {
 		e.mu.Lock()
-		delete(e.input, j.ID)
-		delete(e.term, j.ID)
+		delete(e.pending, j.ID)
 		e.mu.Unlock()
 		return nil, fmt.Errorf("enqueue job %s: %w", j.ID, err)
 	}

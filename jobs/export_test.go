@@ -12,5 +12,5 @@ func (e *Engine) WatchedJobs() int {
 func (e *Engine) PendingInputs() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return len(e.input)
+	return len(e.pending)
 }

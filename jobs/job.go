@@ -175,6 +175,11 @@ type Job struct {
 	CreatedAt time.Time
 	StartedAt time.Time
 	EndedAt   time.Time
+
+	// Env is the Spec's Env, for the executor, on the job this engine runs
+	// as submitted here; nil on a job read from the store or adopted. Never
+	// stored.
+	Env any
 }
 
 // Duration is how long the job ran, or has run so far at now.

@@ -69,8 +69,7 @@ type ownership struct {
 // jobs this process still owns: a running detached job missing from them was
 // taken over by another process (shell jobs never are while they run here:
 // they stay ours even when ended lost), and the input kept for a queued job
-// that another process adopted, or that ended, is dropped (with its
-// terminal size).
+// that another process adopted, or that ended, is dropped.
 func (e *Engine) checkOwned(active []string) {
 	mine := func(id string) bool { _, ok := slices.BinarySearch(active, id); return ok }
 	var followed, inputs []string
@@ -80,13 +79,8 @@ func (e *Engine) checkOwned(active []string) {
 			followed = append(followed, id)
 		}
 	}
-	for id := range e.input {
+	for id := range e.pending {
 		if !mine(id) {
-			inputs = append(inputs, id)
-		}
-	}
-	for id := range e.term {
-		if _, ok := e.input[id]; !ok && !mine(id) {
 			inputs = append(inputs, id)
 		}
 	}
@@ -102,8 +96,7 @@ func (e *Engine) checkOwned(active []string) {
 		j, err := e.store.Get(e.ctx, id)
 		if err == nil && (j.Owner != e.cfg.Owner || j.State.Final()) {
 			e.mu.Lock()
-			delete(e.input, id)
-			delete(e.term, id)
+			delete(e.pending, id)
 			e.mu.Unlock()
 		}
 	}

@@ -95,15 +95,14 @@ func (e *Engine) runTask(t *task, runFn func(context.Context, *Job, Task) Result
 	e.mu.Lock()
 	e.running[j.ID] = t
 	e.owned[j.ID] = own
-	input := e.input[j.ID]
-	delete(e.input, j.ID)
-	if size, ok := e.term[j.ID]; ok {
-		j.Cols, j.Rows = size[0], size[1]
-		delete(e.term, j.ID)
-	}
+	p, ok := e.pending[j.ID]
+	delete(e.pending, j.ID)
 	e.mu.Unlock()
-	if input != nil {
-		t.control(Control{Input: input})
+	if ok {
+		j.Env, j.Cols, j.Rows = p.env, p.cols, p.rows
+	}
+	if p.input != nil {
+		t.control(Control{Input: p.input})
 	}
 	defer func() {
 		e.mu.Lock()

@@ -119,6 +119,7 @@ func (e *Executor) runDetached(ctx context.Context, j *jobs.Job, t jobs.Task) jo
 // Reattach resumes following a detached job whose connection or server died
 // (jobs.Reattacher), from the output offset the job has stored.
 func (e *Executor) Reattach(ctx context.Context, j *jobs.Job, t jobs.Task) jobs.Result {
+	ctx = jobEnv(ctx, j)
 	att, err := parseAttach(j)
 	if err != nil {
 		return jobs.Result{State: jobs.StateLost, Error: "cannot re-attach: " + err.Error()}

@@ -99,6 +99,7 @@ func (e *Executor) destination(ctx context.Context, j *jobs.Job) (*sshconfig.Hos
 // state error; a connection that dies under it, lost. A detached job is
 // launched from its session's shell and followed apart from it (detach.go).
 func (e *Executor) Run(ctx context.Context, j *jobs.Job, t jobs.Task) jobs.Result {
+	ctx = jobEnv(ctx, j)
 	if j.Detached {
 		return e.runDetached(ctx, j, t)
 	}
@@ -151,6 +152,15 @@ func (e *Executor) runOn(ctx context.Context, h *sshconfig.Host, j *jobs.Job, t 
 			"session", j.Session, "state", out.State, "error", out.Error)
 	}
 	return out.Result, false
+}
+
+// jobEnv is ctx with the environment of j's submitter (Job.Env, an
+// *sshdial.Env when set) for the dials and secret lookups of its run.
+func jobEnv(ctx context.Context, j *jobs.Job) context.Context {
+	if env, ok := j.Env.(*sshdial.Env); ok {
+		return sshdial.WithEnv(ctx, env)
+	}
+	return ctx
 }
 
 // connectErrorKind classifies a failure to connect: refused logins and host

@@ -92,7 +92,7 @@ type Pool struct {
 	// sftpMu or overflowMu (held across opening a client or a dial), then
 	// mu; mu is held only briefly and never across I/O.
 	mu       sync.Mutex           // protects the fields below, and each conn's and slot's fields marked so
-	resolved map[string]resolved  // by target
+	resolved map[string]resolved  // by scope (WithResolver), NUL, target
 	conns    map[string]*conn     // by Host.Key()
 	dialing  map[string]*dialCall // by Host.Key(): dials in progress
 	closed   bool                 // Close was called: spawn and acquire refuse
@@ -158,15 +158,20 @@ func NewPool(cfg PoolConfig) *Pool {
 
 // Resolve resolves target as `ssh target` would, reusing a resolution of the
 // last resolveTTL: resolving may run `ssh -G`, which would cost more than a
-// whole command through a warm shell.
+// whole command through a warm shell. It resolves with the resolver ctx
+// holds (WithResolver), else with the Dialer's.
 func (p *Pool) Resolve(ctx context.Context, target string) (*sshconfig.Host, error) {
+	resolve, key := p.resolve, "\x00"+target
+	if cr, ok := ctx.Value(ctxResolverKey{}).(ctxResolver); ok {
+		resolve, key = cr.r.Resolve, cr.scope+"\x00"+target
+	}
 	p.mu.Lock()
-	r, ok := p.resolved[target]
+	r, ok := p.resolved[key]
 	p.mu.Unlock()
 	if ok && time.Now().Before(r.expires) {
 		return r.host, nil
 	}
-	h, err := p.resolve(ctx, target)
+	h, err := resolve(ctx, target)
 	if err != nil {
 		return nil, err
 	}
@@ -178,9 +183,25 @@ func (p *Pool) Resolve(ctx context.Context, target string) (*sshconfig.Host, err
 			delete(p.resolved, t)
 		}
 	}
-	p.resolved[target] = resolved{host: h, expires: now.Add(resolveTTL)}
+	p.resolved[key] = resolved{host: h, expires: now.Add(resolveTTL)}
 	p.mu.Unlock()
 	return h, nil
+}
+
+type ctxResolverKey struct{}
+
+type ctxResolver struct {
+	r     *sshconfig.Resolver
+	scope string
+}
+
+// WithResolver returns a context in which Pool.Resolve (and so the
+// executor's resolution of a job's target) uses r instead of the Dialer's
+// resolver: a daemon's client's, with its own ssh_config and environment.
+// scope names what r's answers depend on: a resolution is reused only
+// within one scope.
+func WithResolver(ctx context.Context, r *sshconfig.Resolver, scope string) context.Context {
+	return context.WithValue(ctx, ctxResolverKey{}, ctxResolver{r, scope})
 }
 
 // acquire returns the live connection to h, dialing it if needed, with a job

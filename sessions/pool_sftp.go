@@ -84,6 +84,7 @@ func (c *conn) closeSFTP() {
 // and its SFTP client. A connection that cannot be had is an error wrapping
 // jobs.ErrNotStarted.
 func (e *Executor) WithFiles(ctx context.Context, j *jobs.Job, fn func(f *Files) error) error {
+	ctx = jobEnv(ctx, j)
 	h, err := e.destination(ctx, j)
 	if err != nil {
 		return fmt.Errorf("%w: %w", jobs.ErrNotStarted, err)

@@ -35,10 +35,15 @@ type jobRun struct {
 func (e *Executor) jobRun(h *sshconfig.Host, j *jobs.Job) jobRun {
 	jr := jobRun{ID: j.ID, Command: j.Command, Sudo: j.Sudo, SudoNoPass: sudoNoPassMessage(h), EnableSources: enableSources(h), logger: e.log,
 		Cols: j.Cols, Rows: j.Rows, screens: &e.pool.screens}
-	if sec := e.pool.cfg.Dialer.Secrets; sec != nil {
-		jr.secret = func(ctx context.Context, kind sshdial.SecretKind) (string, bool, error) {
-			return sec.Secret(ctx, h, kind)
+	// The secrets of the job's submitter (sshdial.WithEnv in the ctx of the
+	// job's run), else the pool's.
+	base := e.pool.cfg.Dialer.Secrets
+	jr.secret = func(ctx context.Context, kind sshdial.SecretKind) (string, bool, error) {
+		sec := sshdial.SecretsIn(ctx, base)
+		if sec == nil {
+			return "", false, nil
 		}
+		return sec.Secret(ctx, h, kind)
 	}
 	return jr
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/sshjobs/sshjobs/credstore"
@@ -34,8 +35,17 @@ type app struct {
 	held *heldSecrets
 	// secrets is the pool's chain of sources: store, environment, held.
 	secrets sshdial.Secrets
-	// allowLocal: the -allow-local folders (local.go).
-	allowLocal []string
+	// self is this process as a client: its own environment and settings,
+	// for the calls of a process that serves itself and for the jobs that
+	// came with no client (adopted ones).
+	self *client
+	// master is the master password creds was opened with.
+	master string
+
+	mu sync.Mutex // protects the fields below
+	// credStores are the credential stores of the clients' other master
+	// passwords (credsFor).
+	credStores map[string]*credstore.Store
 }
 
 // credParams are the Argon2id parameters of a new credential store; tests
@@ -60,13 +70,18 @@ func openApp(ctx context.Context, cfg config, m mode) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	resolver := &sshconfig.Resolver{ConfigFile: cfg.SSHConfig, Env: os.Getenv}
+	getenv := cfg.getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	resolver := &sshconfig.Resolver{ConfigFile: cfg.SSHConfig, Env: getenv}
 	creds := credstore.New(db, cfg.master, credParams)
 	// The store first, then the environment, then what a person typed on
 	// an elicitation page; a tool call's own parameters come last
-	// (sshdial.WithSecrets), as the last resort.
+	// (sshdial.WithSecrets), as the last resort. A daemon's client brings
+	// its own store and environment (newClient).
 	held := &heldSecrets{}
-	secrets := sshdial.SecretChain{creds, sshdial.EnvSecrets{Getenv: os.Getenv}, held}
+	secrets := sshdial.SecretChain{creds, sshdial.EnvSecrets{Getenv: getenv}, held}
 	pool := sessions.NewPool(sessions.PoolConfig{
 		Dialer:          &sshdial.Dialer{Resolver: resolver, Secrets: secrets, Logger: log},
 		IdleTimeout:     cfg.IdleTimeout,
@@ -90,7 +105,9 @@ func openApp(ctx context.Context, cfg config, m mode) (*app, error) {
 		db.Close()
 		return nil, err
 	}
-	a := &app{log: log, db: db, pool: pool, exec: exec, eng: eng, creds: creds, held: held, secrets: secrets, resolver: resolver, allowLocal: cfg.AllowLocal}
+	a := &app{log: log, db: db, pool: pool, exec: exec, eng: eng, creds: creds, held: held, secrets: secrets, resolver: resolver,
+		master: cfg.master, credStores: map[string]*credstore.Store{}}
+	a.self = &client{cwd: cfg.cwd, allowLocal: cfg.AllowLocal, creds: creds, resolver: resolver}
 	if m != modeRead {
 		if err := eng.Start(ctx); err != nil {
 			a.Close()

@@ -50,7 +50,7 @@ func cmdRun(ctx context.Context, stopSignals func(), args []string, stdout, stde
 	if *noDaemon {
 		j, err = a.submit(ctx, host, spec)
 	} else {
-		j, err = submitToDaemon(ctx, cfg, daemonArgs(fs), host, spec)
+		j, err = submitToDaemon(ctx, cfg, daemonArgs(fs), host, spec, stderr)
 	}
 	if err != nil {
 		return 0, err

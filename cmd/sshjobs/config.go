@@ -3,7 +3,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path"
@@ -42,6 +41,11 @@ type config struct {
 	// master is the credential store's master password (see
 	// takeMasterPassword); "" leaves the store disabled.
 	master string
+	// getenv and cwd stand in for the process's environment and working
+	// directory (nil, "": its own): a daemon's are those of the front that
+	// started it.
+	getenv func(string) string
+	cwd    string
 
 	raw map[string]*string // flag values before parse
 	// cli: a person reads stderr, so only warnings are logged by default.
@@ -155,23 +159,15 @@ func (c *config) parse() error {
 	return nil
 }
 
-// envMasterOnStdin tells a daemon to read the master password from its stdin
-// (startDaemon writes it there).
-const envMasterOnStdin = "SSHJOBS_MASTER_ON_STDIN"
-
 // takeMasterPassword reads the master password (SSHJOBS_MASTER_PASSWORD, else
 // the seeds' MCP_SSH_MASTER_PASSWORD) once, and removes both from this
 // process's environment, so that no child process started later inherits it
 // (sshconfig.ChildEnv strips them too, for the children ssh_config starts).
 //
-// A daemon started by a front gets it on its stdin instead (envMasterOnStdin):
-// not in its environment, which /proc shows for the process's whole life.
+// A front sends it to the daemon with its hello (clientHello), over the
+// socket or, to a daemon it starts, on its stdin: never in the daemon's
+// environment, which /proc shows for the process's whole life.
 func takeMasterPassword() string {
-	if os.Getenv(envMasterOnStdin) == "1" {
-		os.Unsetenv(envMasterOnStdin)
-		b, _ := io.ReadAll(io.LimitReader(os.Stdin, 4096))
-		return string(b)
-	}
 	v := os.Getenv(credstore.EnvMaster)
 	if v == "" {
 		v = os.Getenv(credstore.EnvMasterSeed)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,7 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -34,14 +35,33 @@ import (
 // so that an MCP client restarting its server loses no job, shell, cwd or
 // environment; the same idea as OpenSSH's ControlPersist.
 //
-// A connection starts with one line naming what it wants: daemonHelloMCP,
-// then the MCP stream (newline-delimited JSON-RPC) both ways; or
-// daemonHelloStatus / daemonHelloStop, answered with one JSON line.
+// A connection starts with one line naming what it wants: daemonHelloMCP
+// and a line of JSON (clientHello: the front's environment and settings),
+// answered with a line of JSON (daemonAnswer), then the MCP stream
+// (newline-delimited JSON-RPC) both ways; or daemonHelloStatus /
+// daemonHelloStop / daemonHelloDrain, answered with one JSON line.
 const (
-	daemonHelloMCP    = "sshjobs-mcp 1"
+	daemonHelloMCP    = "sshjobs-mcp 2"
 	daemonHelloStatus = "sshjobs-status 1"
 	daemonHelloStop   = "sshjobs-stop 1"
+	daemonHelloDrain  = "sshjobs-drain 1"
 )
+
+// maxHello bounds a front's hello line (its environment and settings).
+const maxHello = 1 << 20
+
+// daemonAnswer is the daemon's answer to a front's hello.
+type daemonAnswer struct {
+	PID      int      `json:"pid"`
+	Warnings []string `json:"warnings,omitempty"`
+	Error    string   `json:"error,omitempty"`
+}
+
+// envHelloOnStdin tells a daemon that the hello of the front that starts it
+// is on its stdin: that front's environment and master password are the
+// daemon's own (for the jobs that come with no client), without ever being
+// in its environment or on its command line.
+const envHelloOnStdin = "SSHJOBS_DAEMON_HELLO_ON_STDIN"
 
 // DefaultDaemonLinger is how long a daemon with no client, no running job
 // and no open connection waits before it exits: the connections' own idle
@@ -60,7 +80,7 @@ type daemonPaths struct {
 	all               string // a glob of the sockets of every daemon of the database
 }
 
-func daemonPathsFor(db string, args []string) (daemonPaths, error) {
+func daemonPathsFor(db string) (daemonPaths, error) {
 	abs, err := filepath.Abs(db)
 	if err != nil {
 		return daemonPaths{}, fmt.Errorf("daemon: database path %q: %w", db, err)
@@ -79,44 +99,16 @@ func daemonPathsFor(db string, args []string) (daemonPaths, error) {
 	}
 	// One daemon per database and build: a client of another build never
 	// talks to an older daemon's protocol; it gets a daemon of its own, and
-	// the old one exits once it lingered unused (several processes on one
-	// database are safe).
+	// the older build's drains (several processes on one database are safe).
 	// The build goes in hashed: a version string from the build info is long
 	// (a pseudo-version, +dirty) and one from -ldflags may hold a "/", and a
-	// socket's path must fit in 108 bytes.
-	// And one per configuration (configID): a daemon resolves hosts, finds
-	// secrets and confines local paths with the settings it started with, so
-	// a front with other settings must not use it.
+	// socket's path must fit in 108 bytes. The settings of each front are
+	// not in the name: they come with its hello (clientHello).
 	sum := sha256.Sum256([]byte(abs))
 	build := sha256.Sum256([]byte(buildID()))
-	base := filepath.Join(dir, hex.EncodeToString(sum[:8])+"-"+hex.EncodeToString(build[:6])+"-"+configID(args))
+	base := filepath.Join(dir, hex.EncodeToString(sum[:8])+"-"+hex.EncodeToString(build[:6]))
 	return daemonPaths{socket: base + ".sock", lock: base + ".lock", log: abs + ".daemon.log",
 		all: filepath.Join(dir, hex.EncodeToString(sum[:8])+"-*.sock")}, nil
-}
-
-// configID names what a daemon was started with besides its database and
-// build: the shared flags given, the environment sshjobs reads (OVRD_*,
-// SSHJOBS_*, the seeds' MCP_SSH_*, SSH_AUTH_SOCK, HOME; secret values left
-// out, as ChildEnv leaves them out) and the working directory.
-func configID(args []string) string {
-	h := sha256.New()
-	for _, a := range args {
-		fmt.Fprintf(h, "arg %q\n", a)
-	}
-	env := sshconfig.ChildEnv()
-	sort.Strings(env)
-	for _, kv := range env {
-		name, _, _ := strings.Cut(kv, "=")
-		switch {
-		case name == "SSHJOBS_DAEMON" || name == envMasterOnStdin:
-		case strings.HasPrefix(name, "OVRD_") || strings.HasPrefix(name, "SSHJOBS_") || strings.HasPrefix(name, "MCP_SSH_") ||
-			name == "SSH_AUTH_SOCK" || name == "HOME":
-			fmt.Fprintf(h, "env %q\n", kv)
-		}
-	}
-	wd, _ := os.Getwd()
-	fmt.Fprintf(h, "cwd %q\n", wd)
-	return hex.EncodeToString(h.Sum(nil)[:6])
 }
 
 // daemonStatus is what `sshjobs daemon status` prints.
@@ -124,8 +116,10 @@ type daemonStatus struct {
 	PID         int    `json:"pid"`
 	Socket      string `json:"socket"`
 	Version     string `json:"version"`
-	Build       string `json:"build"` // tells two builds of one version apart
-	Owner       string `json:"owner"` // the jobs.owner of the jobs it runs
+	Build       string `json:"build"`    // tells two builds of one version apart
+	BuiltAt     string `json:"built_at"` // the executable's time: the older build drains
+	Draining    bool   `json:"draining"` // takes no new client; exits when its jobs end
+	Owner       string `json:"owner"`    // the jobs.owner of the jobs it runs
 	DB          string `json:"db"`
 	StartedAt   string `json:"started_at"`
 	Clients     int    `json:"clients"`
@@ -142,16 +136,19 @@ type daemon struct {
 	log     *slog.Logger
 	idle    time.Duration
 	stop    context.CancelFunc
+	lock    *os.File // flock'd while this daemon is the one at paths.socket
 
-	mu      sync.Mutex // protects the fields below
-	clients int
-	lastUse time.Time
+	mu       sync.Mutex // protects the fields below
+	clients  int
+	lastUse  time.Time
+	socket   string // where it listens: paths.socket, elsewhere once draining
+	draining bool
 }
 
 // runDaemon serves until stopped, idle, or a signal. It returns nil at once
 // when another daemon holds the database's lock.
-func runDaemon(ctx context.Context, cfg config, args []string, idle time.Duration) error {
-	paths, err := daemonPathsFor(cfg.DB, args)
+func runDaemon(ctx context.Context, cfg config, idle time.Duration) error {
+	paths, err := daemonPathsFor(cfg.DB)
 	if err != nil {
 		return err
 	}
@@ -168,24 +165,28 @@ func runDaemon(ctx context.Context, cfg config, args []string, idle time.Duratio
 	if err != nil {
 		return fmt.Errorf("daemon: listen %s: %w", paths.socket, err)
 	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false) // the socket may have moved (drain): removed below
 	if err := os.Chmod(paths.socket, 0o600); err != nil {
 		ln.Close()
 		return fmt.Errorf("daemon: %w", err)
 	}
-	defer os.Remove(paths.socket)
 
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	a, err := openApp(ctx, cfg, modeServe)
 	if err != nil {
 		ln.Close()
+		os.Remove(paths.socket)
 		return err
 	}
 	defer a.Close()
-	d := &daemon{a: a, cfg: cfg, paths: paths, started: time.Now(), log: a.log, idle: idle, stop: stop, lastUse: time.Now()}
-	a.log.Info("daemon serving", "socket", paths.socket, "db", cfg.DB, "version", appVersion(), "pid", os.Getpid())
+	d := &daemon{a: a, cfg: cfg, paths: paths, started: time.Now(), log: a.log, idle: idle, stop: stop, lock: lock,
+		lastUse: time.Now(), socket: paths.socket}
+	defer func() { os.Remove(d.socketPath()) }()
+	a.log.Info("daemon serving", "socket", paths.socket, "db", cfg.DB, "version", appVersion(), "build", buildID(), "pid", os.Getpid())
 	go func() { <-ctx.Done(); ln.Close() }()
 	go d.exitWhenIdle(ctx)
+	go d.drainOlder()
 	server := newMCPServer(a)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -208,10 +209,9 @@ func (d *daemon) serve(ctx context.Context, server *mcp.Server, c net.Conn) {
 		d.log.Warn("daemon: connection refused", "err", err)
 		return
 	}
-	r := bufio.NewReader(c)
+	r := bufio.NewReader(io.LimitReader(c, maxHello))
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	hello, err := r.ReadString('\n')
-	c.SetReadDeadline(time.Time{})
 	if err != nil {
 		return
 	}
@@ -222,10 +222,40 @@ func (d *daemon) serve(ctx context.Context, server *mcp.Server, c net.Conn) {
 		json.NewEncoder(c).Encode(d.status())
 		d.log.Info("daemon stopping on request")
 		d.stop()
+	case daemonHelloDrain:
+		d.drain()
+		json.NewEncoder(c).Encode(d.status())
 	case daemonHelloMCP:
+		line, err := r.ReadBytes('\n')
+		if err != nil {
+			return
+		}
+		var h clientHello
+		if err := json.Unmarshal(line, &h); err != nil {
+			json.NewEncoder(c).Encode(daemonAnswer{PID: os.Getpid(), Error: "unreadable hello: " + err.Error()})
+			return
+		}
+		clear(line) // it held the client's secrets
+		if h.Build != buildID() {
+			json.NewEncoder(c).Encode(daemonAnswer{PID: os.Getpid(), Error: fmt.Sprintf("this daemon is build %s, the front %s", buildID(), h.Build)})
+			return
+		}
+		c.SetReadDeadline(time.Time{})
+		ans := daemonAnswer{PID: os.Getpid()}
+		if diff := h.Shared.conflicts(d.cfg.shared()); len(diff) > 0 {
+			ans.Warnings = append(ans.Warnings, fmt.Sprintf("the daemon serving %s (pid %d) keeps the database settings it started with, not this front's: %s; to change them, run `sshjobs daemon stop` and start again",
+				d.cfg.DB, os.Getpid(), strings.Join(diff, ", ")))
+		}
+		if err := json.NewEncoder(c).Encode(ans); err != nil {
+			return
+		}
+		cl := d.a.newClient(&h)
 		d.use(+1)
 		defer d.use(-1)
-		ss, err := server.Connect(ctx, &mcp.IOTransport{Reader: io.NopCloser(r), Writer: c}, nil)
+		// The rest of the stream is MCP, read from r (the hello's reader may
+		// hold its start), no longer bounded by maxHello.
+		in := io.MultiReader(r, c)
+		ss, err := server.Connect(withClient(ctx, cl), &mcp.IOTransport{Reader: io.NopCloser(in), Writer: c}, nil)
 		if err != nil {
 			d.log.Warn("daemon: MCP session", "err", err)
 			return
@@ -250,19 +280,73 @@ func (d *daemon) use(n int) {
 	d.lastUse = time.Now()
 }
 
+func (d *daemon) socketPath() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.socket
+}
+
 func (d *daemon) status() daemonStatus {
 	d.mu.Lock()
-	clients := d.clients
+	clients, socket, draining := d.clients, d.socket, d.draining
 	d.mu.Unlock()
-	return daemonStatus{PID: os.Getpid(), Socket: d.paths.socket, Version: appVersion(), Build: buildID(), Owner: d.a.eng.Owner(), DB: d.cfg.DB,
+	return daemonStatus{PID: os.Getpid(), Socket: socket, Version: appVersion(), Build: buildID(), BuiltAt: builtAt().Format(time.RFC3339Nano),
+		Draining: draining, Owner: d.a.eng.Owner(), DB: d.cfg.DB,
 		StartedAt: d.started.UTC().Format(time.RFC3339), Clients: clients,
 		ActiveJobs: d.a.eng.Running(), Connections: len(d.a.pool.Snapshot())}
 }
 
+// drain makes way for a daemon of a newer build: this one takes no new
+// client (its socket moves aside, where only status, stop and cancel look,
+// and its lock is released), serves the clients it has, and exits once it
+// has none and its jobs have ended.
+func (d *daemon) drain() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.draining {
+		return
+	}
+	d.draining = true
+	aside := strings.TrimSuffix(d.socket, ".sock") + fmt.Sprintf("-draining-%d.sock", os.Getpid())
+	if err := os.Rename(d.socket, aside); err != nil {
+		// Then no new front can tell it from a serving daemon: stop
+		// taking any, by leaving the path to the next one (whose socket
+		// the exit must not remove then).
+		d.log.Warn("daemon drain: moving the socket aside", "err", err)
+		os.Remove(d.socket)
+		d.socket = ""
+	} else {
+		d.socket = aside
+	}
+	syscall.Flock(int(d.lock.Fd()), syscall.LOCK_UN)
+	d.log.Info("daemon draining: a newer build serves the database", "clients", d.clients, "active_jobs", d.a.eng.Running())
+}
+
+// drainOlder asks the daemons of older builds of the database to drain.
+// Only older ones: two builds in use at once would otherwise drain each
+// other, back and forth.
+func (d *daemon) drainOlder() {
+	mine := builtAt()
+	for _, st := range daemonStatuses(d.paths, d.paths.socket) {
+		theirs, err := time.Parse(time.RFC3339Nano, st.BuiltAt)
+		if st.PID == os.Getpid() || st.Build == buildID() || st.Draining || err != nil || !theirs.Before(mine) {
+			continue
+		}
+		c, err := dialDaemon(daemonPaths{socket: st.Socket}, daemonHelloDrain)
+		if err != nil {
+			continue
+		}
+		io.Copy(io.Discard, io.LimitReader(c, 1<<16))
+		c.Close()
+		d.log.Info("asked the daemon of an older build to drain", "pid", st.PID, "build", st.Build)
+	}
+}
+
 // exitWhenIdle stops the daemon once it has had no client, no running job
-// and no open connection for d.idle (the linger).
+// and no open connection for d.idle (the linger), and a draining one as soon
+// as it has no client and no running job.
 func (d *daemon) exitWhenIdle(ctx context.Context) {
-	t := time.NewTicker(max(min(d.idle/4, 30*time.Second), 10*time.Millisecond))
+	t := time.NewTicker(max(min(d.idle/4, time.Second), 10*time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
@@ -270,33 +354,61 @@ func (d *daemon) exitWhenIdle(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if d.a.eng.Running() > 0 || len(d.a.pool.Snapshot()) > 0 {
+		running := d.a.eng.Running()
+		if running > 0 || len(d.a.pool.Snapshot()) > 0 {
 			d.use(0) // a running job or an open connection counts as use
 		}
 		d.mu.Lock()
 		idle := d.clients == 0 && time.Since(d.lastUse) > d.idle
+		drained := d.draining && d.clients == 0 && running == 0
 		d.mu.Unlock()
-		if idle {
+		switch {
+		case drained:
+			d.log.Info("daemon drained: exiting")
+		case idle:
 			d.log.Info("daemon unused: exiting", "linger", d.idle)
-			d.stop()
-			return
+		default:
+			continue
 		}
+		d.stop()
+		return
 	}
 }
 
 // buildID names this binary: its version and a hash of the executable's
-// path, size and time, so that a rebuilt "dev" binary differs too.
-func buildID() string {
+// path, size and time, so that a rebuilt "dev" binary differs too. It is
+// taken once: a binary replaced under a running daemon is another build.
+var buildID = sync.OnceValue(func() string {
+	fi, err := executable()
+	if err != nil {
+		return appVersion()
+	}
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s %d %d", fi.path, fi.Size(), fi.ModTime().UnixNano()))
+	return appVersion() + "-" + hex.EncodeToString(sum[:4])
+})
+
+// builtAt is the time of this binary's executable (taken once): of two
+// builds, the older one's daemon drains.
+var builtAt = sync.OnceValue(func() time.Time {
+	fi, err := executable()
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
+})
+
+type exeInfo struct {
+	os.FileInfo
+	path string
+}
+
+func executable() (exeInfo, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return appVersion()
+		return exeInfo{}, err
 	}
 	fi, err := os.Stat(exe)
-	if err != nil {
-		return appVersion()
-	}
-	sum := sha256.Sum256(fmt.Appendf(nil, "%s %d %d", exe, fi.Size(), fi.ModTime().UnixNano()))
-	return appVersion() + "-" + hex.EncodeToString(sum[:4])
+	return exeInfo{fi, exe}, err
 }
 
 // samePeerUser refuses a connection from another user (the folder's mode
@@ -339,11 +451,63 @@ func dialDaemon(paths daemonPaths, hello string) (net.Conn, error) {
 	return c, nil
 }
 
-// startDaemon connects to the database's daemon, starting one (this binary,
-// `daemon run` with the same flags and environment, in a session of its own
-// so that the client's signals do not reach it) when none answers.
-func startDaemon(ctx context.Context, paths daemonPaths, args []string, master string) (net.Conn, error) {
-	if c, err := dialDaemon(paths, daemonHelloMCP); err == nil {
+// dialMCP connects to the daemon at socket as the client h describes and
+// prints the daemon's warnings for it to warn; then c carries MCP.
+func dialMCP(socket string, h *clientHello, warn io.Writer) (net.Conn, error) {
+	b, err := json.Marshal(h)
+	if err != nil {
+		return nil, fmt.Errorf("daemon hello: %w", err)
+	}
+	defer clear(b) // it holds the client's secrets
+	c, err := dialDaemon(daemonPaths{socket: socket}, daemonHelloMCP)
+	if err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	ans, err := func() (daemonAnswer, error) {
+		var ans daemonAnswer
+		if _, err := c.Write(append(b, '\n')); err != nil {
+			return ans, err
+		}
+		// Byte by byte up to the newline: what follows is MCP, for another
+		// reader.
+		var line []byte
+		one := make([]byte, 1)
+		for len(line) < 1<<16 {
+			if _, err := c.Read(one); err != nil {
+				return ans, fmt.Errorf("daemon hello answer: %w", err)
+			}
+			if one[0] == '\n' {
+				break
+			}
+			line = append(line, one[0])
+		}
+		if err := json.Unmarshal(line, &ans); err != nil {
+			return ans, fmt.Errorf("daemon hello answer %q: %w", line, err)
+		}
+		return ans, nil
+	}()
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	if ans.Error != "" {
+		c.Close()
+		return nil, fmt.Errorf("daemon (pid %d) at %s: %s", ans.PID, socket, ans.Error)
+	}
+	c.SetDeadline(time.Time{})
+	for _, w := range ans.Warnings {
+		fmt.Fprintf(warn, "sshjobs: warning: %s\n", w)
+	}
+	return c, nil
+}
+
+// startDaemon connects to the database's daemon as the client h describes,
+// starting one (this binary, `daemon run` with the same flags, in a session
+// of its own so that the client's signals do not reach it) when none
+// answers.
+func startDaemon(ctx context.Context, paths daemonPaths, args []string, h *clientHello, warn io.Writer) (net.Conn, error) {
+	if c, err := dialMCP(paths.socket, h, warn); err == nil {
 		return c, nil
 	}
 	exe, err := os.Executable()
@@ -368,12 +532,12 @@ func startDaemon(ctx context.Context, paths daemonPaths, args []string, master s
 	// Then start again, until the deadline, so that the new one takes over.
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		exited, err := spawnDaemon(exe, args, master, logf)
+		exited, err := spawnDaemon(exe, args, h, logf)
 		if err != nil {
 			return nil, err
 		}
 		for wait := true; wait; {
-			if c, err := dialDaemon(paths, daemonHelloMCP); err == nil {
+			if c, err := dialMCP(paths.socket, h, warn); err == nil {
 				return c, nil
 			}
 			select {
@@ -393,16 +557,18 @@ func startDaemon(ctx context.Context, paths daemonPaths, args []string, master s
 	}
 }
 
-// spawnDaemon starts `daemon run` with args in a session of its own and the
-// master password on its stdin; the channel gets its exit.
-func spawnDaemon(exe string, args []string, master string, logf *os.File) (<-chan error, error) {
+// spawnDaemon starts `daemon run` with args in a session of its own, with
+// this front's hello on its stdin; the channel gets its exit.
+func spawnDaemon(exe string, args []string, h *clientHello, logf *os.File) (<-chan error, error) {
+	b, err := json.Marshal(h)
+	if err != nil {
+		return nil, fmt.Errorf("daemon hello: %w", err)
+	}
 	cmd := exec.Command(exe, append([]string{"daemon", "run"}, args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if master != "" {
-		// On stdin, not in the environment or on the command line.
-		cmd.Env = append(os.Environ(), envMasterOnStdin+"=1")
-		cmd.Stdin = strings.NewReader(master)
-	}
+	// The hello (with the secrets) on stdin; the environment without them.
+	cmd.Env = append(daemonEnviron(os.Environ()), envHelloOnStdin+"=1")
+	cmd.Stdin = bytes.NewReader(b)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("daemon: start: %w", err)
@@ -410,6 +576,33 @@ func spawnDaemon(exe string, args []string, master string, logf *os.File) (<-cha
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	return exited, nil
+}
+
+// daemonEnviron is env for a daemon: without secrets (its environment is
+// readable in /proc as long as it lives) and without OVRD_* (each client's
+// come with its hello; the daemon must not apply one front's to another).
+func daemonEnviron(env []string) []string {
+	var out []string
+	for _, kv := range sshconfig.WithoutSecrets(env) {
+		if !strings.HasPrefix(strings.ToUpper(kv), "OVRD_") && !strings.HasPrefix(kv, envHelloOnStdin+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// readHelloFromStdin reads the starting front's hello (spawnDaemon).
+func readHelloFromStdin() (*clientHello, error) {
+	b, err := io.ReadAll(io.LimitReader(os.Stdin, maxHello))
+	if err != nil {
+		return nil, fmt.Errorf("daemon: the front's hello on stdin: %w", err)
+	}
+	defer clear(b)
+	var h clientHello
+	if err := json.Unmarshal(b, &h); err != nil {
+		return nil, fmt.Errorf("daemon: the front's hello on stdin: %w", err)
+	}
+	return &h, nil
 }
 
 // forward copies the client's stdio to the daemon and back until the daemon
@@ -468,12 +661,16 @@ func callDaemon(ctx context.Context, c net.Conn, tool string, in map[string]any)
 
 // submitToDaemon enqueues a job through the database's daemon (starting it
 // when none runs) and returns it; the caller follows it in the database.
-func submitToDaemon(ctx context.Context, cfg config, args []string, host string, s jobs.Spec) (*jobs.Job, error) {
-	paths, err := daemonPathsFor(cfg.DB, args)
+func submitToDaemon(ctx context.Context, cfg config, args []string, host string, s jobs.Spec, warn io.Writer) (*jobs.Job, error) {
+	paths, err := daemonPathsFor(cfg.DB)
 	if err != nil {
 		return nil, err
 	}
-	c, err := startDaemon(ctx, paths, args, cfg.master)
+	h, err := newHello(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c, err := startDaemon(ctx, paths, args, &h, warn)
 	if err != nil {
 		return nil, err
 	}
@@ -492,7 +689,11 @@ func submitToDaemon(ctx context.Context, cfg config, args []string, host string,
 // cancelThroughDaemon cancels a job through the daemon that runs it (owner
 // is the job's owner); errNoDaemon when none of the database's daemons does.
 func cancelThroughDaemon(ctx context.Context, cfg config, owner, id, signal string, grace time.Duration) error {
-	paths, err := daemonPathsFor(cfg.DB, nil)
+	paths, err := daemonPathsFor(cfg.DB)
+	if err != nil {
+		return err
+	}
+	h, err := newHello(cfg)
 	if err != nil {
 		return err
 	}
@@ -500,12 +701,8 @@ func cancelThroughDaemon(ctx context.Context, cfg config, owner, id, signal stri
 		if st.Owner != owner {
 			continue
 		}
-		c, err := net.DialTimeout("unix", st.Socket, 2*time.Second)
+		c, err := dialMCP(st.Socket, &h, io.Discard)
 		if err != nil {
-			break
-		}
-		if _, err := io.WriteString(c, daemonHelloMCP+"\n"); err != nil {
-			c.Close()
 			break
 		}
 		_, err = callDaemon(ctx, c, "ssh_cancel", map[string]any{"job_id": id, "signal": signal, "grace_s": grace.Seconds()})
@@ -514,16 +711,20 @@ func cancelThroughDaemon(ctx context.Context, cfg config, owner, id, signal stri
 	return errNoDaemon
 }
 
-// daemonStatuses asks every daemon of the database (one per build and
-// configuration) for its status.
-func daemonStatuses(paths daemonPaths) []daemonStatus {
+// daemonStatuses asks every daemon of the database (one per build, and
+// those draining) for its status.
+func daemonStatuses(paths daemonPaths, except ...string) []daemonStatus {
 	socks, _ := filepath.Glob(paths.all)
 	var out []daemonStatus
 	for _, sock := range socks {
+		if slices.Contains(except, sock) {
+			continue
+		}
 		c, err := dialDaemon(daemonPaths{socket: sock}, daemonHelloStatus)
 		if err != nil {
 			continue // a stale socket: its daemon is gone
 		}
+		c.SetDeadline(time.Now().Add(5 * time.Second)) // a stuck daemon is not one to report
 		var st daemonStatus
 		if json.NewDecoder(c).Decode(&st) == nil {
 			out = append(out, st)

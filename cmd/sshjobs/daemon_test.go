@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -235,40 +234,6 @@ func TestDaemonGetsMasterPassword(t *testing.T) {
 		if strings.Contains(string(b), master) {
 			t.Errorf("the daemon's %s holds the master password", f)
 		}
-	}
-}
-
-// A front with other settings (here another OVRD_ destination for the same
-// alias, or a run-only flag) never uses a daemon started with different ones:
-// a job runs where its own front's settings lead (review finding: the first
-// front's environment decided for everyone).
-func TestDaemonPerConfiguration(t *testing.T) {
-	a := sshtest.Start(t, sshtest.Options{})
-	b := sshtest.StartInProcess(t, sshtest.Options{})
-	sshtest.AppendKnownHosts(t, a.KnownHosts, b) // the OVRD_ destination is trusted too
-	bin := buildBinary(t)
-	env := daemonEnv(t, a)
-	t.Cleanup(func() { sshjobsCmd(t, bin, env, "daemon", "stop", "-wait") })
-	port := func(out string) string {
-		f := strings.Fields(out)
-		if len(f) != 4 {
-			t.Fatalf("SSH_CONNECTION = %q", out)
-		}
-		return f[3]
-	}
-	_, out := sshjobsCmd(t, bin, env, "run", "-session", "s1", a.Alias, "--", "echo $SSH_CONNECTION")
-	if got := port(out); got != strconv.Itoa(a.Port) {
-		t.Fatalf("ran on port %s, want %d", got, a.Port)
-	}
-	// The same alias, sent elsewhere by the environment: its own daemon.
-	other := append(append([]string{}, env...), "OVRD_"+a.Alias+"_PORT="+strconv.Itoa(b.Port),
-		"OVRD_"+a.Alias+"_HOST=127.0.0.1", "OVRD_"+a.Alias+"_KEY="+b.KeyFile)
-	_, out = sshjobsCmd(t, bin, other, "run", a.Alias, "--", "echo $SSH_CONNECTION")
-	if got := port(out); got != strconv.Itoa(b.Port) {
-		t.Fatalf("with OVRD_%s_PORT=%d: ran on port %s", a.Alias, b.Port, got)
-	}
-	if code, st := sshjobsCmd(t, bin, env, "daemon", "status", "-json"); code != 0 || strings.Count(st, `"pid"`) != 2 {
-		t.Fatalf("daemon status: exit %d %q; want two daemons", code, st)
 	}
 }
 

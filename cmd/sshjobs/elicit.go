@@ -89,9 +89,11 @@ func (ps *pageSet) take(id string) *secretPage {
 // The page is on 127.0.0.1 (random port, unguessable path and form token),
 // takes one POST, and is gone after it or elicitTTL. The secret travels from
 // the browser to this process only: it is in no URL, log line or MCP message.
-func (a *app) askByURL(what, host string, kind sshdial.SecretKind, session *mcp.ServerSession) (*mcp.CallToolResult, error) {
-	// "remember" is offered only where it can work.
-	page, err := newSecretPage(what, a.creds != nil && a.creds.Enabled())
+func (a *app) askByURL(ctx context.Context, what, host string, kind sshdial.SecretKind, session *mcp.ServerSession) (*mcp.CallToolResult, error) {
+	// "remember" is offered only where it can work: the calling client's
+	// store (a daemon's fronts may have different master passwords, or none).
+	creds := a.client(ctx).creds
+	page, err := newSecretPage(what, creds != nil && creds.Enabled())
 	if err != nil {
 		return nil, err
 	}

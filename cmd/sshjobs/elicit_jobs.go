@@ -57,9 +57,9 @@ func (a *app) askFirst(ctx context.Context, req *mcp.CallToolRequest, target str
 			a.held.drop(h.Key(), ans.kind)
 			return nil, fmt.Errorf("the %s typed on the page did not log in: %w", ans.kind, err)
 		case authErr.WantsPassphrase() && !answered(sshdial.SecretPassphrase):
-			return a.askByURL(secretWhat(sshdial.SecretPassphrase, h), h.Key(), sshdial.SecretPassphrase, req.Session)
+			return a.askByURL(ctx, secretWhat(sshdial.SecretPassphrase, h), h.Key(), sshdial.SecretPassphrase, req.Session)
 		case authErr.WantsPassword():
-			return a.askByURL(secretWhat(sshdial.SecretPassword, h), h.Key(), sshdial.SecretPassword, req.Session)
+			return a.askByURL(ctx, secretWhat(sshdial.SecretPassword, h), h.Key(), sshdial.SecretPassword, req.Session)
 		}
 		return nil, nil
 	}
@@ -84,14 +84,14 @@ func (a *app) askFirst(ctx context.Context, req *mcp.CallToolRequest, target str
 	// The password a sudo job would type: the sudo secret, else the login
 	// password (sessions.jobRun.sudoPassword).
 	for _, k := range []sshdial.SecretKind{sshdial.SecretSudo, sshdial.SecretPassword} {
-		if _, ok, err := a.secrets.Secret(ctx, h, k); err != nil || ok {
+		if _, ok, err := sshdial.SecretsIn(ctx, a.secrets).Secret(ctx, h, k); err != nil || ok {
 			return nil, nil
 		}
 	}
 	if st, err := a.pool.CheckSudo(ctx, h, ""); err != nil || st != sessions.SudoNeedsPassword {
 		return nil, nil
 	}
-	return a.askByURL(secretWhat(sshdial.SecretSudo, h), h.Key(), sshdial.SecretSudo, req.Session)
+	return a.askByURL(ctx, secretWhat(sshdial.SecretSudo, h), h.Key(), sshdial.SecretSudo, req.Session)
 }
 
 // remember stores ans when the person ticked "remember" and it worked. A
@@ -101,7 +101,7 @@ func (a *app) remember(ctx context.Context, h *sshconfig.Host, ans pageAnswer) {
 	if !ans.remember {
 		return
 	}
-	if err := a.creds.Put(ctx, credstore.HostID(h), h.SecretAlias, ans.kind, ans.secret); err != nil {
+	if err := a.client(ctx).creds.Put(ctx, credstore.HostID(h), h.SecretAlias, ans.kind, ans.secret); err != nil {
 		a.log.Warn("a secret typed on the elicitation page was not saved", "host", h.Key(), "kind", string(ans.kind), "err", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/sshjobs/sshjobs/credstore"
 	"github.com/sshjobs/sshjobs/internal/sshtest"
 	"github.com/sshjobs/sshjobs/sessions/sshdial"
 )
@@ -176,8 +177,8 @@ func TestURLElicitationDeclineExpiryAndFormOnly(t *testing.T) {
 // only to the client that was asked: a retry naming another host gets
 // nothing (review finding: the page was taken by its state alone).
 func TestURLElicitationBoundToHost(t *testing.T) {
-	a := &app{}
-	ask, err := a.askByURL("the login password of alice@a:22", "alice@a:22", sshdial.SecretPassword, nil)
+	a := &app{self: &client{}}
+	ask, err := a.askByURL(context.Background(), "the login password of alice@a:22", "alice@a:22", sshdial.SecretPassword, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,5 +190,39 @@ func TestURLElicitationBoundToHost(t *testing.T) {
 	// The page is gone after the refusal: nothing typed there later is used.
 	if _, _, err := a.answerByURL(context.Background(), req, "alice@a:22"); err == nil || !strings.Contains(err.Error(), "expired or was used") {
 		t.Fatalf("the page after a refused retry: %v", err)
+	}
+}
+
+// "remember" is offered by the calling client's credential store: a daemon
+// whose first front had a master password offers nothing to a front that has
+// none (the save would fail), and the other way round.
+func TestURLElicitationRememberIsTheClients(t *testing.T) {
+	locked, unlocked := credstore.New(nil, "", credParams), credstore.New(nil, "m", credParams)
+	for _, tc := range []struct {
+		name          string
+		daemon, front *credstore.Store
+		want          bool
+	}{
+		{"this process with a master password", unlocked, nil, true},
+		{"a front without one", unlocked, locked, false},
+		{"a front with one", locked, unlocked, true},
+	} {
+		a := &app{creds: tc.daemon, self: &client{creds: tc.daemon}}
+		ctx := context.Background()
+		if tc.front != nil {
+			ctx = withClient(ctx, &client{creds: tc.front})
+		}
+		ask, err := a.askByURL(ctx, "the login password of alice@a:22", "alice@a:22", sshdial.SecretPassword, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page := a.pages.take(ask.RequestState)
+		if page == nil {
+			t.Fatalf("%s: no page", tc.name)
+		}
+		if page.canSave != tc.want {
+			t.Errorf("%s: remember offered %v, want %v", tc.name, page.canSave, tc.want)
+		}
+		page.close()
 	}
 }

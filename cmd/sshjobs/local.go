@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,8 +17,9 @@ import (
 )
 
 // Where ssh_upload may read and ssh_download may write on this machine: in
-// the client's MCP roots when it lists any, else in the server's working
-// directory and the --allow-local folders. A path is judged after its
+// the client's MCP roots when it lists any, else in the working directory
+// and the --allow-local folders of the front it runs (the daemon: of the
+// `sshjobs serve` the MCP client started). A path is judged after its
 // symlinks are resolved, so neither `..` nor a symlink leads out.
 
 // rootsInput is the id of our roots request in a multi round-trip call.
@@ -29,7 +31,7 @@ const rootsInput = "roots"
 // while serving a request at protocol 2026-07-28; the SDK fulfils it itself
 // for older clients): ask is then true, and the call is made again with
 // the answer.
-func (a *app) localRoots(req *mcp.CallToolRequest) (roots []string, ask bool, err error) {
+func (a *app) localRoots(ctx context.Context, req *mcp.CallToolRequest) (roots []string, ask bool, err error) {
 	if ss := req.Session; ss != nil {
 		if p := ss.InitializeParams(); p != nil && p.Capabilities != nil && p.Capabilities.RootsV2 != nil {
 			resp, ok := req.Params.InputResponses[rootsInput]
@@ -49,12 +51,15 @@ func (a *app) localRoots(req *mcp.CallToolRequest) (roots []string, ask bool, er
 		}
 	}
 	if len(roots) == 0 {
-		// No roots declared (or an empty list): the server's own defaults.
-		cwd, err := os.Getwd()
-		if err != nil {
-			return nil, false, err
+		// No roots declared (or an empty list): the front's own defaults.
+		cl := a.client(ctx)
+		cwd := cl.cwd
+		if cwd == "" {
+			if cwd, err = os.Getwd(); err != nil {
+				return nil, false, err
+			}
 		}
-		roots = append([]string{cwd}, a.allowLocal...)
+		roots = append([]string{cwd}, cl.allowLocal...)
 	}
 	var real []string
 	for _, r := range roots {

@@ -218,12 +218,15 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return nil
 	}
 	if !*noDaemon {
-		args := daemonArgs(fs)
-		paths, err := daemonPathsFor(cfg.DB, args)
+		paths, err := daemonPathsFor(cfg.DB)
 		if err != nil {
 			return err
 		}
-		c, err := startDaemon(ctx, paths, args, cfg.master)
+		h, err := newHello(cfg)
+		if err != nil {
+			return err
+		}
+		c, err := startDaemon(ctx, paths, daemonArgs(fs), &h, stderr)
 		if err != nil {
 			return err
 		}
@@ -277,11 +280,21 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 	switch verb {
 	case "run":
 		cfg.cli = false // a daemon logs like a server
-		return 0, runDaemon(ctx, cfg, daemonArgs(fs), *linger)
+		if os.Getenv(envHelloOnStdin) == "1" {
+			// Started by a front: its environment and master password are
+			// the daemon's own, for the jobs no client brings (adopted ones).
+			os.Unsetenv(envHelloOnStdin)
+			h, err := readHelloFromStdin()
+			if err != nil {
+				return 0, err
+			}
+			cfg.master, cfg.getenv, cfg.cwd = h.Master, h.getenv(), h.Cwd
+		}
+		return 0, runDaemon(ctx, cfg, *linger)
 	case "status", "stop":
-		// Every daemon of the database: there is one per build and
-		// configuration of the fronts that started them.
-		paths, err := daemonPathsFor(cfg.DB, nil)
+		// Every daemon of the database: the one of each build, and those
+		// draining.
+		paths, err := daemonPathsFor(cfg.DB)
 		if err != nil {
 			return 0, err
 		}

@@ -32,6 +32,9 @@ func buildBinary(t testing.TB) string {
 var binDir string
 
 func TestMain(m *testing.M) {
+	if sock := os.Getenv(envTestDial); sock != "" {
+		testDial(sock) // a client of another uid (TestDaemonRefusesOtherUsers)
+	}
 	dir, err := os.MkdirTemp("", "sshjobs-bin")
 	if err != nil {
 		panic(err)
@@ -53,8 +56,16 @@ type stdioServer struct {
 
 func startBinary(t *testing.T, bin string, env []string) *stdioServer {
 	t.Helper()
+	return startBinaryIn(t, bin, env, "")
+}
+
+// startBinaryIn is startBinary with dir as its working directory ("": the
+// test's).
+func startBinaryIn(t *testing.T, bin string, env []string, dir string) *stdioServer {
+	t.Helper()
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), env...)
+	cmd.Dir = dir
 	cmd.Stderr = os.Stderr
 	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil).
 		Connect(context.Background(), &mcp.CommandTransport{Command: cmd}, nil)

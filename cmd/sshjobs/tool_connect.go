@@ -79,7 +79,7 @@ func (a *app) connect(ctx context.Context, req *mcp.CallToolRequest, in connectI
 	if in.PrivateKeyPath != "" {
 		// Only inside the folders the file tools may read: the model must
 		// not make sshjobs read any file of this machine.
-		roots, askRoots, err := a.localRoots(req)
+		roots, askRoots, err := a.localRoots(ctx, req)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -129,10 +129,10 @@ func (a *app) connect(ctx context.Context, req *mcp.CallToolRequest, in connectI
 	// Asked between two dials, not inside one: the handshake has a
 	// deadline of seconds, a person needs longer.
 	case authErr.WantsPassphrase() && given[sshdial.SecretPassphrase] == "" && !answered(sshdial.SecretPassphrase):
-		ask, err := a.askByURL(secretWhat(sshdial.SecretPassphrase, h), h.Key(), sshdial.SecretPassphrase, req.Session)
+		ask, err := a.askByURL(ctx, secretWhat(sshdial.SecretPassphrase, h), h.Key(), sshdial.SecretPassphrase, req.Session)
 		return nil, ask, err
 	case authErr.WantsPassword() && given[sshdial.SecretPassword] == "":
-		ask, err := a.askByURL(secretWhat(sshdial.SecretPassword, h), h.Key(), sshdial.SecretPassword, req.Session)
+		ask, err := a.askByURL(ctx, secretWhat(sshdial.SecretPassword, h), h.Key(), sshdial.SecretPassword, req.Session)
 		return nil, ask, err
 	default:
 		return nil, nil, err
@@ -157,7 +157,7 @@ func (a *app) connect(ctx context.Context, req *mcp.CallToolRequest, in connectI
 		if !ok || !save[k] {
 			continue
 		}
-		if err := a.creds.Put(ctx, credstore.HostID(h), h.SecretAlias, k, []byte(v)); err != nil {
+		if err := a.client(ctx).creds.Put(ctx, credstore.HostID(h), h.SecretAlias, k, []byte(v)); err != nil {
 			if errors.Is(err, credstore.ErrNoMaster) || errors.Is(err, credstore.ErrWrongMaster) || errors.Is(err, credstore.ErrMasterChanged) {
 				out.Note = "not saved: " + err.Error()
 				return out, nil, nil

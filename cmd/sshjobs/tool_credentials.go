@@ -37,10 +37,11 @@ type credentialsOut struct {
 // credentials lists (without values) or deletes stored secrets. Neither needs
 // the master password.
 func (a *app) credentials(ctx context.Context, in credentialsIn) (credentialsOut, error) {
-	out := credentialsOut{Enabled: a.creds.Enabled(), action: in.Action, host: in.Host}
+	creds := a.client(ctx).creds
+	out := credentialsOut{Enabled: creds.Enabled(), action: in.Action, host: in.Host}
 	switch in.Action {
 	case "list":
-		rows, err := a.creds.List(ctx)
+		rows, err := creds.List(ctx)
 		if err != nil {
 			return out, err
 		}
@@ -71,15 +72,15 @@ func (a *app) credentials(ctx context.Context, in credentialsIn) (credentialsOut
 		if kind != "" && !credstore.ValidKind(kind) {
 			return out, fmt.Errorf("%w: kind %q: want password, private_key, passphrase, sudo or enable", jobs.ErrBadInput, in.Kind)
 		}
-		n, err := a.creds.Delete(ctx, in.Host, kind)
+		n, err := creds.Delete(ctx, in.Host, kind)
 		if err != nil {
 			return out, err
 		}
 		if n == 0 {
 			// Named another way than it was saved (web1 for root@10.0.0.5:22):
 			// try the destination it resolves to.
-			if h, err := a.resolver.Resolve(ctx, in.Host); err == nil {
-				if n, err = a.creds.Delete(ctx, credstore.HostID(h), kind); err != nil {
+			if h, err := a.pool.Resolve(ctx, in.Host); err == nil {
+				if n, err = creds.Delete(ctx, credstore.HostID(h), kind); err != nil {
 					return out, err
 				}
 			}

@@ -438,7 +438,7 @@ func addTransferTools(s *mcp.Server, a *app) {
 			if ask, err := a.askFirst(ctx, req, in.Host, false); err != nil || ask != nil {
 				return ask, nil, err
 			}
-			roots, ask, err := a.localRoots(req)
+			roots, ask, err := a.localRoots(ctx, req)
 			if err != nil {
 				return nil, nil, err
 			}

@@ -71,7 +71,8 @@ func addRunTool(s *mcp.Server, a *app) {
 }
 
 // submit enqueues the job; the engine resolves the host as ssh would, once,
-// and stores the destination on the row.
+// with the client's settings (ctx), and stores the destination on the row.
+// The job's dials and secrets are the client's too (Spec.Env).
 func (a *app) submit(ctx context.Context, target string, s jobs.Spec) (*jobs.Job, error) {
 	s.Target = target
 	if s.Sudo || s.Detached {
@@ -84,6 +85,9 @@ func (a *app) submit(ctx context.Context, target string, s jobs.Spec) (*jobs.Job
 			}
 			return nil, fmt.Errorf("%w: %s is a network device: %s does not apply; its commands run in the session's CLI (enable mode with the host's enable secret)", jobs.ErrBadInput, h.Key(), what)
 		}
+	}
+	if env := a.client(ctx).dial; env != nil {
+		s.Env = env
 	}
 	return a.eng.Enqueue(ctx, s)
 }

@@ -11,10 +11,12 @@ import (
 // not from us, and none of them needs a password, so they get none to leak
 // (to their logs, to a remote host, to `ps e`). Everything else stays, as
 // under ssh: PATH, HOME, SSH_AUTH_SOCK, proxy settings and the like.
-func ChildEnv() []string { return withoutSecrets(os.Environ()) }
+func ChildEnv() []string { return WithoutSecrets(os.Environ()) }
 
-// withoutSecrets drops the NAME=VALUE entries whose name isSecretEnv.
-func withoutSecrets(env []string) []string {
+// WithoutSecrets drops the NAME=VALUE entries of env whose name holds a
+// secret: what ChildEnv is for another environment than the process's (a
+// daemon's client's).
+func WithoutSecrets(env []string) []string {
 	out := make([]string, 0, len(env))
 	for _, kv := range env {
 		// Index from 1: Windows keeps per-drive entries like "=C:=C:\".

@@ -18,8 +18,8 @@ func TestProxyEnvSecretNames(t *testing.T) {
 			t.Errorf("isSecretEnv(%q) = %v, want %v", name, got, secret)
 		}
 	}
-	got := withoutSecrets([]string{"A=1", "OVRD_X_PASS=p", "=C:=C:\\", "B", "OVRD_X_KEY=/k", "OVRD_X_HOST=h"})
+	got := WithoutSecrets([]string{"A=1", "OVRD_X_PASS=p", "=C:=C:\\", "B", "OVRD_X_KEY=/k", "OVRD_X_HOST=h"})
 	if want := "A=1|=C:=C:\\|B|OVRD_X_HOST=h"; strings.Join(got, "|") != want {
-		t.Errorf("withoutSecrets = %q, want %q", strings.Join(got, "|"), want)
+		t.Errorf("WithoutSecrets = %q, want %q", strings.Join(got, "|"), want)
 	}
 }

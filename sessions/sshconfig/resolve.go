@@ -26,6 +26,11 @@ type Resolver struct {
 	// sets it to os.Getenv; nil (tests, library use) means no overrides.
 	Env func(string) string
 
+	// Environ is the environment of `ssh -G` (and the Match exec commands
+	// it runs), its secrets dropped (WithoutSecrets); nil: the process's
+	// (ChildEnv). The daemon resolves with each client's.
+	Environ []string
+
 	// Warn receives a problem that does not stop resolution (an invalid
 	// OVRD_{ALIAS}_PORT is ignored, not fatal, as the seeds ignore it).
 	// nil writes the line to stderr.
@@ -94,7 +99,7 @@ func (r *Resolver) resolve(ctx context.Context, target string, depth int) (*Host
 	var opts sshOptions
 	fromOpenSSH := false
 	if sshPath, ok := r.openSSH(); ok {
-		opts, err = runSSHG(ctx, sshPath, r.ConfigFile, req)
+		opts, err = runSSHG(ctx, sshPath, r.ConfigFile, r.childEnv(), req)
 		fromOpenSSH = true
 	} else {
 		opts, err = lookupConfig(r.ConfigFile, req)
@@ -140,6 +145,14 @@ func (r *Resolver) bindSecrets(ctx context.Context, h *Host, t target, depth int
 		h.SecretAlias = h.Alias
 	}
 	return nil
+}
+
+// childEnv is the environment of the programs resolution runs.
+func (r *Resolver) childEnv() []string {
+	if r.Environ != nil {
+		return WithoutSecrets(r.Environ)
+	}
+	return ChildEnv()
 }
 
 // openSSH reports the path of the OpenSSH client to ask, if any.

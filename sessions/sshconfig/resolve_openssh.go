@@ -21,7 +21,7 @@ const sshGTimeout = 10 * time.Second
 // OpenSSH then handles Match, Include, canonicalisation and its own defaults.
 // The alias was validated by parseTarget, and "--" keeps it from ever being
 // read as an option.
-func runSSHG(ctx context.Context, sshPath, configFile string, req request) (sshOptions, error) {
+func runSSHG(ctx context.Context, sshPath, configFile string, env []string, req request) (sshOptions, error) {
 	args := []string{"-G"}
 	if configFile != "" {
 		args = append(args, "-F", configFile)
@@ -40,7 +40,7 @@ func runSSHG(ctx context.Context, sshPath, configFile string, req request) (sshO
 	ctx, cancel := context.WithTimeout(ctx, sshGTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, sshPath, args...)
-	cmd.Env = ChildEnv() // Match exec commands inherit it
+	cmd.Env = env // Match exec commands inherit it
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -501,7 +501,7 @@ func (a *authRun) agentSigners() []ssh.Signer {
 		return nil
 	}
 	if sock == "" {
-		sock = os.Getenv("SSH_AUTH_SOCK")
+		sock = agentSocket(a.ctx)
 	}
 	if sock == "" {
 		why("no ssh-agent (SSH_AUTH_SOCK is not set)")

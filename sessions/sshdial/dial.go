@@ -74,7 +74,7 @@ func (d *Dialer) dial(ctx context.Context, h *sshconfig.Host, depth int) (*ssh.C
 		}
 		conn, err = dialVia(ctx, hops[len(hops)-1], h)
 	case h.ProxyCommand != "":
-		conn, err = startProxyCommand(h, d.logger())
+		conn, err = startProxyCommand(h, childEnv(ctx), d.logger())
 	default:
 		nd := net.Dialer{Timeout: h.ConnectTimeout}
 		conn, err = nd.DialContext(ctx, "tcp", h.Addr())
@@ -165,7 +165,7 @@ func (d *Dialer) handshake(ctx context.Context, conn net.Conn, h *sshconfig.Host
 		conn.Close()
 		return nil, nil, nil, info, fmt.Errorf("dial %s: %w", h.Key(), err)
 	}
-	auth := newAuthRun(ctx, h, secretsFor(ctx, h, d.Secrets), d.logger())
+	auth := newAuthRun(ctx, h, secretsFor(ctx, h, SecretsIn(ctx, d.Secrets)), d.logger())
 	defer auth.close()
 	cfg := &ssh.ClientConfig{
 		User:              h.User,

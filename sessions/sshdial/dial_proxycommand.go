@@ -18,8 +18,8 @@ import (
 // through the shell) and returns a net.Conn over its stdin and stdout. Its
 // stderr goes to the logger, line by line. Closing the conn ends the command
 // (its whole process group, so `nc` under a wrapper script goes too). It
-// runs without sshjobs' secrets in its environment (see childEnv).
-func startProxyCommand(h *sshconfig.Host, logger *slog.Logger) (net.Conn, error) {
+// runs in env, which holds none of sshjobs' secrets (see childEnv).
+func startProxyCommand(h *sshconfig.Host, env []string, logger *slog.Logger) (net.Conn, error) {
 	// os.Pipe, not cmd.StdoutPipe: *os.File pipes support deadlines, which
 	// bound the handshake like a socket's.
 	inR, inW, err := os.Pipe()
@@ -33,7 +33,7 @@ func startProxyCommand(h *sshconfig.Host, logger *slog.Logger) (net.Conn, error)
 		return nil, err
 	}
 	cmd := exec.Command("sh", "-c", "exec "+h.ProxyCommand)
-	cmd.Env = sshconfig.ChildEnv()
+	cmd.Env = env
 	cmd.Stdin, cmd.Stdout = inR, outW
 	errR, err := cmd.StderrPipe()
 	if err != nil {
