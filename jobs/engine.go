@@ -161,10 +161,11 @@ type Engine struct {
 type sessionKey struct{ host, session string }
 
 // pending is what a queued job of this engine gets when it starts, besides
-// its row: its Spec's Input and Env, which are never stored.
+// its row: its Spec's Input, Env, Cols and Rows, which are never stored.
 type pending struct {
-	input []byte
-	env   any
+	input      []byte
+	env        any
+	cols, rows int
 }
 
 // New returns an engine that is not yet running: call Start.
@@ -262,6 +263,10 @@ type Spec struct {
 	// the row, opaque here (Job.Env): in the daemon, the client's environment
 	// and secrets. In memory only, like Input.
 	Env any
+	// Cols and Rows, when set, give the job a terminal of that size and a
+	// real terminal type, for full-screen programs (Job.Cols). Zero: the
+	// session's terminal. In memory only, like Input.
+	Cols, Rows int
 }
 
 // DefaultSession is the session a job runs in when none is named.
@@ -284,6 +289,11 @@ func (s *Spec) validate() error {
 		return fmt.Errorf("%w: host is required", ErrBadInput)
 	case s.KillAfter < 0:
 		return fmt.Errorf("%w: kill_after must not be negative", ErrBadInput)
+	case s.Detached && (s.Cols != 0 || s.Rows != 0):
+		return fmt.Errorf("%w: a detached job runs without a terminal: cols and rows do not apply", ErrBadInput)
+	}
+	if err := validTerm(s.Cols, s.Rows); err != nil {
+		return err
 	}
 	if len(s.Session) > MaxSessionName {
 		return fmt.Errorf("%w: session name is longer than %d characters", ErrBadInput, MaxSessionName)
@@ -316,7 +326,7 @@ func (e *Engine) newJob(ctx context.Context, s Spec, state State) (*Job, error) 
 	j := &Job{
 		ID: id.String(), Host: s.Host, Target: s.Target, Destination: s.Destination, Session: s.Session,
 		Command: s.Command, Kind: s.Kind, Detached: s.Detached, Sudo: s.Sudo, KillAfter: s.KillAfter, Env: s.Env,
-		State: state, Owner: e.cfg.Owner, LeaseUntil: now.Add(e.cfg.Lease),
+		Cols: s.Cols, Rows: s.Rows, State: state, Owner: e.cfg.Owner, LeaseUntil: now.Add(e.cfg.Lease),
 		CreatedAt: now,
 	}
 	if state == StateRunning {
@@ -332,9 +342,9 @@ func (e *Engine) Enqueue(ctx context.Context, s Spec) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(s.Input) > 0 || s.Env != nil {
+	if len(s.Input) > 0 || s.Env != nil || s.Cols != 0 || s.Rows != 0 {
 		e.mu.Lock()
-		e.pending[j.ID] = pending{input: s.Input, env: s.Env}
+		e.pending[j.ID] = pending{input: s.Input, env: s.Env, cols: s.Cols, rows: s.Rows}
 		e.mu.Unlock()
 	}
 	if err := e.store.Insert(ctx, j); err != nil {

@@ -131,6 +131,10 @@ type Job struct {
 	Sudo     bool
 	// KillAfter cancels the job once it has run this long; zero means never.
 	KillAfter time.Duration
+	// Cols and Rows are the terminal the job asked for (Spec.Cols, Rows);
+	// zero: the session's. Kept in memory only, like Spec.Input: a job read
+	// from the store, or adopted by another process, has zero.
+	Cols, Rows int
 
 	State    State
 	ExitCode *int   // nil until exited, and when killed by a signal

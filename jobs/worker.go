@@ -99,7 +99,7 @@ func (e *Engine) runTask(t *task, runFn func(context.Context, *Job, Task) Result
 	delete(e.pending, j.ID)
 	e.mu.Unlock()
 	if ok {
-		j.Env = p.env
+		j.Env, j.Cols, j.Rows = p.env, p.cols, p.rows
 	}
 	if p.input != nil {
 		t.control(Control{Input: p.input})

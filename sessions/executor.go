@@ -1,6 +1,7 @@
 package sessions
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ var (
 	_ jobs.Executor            = (*Executor)(nil)
 	_ jobs.DestinationResolver = (*Executor)(nil)
 	_ jobs.Reattacher          = (*Executor)(nil)
+	_ jobs.Screener            = (*Executor)(nil)
 )
 
 // ExecutorConfig configures an Executor. Zero fields take defaults.
@@ -105,6 +107,9 @@ func (e *Executor) Run(ctx context.Context, j *jobs.Job, t jobs.Task) jobs.Resul
 	if err != nil {
 		return errorResult(err)
 	}
+	// Its screen is blank until its command is typed (screen.go).
+	e.pool.screens.add(j.ID, screenPort{cols: cmp.Or(j.Cols, ptyCols), rows: cmp.Or(j.Rows, ptyRows)})
+	defer e.pool.screens.remove(j.ID)
 	// One retry, for a job that did not start: a connection that died quietly
 	// since its last job (the keepalive has not noticed yet) fails at opening
 	// a session, or the shell had exited before it read the job's line.

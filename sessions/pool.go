@@ -104,6 +104,8 @@ type Pool struct {
 	devices map[string]bool
 
 	paths pathLocks // writes to one remote path run one at a time (files.go)
+
+	screens screenBoard // the screens of the jobs running on its shells (screen.go)
 }
 
 // closedIdleKept bounds how long an idle close is remembered.

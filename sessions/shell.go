@@ -16,14 +16,16 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// The terminal a shell gets. TERM=dumb keeps colours, bracketed paste and
-// full-screen programs mostly away. Wide columns keep ps, systemctl and
-// friends from cutting lines at 80 characters (nothing wraps a PTY's output:
-// wrapping is a terminal emulator's doing).
+// The terminal a shell gets. TERM=dumb keeps colours, cursor-drawn progress
+// bars and full-screen programs mostly away from the stored output; a job
+// that asks for a size gets a real terminal type (screen_term.go). 200
+// columns keep ps, systemctl and friends from cutting most lines (nothing
+// wraps a PTY's output: wrapping is a terminal emulator's doing), while a
+// job's screen (screen.go), sized like the PTY, stays small.
 const (
 	ptyTerm = "dumb"
-	ptyCols = 4096
-	ptyRows = 100
+	ptyCols = 200
+	ptyRows = 50
 )
 
 // shellStartTimeout bounds a shell's start: rc files and the MOTD, up to the

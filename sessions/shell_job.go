@@ -24,11 +24,17 @@ type jobRun struct {
 	// for it: a source may ask a person (MCP elicitation). Nil: none known.
 	secret func(ctx context.Context, kind sshdial.SecretKind) (string, bool, error)
 	logger *slog.Logger
+	// Cols and Rows: the terminal the job asked for (jobs.Job.Cols); zero:
+	// the session's.
+	Cols, Rows int
+	// screens is where the job's screen is reached (nil: nowhere).
+	screens *screenBoard
 }
 
 // jobRun returns what a shell on h needs to run j, with the pool's secrets.
 func (e *Executor) jobRun(h *sshconfig.Host, j *jobs.Job) jobRun {
-	jr := jobRun{ID: j.ID, Command: j.Command, Sudo: j.Sudo, SudoNoPass: sudoNoPassMessage(h), EnableSources: enableSources(h), logger: e.log}
+	jr := jobRun{ID: j.ID, Command: j.Command, Sudo: j.Sudo, SudoNoPass: sudoNoPassMessage(h), EnableSources: enableSources(h), logger: e.log,
+		Cols: j.Cols, Rows: j.Rows, screens: &e.pool.screens}
 	// The secrets of the job's submitter (sshdial.WithEnv in the ctx of the
 	// job's run), else the pool's.
 	base := e.pool.cfg.Dialer.Secrets

@@ -81,6 +81,8 @@ func (s *shell) runJob(ctx context.Context, jr jobRun, t jobs.Task) jobOutcome {
 		secretC:   make(chan secretReply, 2),
 		killC:     make(chan killReply),
 		done:      make(chan struct{}),
+		settle:    stoppedTimer(),
+		screenC:   make(chan screenReq),
 	}
 	defer r.stop()
 	command := jr.Command
@@ -89,8 +91,18 @@ func (s *shell) runJob(ctx context.Context, jr jobRun, t jobs.Task) jobOutcome {
 		r.cut = newPromptCutter(sudoPrompt(nonce), sudoStarted(nonce))
 	}
 	s.idle.Store(false)
+	term := s.jobTerminal(jr)
+	r.scr = newScreen(term.cols, term.rows)
+	if jr.screens != nil && jr.ID != "" {
+		jr.screens.add(jr.ID, screenPort{req: r.screenC, done: r.done, cols: term.cols, rows: term.rows})
+	}
 	s.writeAsync([]byte(frameCommand(nonce, []byte(command), &s.defined)), nil)
-	return r.loop(ctx)
+	out := r.loop(ctx)
+	r.endScreens()
+	if !out.shellGone {
+		s.restoreTerminal(term)
+	}
+	return out
 }
 
 // runner is the state of one job's run on a shell.
@@ -126,6 +138,15 @@ type runner struct {
 	failMsg   string
 	stopC     <-chan time.Time
 
+	// The job's screen (screen.go): requests come on screenC; those waiting
+	// for the screen to settle wait in screens, timed by settle.
+	scr     *screen
+	screenC chan screenReq
+	screens []pendingScreen
+	settle  *time.Timer
+	lastOut time.Time // when output last came
+	scrGen  int       // counts chunks of output that reached the screen
+
 	// cancel (shell_cancel.go)
 	killC   chan killReply
 	done    chan struct{} // closed when the run ends: signals in flight give up
@@ -145,6 +166,7 @@ func (r *runner) stop() {
 	r.commit.Stop()
 	r.quiet.Stop()
 	r.takeover.Stop()
+	r.settle.Stop()
 	if r.repeat != nil {
 		r.repeat.Stop()
 	}
@@ -220,6 +242,12 @@ func (r *runner) loop(ctx context.Context) jobOutcome {
 		case rep := <-r.killC:
 			r.killed(rep)
 
+		case req := <-r.screenC:
+			r.screenAsked(req)
+
+		case <-r.settle.C:
+			r.settled()
+
 		case <-r.repeatC:
 			r.interrupt(ctx)
 
@@ -253,6 +281,11 @@ func (r *runner) output(ctx context.Context, p []byte) (done bool) {
 			r.sudoPrompted(ctx, n)
 		}
 	}
+	if len(out) > 0 {
+		r.lastOut = time.Now()
+		r.scrGen++
+		r.scr.write(out, r.lastOut)
+	}
 	var before string
 	if r.prompted {
 		before = string(r.cl.Pending())
@@ -272,6 +305,9 @@ func (r *runner) output(ctx context.Context, p []byte) (done bool) {
 	r.quiet.Stop()
 	r.takeover.Stop()
 	r.outGen++
+	if len(r.screens) > 0 && len(out) > 0 {
+		r.armScreens(r.lastOut)
+	}
 	if len(r.cl.Pending()) > 0 {
 		r.commit.Reset(partialLineIdle)
 		r.quiet.Reset(promptIdle)

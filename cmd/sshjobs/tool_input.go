@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ type inputIn struct {
 	Keys   string   `json:"keys,omitempty" jsonschema:"instead of text: text and named keys, e.g. :wq<enter>, <esc>, <up>, <pgdn>, <ctrl-c>, <f1>; << is a literal <"`
 	Secret bool     `json:"secret,omitempty" jsonschema:"a password: the text is typed exactly as given (no escapes decoded, so backslashes stay) followed by one Enter (a final newline in the text is that Enter); it is never stored or logged, and masked if echoed"`
 	WaitS  *float64 `json:"wait_s,omitempty" jsonschema:"seconds to wait for the job to react (default 2)"`
+	Screen bool     `json:"screen,omitempty" jsonschema:"return the screen once it stops changing (at most wait_s) instead of output"`
 }
 
 func addInputTool(s *mcp.Server, a *app) {
@@ -41,9 +43,23 @@ func addInputTool(s *mcp.Server, a *app) {
 		if err := a.eng.Input(ctx, in.JobID, text, in.Secret); err != nil {
 			return nil, nil, toolError(err)
 		}
+		opts := jobs.WaitOptions{Timeout: wait, Offset: -1, PromptAfter: before.OutputBytes}
+		if in.Screen {
+			res, v, err := a.screen(ctx, before, jobs.ScreenOptions{Settle: wait})
+			if !errors.Is(err, jobs.ErrNoScreen) {
+				return res, v, err
+			}
+			// No screen: the keys may have ended the job (q, :wq), and then
+			// its state and output say how; else the screen's error stands.
+			j, werr := a.eng.Wait(ctx, in.JobID, jobs.WaitOptions{Timeout: wait, Offset: -1, UntilFinal: true})
+			if werr != nil || !j.State.Final() {
+				return nil, nil, err
+			}
+			opts.Timeout = 0
+		}
 		// Wait for the job to react: its end or its next prompt (not the one
 		// just answered), at most wait_s.
-		j, err := a.eng.Wait(ctx, in.JobID, jobs.WaitOptions{Timeout: wait, Offset: -1, PromptAfter: before.OutputBytes})
+		j, err := a.eng.Wait(ctx, in.JobID, opts)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -15,6 +15,7 @@ type jobIn struct {
 	Offset    *int64   `json:"offset,omitempty" jsonschema:"byte offset to read from (use next_offset of the previous call); default: the tail that fits max_output"`
 	MaxOutput int      `json:"max_output,omitempty" jsonschema:"bytes of output returned (default 16384)"`
 	Grep      string   `json:"grep,omitempty" jsonschema:"regular expression (RE2): return only matching lines, with line numbers"`
+	Screen    bool     `json:"screen,omitempty" jsonschema:"return the running job's terminal screen (lines, cursor) instead of output"`
 }
 
 func addJobTool(s *mcp.Server, a *app) {
@@ -46,6 +47,9 @@ func addJobTool(s *mcp.Server, a *app) {
 			// The request's context: a client that gives up stops the search.
 			return a.grep(ctx, j, in.Grep, in.MaxOutput)
 		}
+		if in.Screen {
+			return a.screen(ctx, j, jobs.ScreenOptions{})
+		}
 		ctx = context.WithoutCancel(ctx)
 		v, err := a.view(ctx, j, sl)
 		if err != nil {
@@ -53,6 +57,21 @@ func addJobTool(s *mcp.Server, a *app) {
 		}
 		return result(v), v, nil
 	})
+}
+
+// screen answers with the job's screen instead of its output.
+func (a *app) screen(ctx context.Context, j *jobs.Job, opts jobs.ScreenOptions) (*mcp.CallToolResult, *jobView, error) {
+	sc, err := a.eng.Screen(ctx, j.ID, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if j, err = a.eng.Get(ctx, j.ID); err != nil {
+		return nil, nil, toolError(err)
+	}
+	v := newJobView(j)
+	v.Screen = newScreenView(sc)
+	v.Offset, v.NextOffset = j.OutputBytes, j.OutputBytes
+	return result(v), v, nil
 }
 
 // grep answers ssh_job with grep: matching lines instead of output.

@@ -19,6 +19,8 @@ type runIn struct {
 	Sudo       bool     `json:"sudo,omitempty" jsonschema:"run through sudo; the password comes from the host's stored secret, never the command line"`
 	Input      string   `json:"input,omitempty" jsonschema:"text typed into the command's terminal once it starts (escapes decoded)"`
 	MaxOutput  int      `json:"max_output,omitempty" jsonschema:"bytes of output returned inline (default 16384); larger output keeps head and tail"`
+	Cols       int      `json:"cols,omitempty" jsonschema:"terminal width for a full-screen program (vi, less, top): gives TERM=xterm-256color; see ssh_job screen"`
+	Rows       int      `json:"rows,omitempty" jsonschema:"terminal height, as cols"`
 }
 
 func addRunTool(s *mcp.Server, a *app) {
@@ -45,7 +47,8 @@ func addRunTool(s *mcp.Server, a *app) {
 		if ask, err := a.askFirst(ctx, req, in.Host, in.Sudo && !in.Detach); err != nil || ask != nil {
 			return ask, nil, err
 		}
-		spec := jobs.Spec{Session: in.Session, Command: in.Command, KillAfter: killAfter, Detached: in.Detach, Sudo: in.Sudo}
+		spec := jobs.Spec{Session: in.Session, Command: in.Command, KillAfter: killAfter, Detached: in.Detach, Sudo: in.Sudo,
+			Cols: in.Cols, Rows: in.Rows}
 		if in.Input != "" {
 			if spec.Input, err = decodeEscapes(in.Input); err != nil {
 				return nil, nil, err

@@ -34,6 +34,7 @@ type jobView struct {
 	EndedAt       string       `json:"ended_at,omitempty"`
 	DurationMS    int64        `json:"duration_ms"`
 	QueuePosition int          `json:"queue_position,omitempty"`
+	Screen        *screenView  `json:"screen,omitempty"`
 }
 
 const defaultMaxOutput = 16384
@@ -230,9 +231,56 @@ func (v *jobView) text() string {
 	for _, m := range v.Matches {
 		fmt.Fprintf(&b, "\n%d:%s", m.Line, m.Text)
 	}
+	if v.Screen != nil {
+		b.WriteString("\n" + v.Screen.text())
+	}
 	if v.Output != "" {
 		b.WriteString("\n")
 		b.WriteString(v.Output)
 	}
+	return b.String()
+}
+
+// screenView is a running job's screen as the tools show it.
+type screenView struct {
+	Rows      int      `json:"rows"`
+	Cols      int      `json:"cols"`
+	Lines     []string `json:"lines"`
+	CursorRow int      `json:"cursor_row"`
+	CursorCol int      `json:"cursor_col"`
+	Alternate bool     `json:"alternate"`
+}
+
+func newScreenView(s *jobs.Screen) *screenView {
+	lines := s.Lines
+	if lines == nil {
+		lines = []string{}
+	}
+	return &screenView{Rows: s.Rows, Cols: s.Cols, Lines: lines, CursorRow: s.CursorRow, CursorCol: s.CursorCol, Alternate: s.Alternate}
+}
+
+// text renders the screen for the model: a header with the size and cursor
+// (1-based, as a person counts rows), then the lines in a fence longer than
+// any run of backticks they hold.
+func (s *screenView) text() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "screen %dx%d, cursor at row %d col %d", s.Cols, s.Rows, s.CursorRow+1, s.CursorCol+1)
+	if s.Alternate {
+		b.WriteString(", alternate screen")
+	}
+	if len(s.Lines) < s.Rows {
+		fmt.Fprintf(&b, " (rows %d..%d blank)", len(s.Lines)+1, s.Rows)
+	}
+	fence := "```"
+	for _, l := range s.Lines {
+		for strings.Contains(l, fence) {
+			fence += "`"
+		}
+	}
+	b.WriteString(":\n" + fence + "\n")
+	for _, l := range s.Lines {
+		b.WriteString(l + "\n")
+	}
+	b.WriteString(fence)
 	return b.String()
 }
