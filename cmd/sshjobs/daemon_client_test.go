@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -441,5 +442,36 @@ func TestDaemonKilled(t *testing.T) {
 	}
 	if sts2 := daemons(t, bin, env); len(sts2) != 1 || sts2[0].PID == sts[0].PID {
 		t.Fatalf("daemons after the kill: %+v; want a new one", sts2)
+	}
+}
+
+// URL elicitation works through the front and the daemon: the client's
+// capability reaches the daemon's server session, the page is served by the
+// daemon, the retried call comes back through the front, and "remember"
+// stores with the front's master password.
+func TestDaemonURLElicitation(t *testing.T) {
+	sshtest.NoAgent(t)
+	srv := sshtest.StartInProcess(t, sshtest.Options{})
+	bin, env := daemonSetup(t, srv)
+	env = with(env, "SSHJOBS_SSH_CONFIG="+passwordOnlyConfig(t, srv), "SSHJOBS_MASTER_PASSWORD=daemon-elicit-m")
+	var asked []string
+	var mu sync.Mutex
+	client := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, &mcp.ClientOptions{
+		Capabilities: &mcp.ClientCapabilities{Elicitation: &mcp.ElicitationCapabilities{URL: &mcp.URLElicitationCapabilities{}}},
+		ElicitationHandler: func(_ context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return answerPage(t, srv.Password, true, &asked)(req.Params), nil
+		},
+	})
+	c := startBinaryClient(t, bin, env, client, &sshtest.Buffer{})
+	if v := c.job("ssh_run", map[string]any{"host": "pw", "command": "echo ran"}); v.Output != "ran\n" || len(asked) != 1 {
+		t.Fatalf("ssh_run through the daemon: %+v, asked %q", v, asked)
+	}
+	if k := storedKinds(c.mcpClient); k != "password" {
+		t.Errorf("stored %q, want password (remember ticked)", k)
+	}
+	if sts := daemons(t, bin, env); len(sts) != 1 {
+		t.Errorf("daemons: %+v; want the call served by one", sts)
 	}
 }
