@@ -3,6 +3,7 @@ package sessions
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -130,7 +131,14 @@ func (e *Executor) Reattach(ctx context.Context, j *jobs.Job, t jobs.Task) jobs.
 		// The process that launched it died before recording the launch:
 		// the launcher may have started it all the same, and its spool
 		// folder, named after the job, says so.
-		if att, err = e.findLaunched(ctx, h, j); err != nil {
+		att, err = e.findLaunched(ctx, h, j)
+		if errors.Is(err, errNeverStarted) {
+			// Nothing of it ran: it is launched now, as an adopted queued
+			// job would be (on a new shell).
+			e.log.Info("detached job never started; launching it", "job", j.ID, "host", h.Key())
+			return e.runDetached(ctx, j, t)
+		}
+		if err != nil {
 			return jobs.Result{State: jobs.StateLost, Error: "cannot re-attach: " + err.Error()}
 		}
 		t.Started(jobs.Start{Attach: att.String()})
@@ -140,6 +148,10 @@ func (e *Executor) Reattach(ctx context.Context, j *jobs.Job, t jobs.Task) jobs.
 	e.log.Info("re-attaching detached job", "job", j.ID, "host", h.Key(), "pid", att.PID, "offset", j.OutputBytes)
 	return newFollower(e, h, j, t, att).follow(ctx)
 }
+
+// errNeverStarted: a detached job's launch was cut off before its command
+// started, and its spool folder is gone, so it can be launched again.
+var errNeverStarted = errors.New("the detached command never started (its spool folder had no pid file; removed)")
 
 // findLaunched looks on h for the spool folder of detached job j, which has
 // no attach data, and returns what its launcher would have reported: the
@@ -158,8 +170,11 @@ func (e *Executor) findLaunched(ctx context.Context, h *sshconfig.Host, j *jobs.
 	// Back into the launcher's report form.
 	var b strings.Builder
 	for _, l := range lines {
-		if l[0] == "none" {
+		switch l[0] {
+		case "none":
 			return attachInfo{}, fmt.Errorf("job %s was never launched (no attach data, no spool folder on %s)", j.ID, h.Key())
+		case "unstarted":
+			return attachInfo{}, fmt.Errorf("job %s on %s: %w", j.ID, h.Key(), errNeverStarted)
 		}
 		fmt.Fprintf(&b, "n %s\n", strings.Join(l, " "))
 	}

@@ -126,13 +126,20 @@ var orphanScript = oneLine(
 // findSpoolScript looks for one job's spool folder: sh -c FIND sj NONCE BASE
 // JOB_ID (BASE as for orphanScript). It prints NONCE none without one;
 // otherwise it waits, as the launcher does, up to 10 s for the pid file and
-// prints NONCE ok PATH and NONCE pid PID PGID START, or NONCE nostart PATH.
+// prints NONCE ok PATH and NONCE pid PID PGID START. Without a pid file the
+// command never ran (the wrapper writes it first): the folder is moved
+// aside, so that a wrapper that is only very late finds no folder and does
+// not run the command either, and removed; it prints NONCE unstarted. If the
+// pid file appeared just before the move, the folder goes back and it is
+// reported as found.
 var findSpoolScript = oneLine(
 	`n=$1 d=$2 j=$3`,
 	`[ -n "$d" ] || d=${XDG_CACHE_HOME:-$HOME/.cache}/sshjobs`,
 	`case $d in "~") d=$HOME;; "~/"*) d=$HOME/${d#"~/"};; /*) ;; *) d=$HOME/$d;; esac`,
+	`[ -d "$d/$j" ] || { echo "$n none"; exit 0; }`,
+	`i=0; until [ -f "$d/$j/pid" ] || [ "$i" -ge 200 ]; do sleep 0.05 2> /dev/null || sleep 1; i=$((i+1)); done`,
+	`if [ ! -f "$d/$j/pid" ] && mv -- "$d/$j" "$d/.$j.unstarted" 2>/dev/null; then if [ -f "$d/.$j.unstarted/pid" ]; then mv -- "$d/.$j.unstarted" "$d/$j"; else rm -rf -- "$d/.$j.unstarted"; echo "$n unstarted"; exit 0; fi; fi`,
 	`cd -- "$d/$j" 2>/dev/null || { echo "$n none"; exit 0; }`,
-	`i=0; until [ -f pid ] || [ "$i" -ge 200 ]; do sleep 0.05 2> /dev/null || sleep 1; i=$((i+1)); done`,
 	`if [ -f pid ]; then echo "$n ok $(pwd -P)"; echo "$n pid $(cat pid)"; else echo "$n nostart $(pwd -P)"; fi`,
 )
 
