@@ -192,7 +192,7 @@ func TestLoadMixed(t *testing.T) {
 				mu.Unlock()
 				switch op {
 				case 1:
-					e.Wait(ctx, j.ID, jobs.WaitOptions{Timeout: 200 * time.Millisecond, UntilFinal: true})
+					e.Wait(ctx, j.ID, jobs.WaitOptions{Timeout: 200 * time.Millisecond, Offset: -1, UntilFinal: true})
 				case 2:
 					e.Wait(ctx, j.ID, jobs.WaitOptions{Timeout: 300 * time.Millisecond, Offset: 0})
 					if _, err := e.Cancel(ctx, j.ID, "INT", time.Second); err != nil {
@@ -206,7 +206,7 @@ func TestLoadMixed(t *testing.T) {
 						t.Errorf("input %s: %v", j.ID, err)
 					}
 				}
-				w, err := e.Wait(ctx, j.ID, jobs.WaitOptions{Timeout: 60 * time.Second, UntilFinal: true})
+				w, err := e.Wait(ctx, j.ID, jobs.WaitOptions{Timeout: 60 * time.Second, Offset: -1, UntilFinal: true})
 				switch {
 				case err != nil:
 					t.Errorf("wait %s: %v", j.ID, err)
@@ -291,7 +291,7 @@ func TestBurstOfNewShells(t *testing.T) {
 		ids = append(ids, j.ID)
 	}
 	for _, id := range ids {
-		if j, err := e.Wait(ctx, id, jobs.WaitOptions{Timeout: 2 * time.Minute, UntilFinal: true}); err != nil || j.State != jobs.StateSucceeded {
+		if j, err := e.Wait(ctx, id, jobs.WaitOptions{Timeout: 2 * time.Minute, Offset: -1, UntilFinal: true}); err != nil || j.State != jobs.StateSucceeded {
 			t.Errorf("job %s: %v %v", id, jobState(j, err), err)
 		}
 	}
