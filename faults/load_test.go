@@ -96,22 +96,19 @@ func measure() usage {
 }
 
 // TestLoadMixed drives 50 sessions with mixed traffic (runs, waits,
-// cancels, inputs, detached jobs, file reads) through the engine for 60 s
+// cancels, inputs, detached jobs, file reads) through the engine for 30 s
 // (10 minutes with SSHJOBS_FAULTS_LONG=1, or SSHJOBS_FAULTS_LOAD=DURATION). At the end no job is left
 // non-final, and once the connections are closed the goroutines and open
 // fds are back near where they started and the RSS has not kept growing
 // (the numbers are printed).
 //
-// It runs only when asked (SSHJOBS_FAULTS_LONG=1 or SSHJOBS_FAULTS_LOAD): on
-// this project's loaded 2-core machine, jobs on the shared connection stall
-// (output stops, or all output arrives but the end is never seen, input is
-// not delivered) and stay non-final with a live owner; not yet fixed, and a
-// CI run that fails on it would block every change.
+// Under heavy load (load average 15-30 on 2 cores) it once showed jobs
+// "stuck": its waits for a job's end returned at the job's first byte
+// (WaitOptions.Offset 0), and a queued job cancelled as it was claimed was
+// recorded cancelled while it ran on, holding its session
+// (TestCancelQueuedJobClaimedMeanwhile in jobs).
 func TestLoadMixed(t *testing.T) {
-	if !long() && os.Getenv("SSHJOBS_FAULTS_LOAD") == "" {
-		t.Skip("faults: SKIPPED, NOT TESTED in CI: a known stall of jobs under load (see the test's comment); run with SSHJOBS_FAULTS_LOAD=60s or SSHJOBS_FAULTS_LONG=1")
-	}
-	d := 60 * time.Second
+	d := 30 * time.Second
 	if long() {
 		d = 10 * time.Minute
 	}
@@ -192,7 +189,7 @@ func TestLoadMixed(t *testing.T) {
 				mu.Unlock()
 				switch op {
 				case 1:
-					e.Wait(ctx, j.ID, jobs.WaitOptions{Timeout: 200 * time.Millisecond, UntilFinal: true})
+					e.Wait(ctx, j.ID, jobs.WaitOptions{Timeout: 200 * time.Millisecond, Offset: -1, UntilFinal: true})
 				case 2:
 					e.Wait(ctx, j.ID, jobs.WaitOptions{Timeout: 300 * time.Millisecond, Offset: 0})
 					if _, err := e.Cancel(ctx, j.ID, "INT", time.Second); err != nil {
@@ -206,7 +203,7 @@ func TestLoadMixed(t *testing.T) {
 						t.Errorf("input %s: %v", j.ID, err)
 					}
 				}
-				w, err := e.Wait(ctx, j.ID, jobs.WaitOptions{Timeout: 60 * time.Second, UntilFinal: true})
+				w, err := e.Wait(ctx, j.ID, jobs.WaitOptions{Timeout: 60 * time.Second, Offset: -1, UntilFinal: true})
 				switch {
 				case err != nil:
 					t.Errorf("wait %s: %v", j.ID, err)
@@ -250,8 +247,11 @@ func TestLoadMixed(t *testing.T) {
 	busy := measure()
 	t.Logf("middle: %v; end, 50 sessions open: %v; %d jobs, %d not final", mid, busy, len(ids), active)
 	e.pool.Close()
+	// The shells' goroutines wind down; fds are compared once the engine is
+	// closed too: the store keeps the reader connections the run opened
+	// (a few fds each) until then.
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if u := measure(); u.goroutines <= base.goroutines+5 && u.fds <= base.fds+3 {
+		if u := measure(); u.goroutines <= base.goroutines+5 {
 			break
 		}
 	}
@@ -270,14 +270,8 @@ func TestLoadMixed(t *testing.T) {
 }
 
 // TestBurstOfNewShells starts the first job of 50 sessions at once, on one
-// connection, and expects each to end. On a heavily loaded machine (load
-// average 25-30 on 2 cores) TestLoadMixed saw jobs stay running for minutes
-// after printing all their output (their end never seen), against both
-// servers. Not yet fixed: this runs with SSHJOBS_FAULTS_LONG=1 only.
+// connection, and expects each to end, succeeded.
 func TestBurstOfNewShells(t *testing.T) {
-	if !long() {
-		t.Skip("faults: known defect under heavy load, not yet fixed; runs with SSHJOBS_FAULTS_LONG=1")
-	}
 	srv := sshtest.StartOpenSSH(t, sshtest.Options{MaxSessions: 200})
 	e := newEngine(t, srv.SSHConfig, filepath.Join(t.TempDir(), "sshjobs.db"))
 	t.Cleanup(func() { e.close() })
@@ -291,7 +285,7 @@ func TestBurstOfNewShells(t *testing.T) {
 		ids = append(ids, j.ID)
 	}
 	for _, id := range ids {
-		if j, err := e.Wait(ctx, id, jobs.WaitOptions{Timeout: 2 * time.Minute, UntilFinal: true}); err != nil || j.State != jobs.StateSucceeded {
+		if j, err := e.Wait(ctx, id, jobs.WaitOptions{Timeout: 2 * time.Minute, Offset: -1, UntilFinal: true}); err != nil || j.State != jobs.StateSucceeded {
 			t.Errorf("job %s: %v %v", id, jobState(j, err), err)
 		}
 	}

@@ -69,7 +69,7 @@ func (e *Engine) Cancel(ctx context.Context, id, signal string, grace time.Durat
 func (e *Engine) cancelQueued(ctx context.Context, id string) (*Job, error) {
 	now := e.cfg.Now()
 	reason := "cancelled before it started"
-	j, err := e.store.Transition(ctx, id, StateCancelled, Update{Error: &reason, EndedAt: &now})
+	j, err := e.store.CancelQueued(ctx, id, Update{Error: &reason, EndedAt: &now})
 	if err != nil {
 		return nil, err
 	}

@@ -287,6 +287,10 @@ type Store interface {
 	// from its current state (checked atomically); else an error wrapping
 	// ErrTransition, or ErrNotFound.
 	Transition(ctx context.Context, id string, to State, u Update) (*Job, error)
+	// CancelQueued moves a queued job to cancelled, applying u, checked
+	// atomically: a job claimed meanwhile (running) or final refuses with an
+	// error wrapping ErrTransition, and is left as it is; ErrNotFound.
+	CancelQueued(ctx context.Context, id string, u Update) (*Job, error)
 	// Set applies u without changing the state (cwd, attach data, ...). It
 	// fails with ErrTransition on a final job.
 	Set(ctx context.Context, id string, u Update) error

@@ -115,7 +115,9 @@ func (r *runner) killGroup(ctx context.Context, sig string) {
 	if sig == "KILL" && r.cancel.lastC == nil {
 		r.cancel.lastC = time.After(killWait)
 	}
+	r.kills.Add(1)
 	go func() {
+		defer r.kills.Done()
 		detail, err := r.s.signalJob(ctx, sig)
 		select { // the run may have ended: then nobody reads
 		case r.killC <- killReply{sig: sig, detail: detail, err: err}:

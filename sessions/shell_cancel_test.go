@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -209,4 +210,60 @@ func TestKillScriptHasNoQuote(t *testing.T) {
 	if strings.Contains(killScript, "'") {
 		t.Fatal("killScript contains a single quote")
 	}
+}
+
+// TestShellLateSignalSparesNextJob: a signal still on its way when its job
+// ends by itself (its exec channel slow to open, as on a loaded machine)
+// never reaches the shell's next job. The run used to return at once, and
+// the signal's script then stopped whatever ran in the terminal's
+// foreground: the next job (seen as a detached launch's mkdir "Killed").
+func TestShellLateSignalSparesNextJob(t *testing.T) {
+	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
+		ctx := context.Background()
+		client := dialTest(t, srv)
+		var hold atomic.Pointer[chan struct{}]
+		open := func(ctx context.Context) (*ssh.Session, error) {
+			if h := hold.Load(); h != nil {
+				select {
+				case <-*h:
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}
+			return client.NewSession()
+		}
+		sh, err := startShell(ctx, open, goSpawn, "default", quietLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(sh.close)
+
+		release := make(chan struct{})
+		hold.Store(&release)
+		a := newTestTask()
+		aDone := make(chan jobOutcome, 1)
+		go func() { aDone <- sh.run(ctx, "echo started; sleep 1", a) }()
+		a.waitOutput(t, "started")
+		a.controls <- jobs.Control{Signal: "TERM", Grace: time.Hour}
+		b := newTestTask()
+		var bDone chan jobOutcome
+		select {
+		case <-aDone:
+			// The run ended with its TERM held: the next job starts, and
+			// the TERM is let go once it runs.
+			bDone = make(chan jobOutcome, 1)
+			go func() { bDone <- sh.run(ctx, "echo started; sleep 3; echo survived", b) }()
+			b.waitOutput(t, "started")
+			close(release)
+		case <-time.After(5 * time.Second):
+			// The run waits for its signal.
+			close(release)
+			<-aDone
+			bDone = make(chan jobOutcome, 1)
+			go func() { bDone <- sh.run(ctx, "echo started; sleep 3; echo survived", b) }()
+		}
+		if out := <-bDone; out.State != jobs.StateSucceeded || b.Output() != "started\nsurvived\n" {
+			t.Fatalf("the next job: %s (%s), output %q; want succeeded with started, survived", out.State, out.Error, b.Output())
+		}
+	})
 }

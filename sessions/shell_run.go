@@ -3,6 +3,7 @@ package sessions
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/sshjobs/sshjobs/internal/term"
@@ -149,7 +150,8 @@ type runner struct {
 
 	// cancel (shell_cancel.go)
 	killC   chan killReply
-	done    chan struct{} // closed when the run ends: signals in flight give up
+	done    chan struct{}  // closed when the run ends: signals in flight give up
+	kills   sync.WaitGroup // signals in flight: the run waits for them (stop)
 	cancel  cancelState
 	repeat  *time.Ticker
 	repeatC <-chan time.Time
@@ -170,6 +172,11 @@ func (r *runner) stop() {
 	if r.repeat != nil {
 		r.repeat.Stop()
 	}
+	// A signal still on its way (a repeated INT, the KILL after the grace)
+	// signals whatever runs in the foreground of the shell's terminal when
+	// its script gets there: the shell's next job, if that had started. The
+	// shell takes no job before the signals of this one are done.
+	r.kills.Wait()
 }
 
 func (r *runner) log() *slog.Logger { return r.jr.logger }

@@ -339,7 +339,19 @@ func (db *DB) Transition(ctx context.Context, id string, to jobs.State, u jobs.U
 	if !to.Valid() {
 		return nil, fmt.Errorf("transition job %s to %q: unknown state: %w", id, to, jobs.ErrBadInput)
 	}
-	from := jobs.AllowedFrom(to)
+	return db.transition(ctx, id, jobs.AllowedFrom(to), to, u)
+}
+
+// CancelQueued moves job id from queued to cancelled and applies u; a job
+// claimed meanwhile (running) or ended refuses: the check and the change are
+// one UPDATE.
+func (db *DB) CancelQueued(ctx context.Context, id string, u jobs.Update) (*jobs.Job, error) {
+	return db.transition(ctx, id, []jobs.State{jobs.StateQueued}, jobs.StateCancelled, u)
+}
+
+// transition moves job id to state to and applies u if its state is one of
+// from.
+func (db *DB) transition(ctx context.Context, id string, from []jobs.State, to jobs.State, u jobs.Update) (*jobs.Job, error) {
 	sets, args := updateSet(u)
 	sets = append([]string{"state = ?"}, sets...)
 	args = append([]any{string(to)}, args...)

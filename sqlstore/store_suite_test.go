@@ -29,6 +29,7 @@ func TestStoreSuiteBites(t *testing.T) {
 		"claim-busy":           {"claim/busy_session", "claim/concurrent"},
 		"transition-unchecked": {"transition/every_pair", "transition/final_states_are_never_left"},
 		"heartbeat-no-cancel":  {"heartbeat"},
+		"cancel-running":       {"cancel_queued"},
 		"prune-active":         {"prune"},
 	})
 }
@@ -82,6 +83,15 @@ func (b brokenStore) Transition(ctx context.Context, id string, to jobs.State, u
 		return nil, fmt.Errorf("transition job %s: %w", id, err)
 	}
 	return js[0], nil
+}
+
+// CancelQueued, as "cancel-running", cancels whatever Transition allows,
+// also a job claimed meanwhile (the engine's bug before CancelQueued).
+func (b brokenStore) CancelQueued(ctx context.Context, id string, u jobs.Update) (*jobs.Job, error) {
+	if b.broken != "cancel-running" {
+		return b.DB.CancelQueued(ctx, id, u)
+	}
+	return b.DB.Transition(ctx, id, jobs.StateCancelled, u)
 }
 
 // Heartbeat, as "heartbeat-no-cancel", forgets the cancel requests.

@@ -46,6 +46,7 @@ func ExerciseStore(t *testing.T, open func(t *testing.T) jobs.Store) {
 		{"transition/compare and set", testTransitionCAS},
 		{"update fields", testUpdateFields},
 		{"set", testSet},
+		{"cancel queued", testCancelQueued},
 		{"request cancel", testRequestCancel},
 		{"end", testEnd},
 		{"heartbeat", testHeartbeat},
@@ -630,6 +631,30 @@ func testSet(t *testing.T, f *storeFixture) {
 	}
 	err := f.st.Set(f.ctx, missingID, jobs.Update{Cwd: ptr("/")})
 	wantErr(t, "Set on an unknown job", err, jobs.ErrNotFound, missingID)
+}
+
+// testCancelQueued: only a queued job is cancelled; a running one (claimed
+// between a caller's read and its cancel) or a final one refuses and keeps
+// its state.
+func testCancelQueued(t *testing.T, f *storeFixture) {
+	for _, s := range jobs.States {
+		j := f.add("h", "s", "o", s)
+		got, err := f.st.CancelQueued(f.ctx, j.ID, jobs.Update{Error: ptr("gone")})
+		if s != jobs.StateQueued {
+			wantErr(t, "CancelQueued of a "+string(s)+" job", err, jobs.ErrTransition, j.ID)
+			if stored := f.get(j.ID); stored.State != s || stored.Error == "gone" {
+				t.Errorf("CancelQueued of a %s job changed it: %+v", s, stored)
+			}
+			continue
+		}
+		if err != nil || got.State != jobs.StateCancelled || got.Error != "gone" {
+			t.Errorf("CancelQueued of a queued job = %+v, %v", got, err)
+		} else if stored := f.get(j.ID); !sameJob(stored, got) {
+			t.Errorf("CancelQueued returned %+v, but stored %+v", got, stored)
+		}
+	}
+	_, err := f.st.CancelQueued(f.ctx, missingID, jobs.Update{})
+	wantErr(t, "CancelQueued of an unknown job", err, jobs.ErrNotFound, missingID)
 }
 
 // testRequestCancel: a non-final job is marked, keeping its state; a final
