@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/sshjobs/sshjobs/internal/term"
-	"golang.org/x/crypto/ssh"
 )
 
 // The terminal a device session gets. Devices cap the width (IOS at 512);
@@ -104,25 +102,8 @@ func startDevice(ctx context.Context, open openSession, spawn spawner, name stri
 func (d *device) start(ctx context.Context, spawn spawner) error {
 	s := d.io
 	// Devices echo what they are sent themselves, whatever the modes say.
-	modes := ssh.TerminalModes{ssh.ECHO: 0, ssh.TTY_OP_ISPEED: 38400, ssh.TTY_OP_OSPEED: 38400}
-	if err := s.sess.RequestPty("vt100", deviceRows, deviceCols, modes); err != nil {
-		return fmt.Errorf("request pty: %w", err)
-	}
-	stdin, err := s.sess.StdinPipe()
-	if err != nil {
-		return fmt.Errorf("stdin: %w", err)
-	}
-	s.stdin = stdin
-	stdout, err := s.sess.StdoutPipe()
-	if err != nil {
-		return fmt.Errorf("stdout: %w", err)
-	}
-	s.sess.Stderr = io.Discard
-	if err := s.sess.Shell(); err != nil {
-		return fmt.Errorf("start shell: %w", err)
-	}
-	if !spawn(func() { s.readLoop(stdout) }, s.writeLoop, func() { s.waitErr = s.sess.Wait(); close(s.waited) }) {
-		return ErrPoolClosed
+	if err := s.startPTY(spawn, "vt100", deviceRows, deviceCols); err != nil {
+		return err
 	}
 	s.idle.Store(false)
 	if err := d.learn(ctx); err != nil {

@@ -125,12 +125,33 @@ func startShell(ctx context.Context, open openSession, spawn spawner, name strin
 }
 
 func (s *shell) start(ctx context.Context, spawn spawner) error {
+	if err := s.startPTY(spawn, ptyTerm, ptyRows, ptyCols); err != nil {
+		return err
+	}
+
+	nonce := newNonce()
+	s.defined[rs], s.defined['\n'] = true, true
+	s.idle.Store(false)
+	script := initScript(nonce)
+	if err := s.write(script); err != nil {
+		return fmt.Errorf("write init script: %w", err)
+	}
+	if err := s.waitReady(ctx, readyPrefix(nonce), script); err != nil {
+		return err
+	}
+	s.idle.Store(true)
+	return nil
+}
+
+// startPTY asks for a PTY of term and size with echo off, starts the login
+// shell in it, and the goroutines that read, write and wait for it.
+func (s *shell) startPTY(spawn spawner, term string, rows, cols int) error {
 	modes := ssh.TerminalModes{
 		ssh.ECHO:          0, // also `stty -echo` in the init script
 		ssh.TTY_OP_ISPEED: 38400,
 		ssh.TTY_OP_OSPEED: 38400,
 	}
-	if err := s.sess.RequestPty(ptyTerm, ptyRows, ptyCols, modes); err != nil {
+	if err := s.sess.RequestPty(term, rows, cols, modes); err != nil {
 		return fmt.Errorf("request pty: %w", err)
 	}
 	stdin, err := s.sess.StdinPipe()
@@ -152,18 +173,6 @@ func (s *shell) start(ctx context.Context, spawn spawner) error {
 	if !spawn(func() { s.readLoop(stdout) }, s.writeLoop, func() { s.waitErr = s.sess.Wait(); close(s.waited) }) {
 		return ErrPoolClosed
 	}
-
-	nonce := newNonce()
-	s.defined[rs], s.defined['\n'] = true, true
-	s.idle.Store(false)
-	script := initScript(nonce)
-	if err := s.write(script); err != nil {
-		return fmt.Errorf("write init script: %w", err)
-	}
-	if err := s.waitReady(ctx, readyPrefix(nonce), script); err != nil {
-		return err
-	}
-	s.idle.Store(true)
 	return nil
 }
 
