@@ -264,6 +264,13 @@ func (e *fuzzEnv) confine(r *rand.Rand, tool *mcp.Tool, args map[string]any) {
 			"a b", "@", "[", e.srv.Alias+":0", e.srv.Alias+":99999", "nobody@127.0.0.1:1", strings.Repeat("h", 1<<16),
 			e.srv.User+"@"+e.srv.Alias, 42, nil)
 	}
+	// device: true is no bad input but a user's word that the host is a
+	// network device, kept for the process's life: the test's Linux host
+	// would then get device sessions, and the shell check at the end
+	// would fail on what the test itself said.
+	if d, ok := args["device"].(bool); ok && d {
+		args["device"] = false
+	}
 	if c, ok := args["command"].(string); ok && c != "" && !strings.ContainsRune(c, 0) && len(c) < 200<<10 {
 		args["command"] = "printf '%s\\n' " + shQuoteTest(c)
 	}
