@@ -66,6 +66,14 @@ func TestReattachWithoutAttachData(t *testing.T) {
 // TestSIGKILLDuringOutput: "the detached process did not start within 10s").
 func TestReattachNeverStarted(t *testing.T) {
 	srv := sshtest.StartOpenSSH(t, sshtest.Options{})
+	// With an empty spool folder (cut off before the wrapper wrote its pid
+	// file), and with none (cut off before the launcher made it).
+	for _, folder := range []bool{true, false} {
+		t.Run(fmt.Sprintf("folder=%v", folder), func(t *testing.T) { reattachNeverStarted(t, srv, folder) })
+	}
+}
+
+func reattachNeverStarted(t *testing.T, srv *sshtest.Server, folder bool) {
 	db := filepath.Join(t.TempDir(), "sshjobs.db")
 	env := serverEnv(srv, db)
 	gate := filepath.Join(t.TempDir(), "gate")
@@ -98,8 +106,10 @@ func TestReattachNeverStarted(t *testing.T) {
 	if err := os.RemoveAll(spool); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Mkdir(spool, 0o700); err != nil {
-		t.Fatal(err)
+	if folder {
+		if err := os.Mkdir(spool, 0o700); err != nil {
+			t.Fatal(err)
+		}
 	}
 	raw, err := sql.Open("sqlite", "file:"+db)
 	if err != nil {

@@ -150,8 +150,9 @@ func (e *Executor) Reattach(ctx context.Context, j *jobs.Job, t jobs.Task) jobs.
 }
 
 // errNeverStarted: a detached job's launch was cut off before its command
-// started, and its spool folder is gone, so it can be launched again.
-var errNeverStarted = errors.New("the detached command never started (its spool folder had no pid file; removed)")
+// started (no spool folder, or one without a pid file, now removed), so it
+// can be launched again.
+var errNeverStarted = errors.New("the detached command never started")
 
 // findLaunched looks on h for the spool folder of detached job j, which has
 // no attach data, and returns what its launcher would have reported: the
@@ -172,7 +173,10 @@ func (e *Executor) findLaunched(ctx context.Context, h *sshconfig.Host, j *jobs.
 	for _, l := range lines {
 		switch l[0] {
 		case "none":
-			return attachInfo{}, fmt.Errorf("job %s was never launched (no attach data, no spool folder on %s)", j.ID, h.Key())
+			// Cut off before the launcher made its folder: the launcher
+			// runs in the dead process's shell, which its connection's end
+			// hung up long before this adopter looks.
+			return attachInfo{}, fmt.Errorf("job %s on %s: no spool folder: %w", j.ID, h.Key(), errNeverStarted)
 		case "unstarted":
 			return attachInfo{}, fmt.Errorf("job %s on %s: %w", j.ID, h.Key(), errNeverStarted)
 		}
