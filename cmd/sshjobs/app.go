@@ -24,20 +24,17 @@ type app struct {
 	pool *sessions.Pool
 	exec *sessions.Executor
 	eng  *jobs.Engine
-	// creds is the encrypted credential store; disabled (not nil) without a
-	// master password.
-	creds *credstore.Store
-	// resolver is the pool's, for naming hosts outside a job (secret set).
-	resolver *sshconfig.Resolver
 	// pages are the one-time secret pages of URL elicitations in progress.
 	pages pageSet
 	// held are the secrets typed on those pages, for a while (elicit_held.go).
 	held *heldSecrets
 	// secrets is the pool's chain of sources: store, environment, held.
 	secrets sshdial.Secrets
-	// self is this process as a client: its own environment and settings,
-	// for the calls of a process that serves itself and for the jobs that
-	// came with no client (adopted ones).
+	// self is this process as a client: its own environment and settings
+	// (its credential store, disabled but not nil without a master password;
+	// the pool's resolver, also for naming hosts outside a job), for the
+	// calls of a process that serves itself and for the jobs that came with
+	// no client (adopted ones).
 	self *client
 	// master is the master password creds was opened with.
 	master string
@@ -110,7 +107,7 @@ func openApp(ctx context.Context, cfg config, m mode) (*app, error) {
 		db.Close()
 		return nil, err
 	}
-	a := &app{log: log, db: db, pool: pool, exec: exec, eng: eng, creds: creds, held: held, secrets: secrets, resolver: resolver,
+	a := &app{log: log, db: db, pool: pool, exec: exec, eng: eng, held: held, secrets: secrets,
 		master: cfg.master, credStores: map[string]*credstore.Store{}}
 	a.self = &client{cwd: cfg.cwd, allowLocal: cfg.AllowLocal, creds: creds, resolver: resolver}
 	if m != modeRead {

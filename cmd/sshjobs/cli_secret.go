@@ -139,7 +139,7 @@ func cmdSecretSet(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer a.Close()
-	h, err := a.resolver.Resolve(ctx, pos[0])
+	h, err := a.self.resolver.Resolve(ctx, pos[0])
 	if err != nil {
 		return err
 	}
@@ -167,7 +167,7 @@ func cmdSecretSet(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if len(value) == 0 {
 		return fmt.Errorf("empty %s: nothing saved", kind)
 	}
-	if err := a.creds.Put(ctx, host, h.SecretAlias, kind, value); err != nil {
+	if err := a.self.creds.Put(ctx, host, h.SecretAlias, kind, value); err != nil {
 		return err
 	}
 	alias := ""
@@ -263,7 +263,7 @@ func cmdSecretPasswd(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	defer a.Close()
-	if err := a.creds.ChangeMaster(ctx, string(newPW)); err != nil {
+	if err := a.self.creds.ChangeMaster(ctx, string(newPW)); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "master password changed; set %s to the new one for `sshjobs serve`\n", credstore.EnvMaster)

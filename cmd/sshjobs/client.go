@@ -171,7 +171,7 @@ func resolveScope(h *clientHello) string {
 // password for the app's life: unlocking it costs an Argon2id derivation.
 func (a *app) credsFor(master string) *credstore.Store {
 	if master == a.master {
-		return a.creds
+		return a.self.creds
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -207,7 +207,7 @@ func TestURLElicitationRememberIsTheClients(t *testing.T) {
 		{"a front without one", unlocked, locked, false},
 		{"a front with one", locked, unlocked, true},
 	} {
-		a := &app{creds: tc.daemon, self: &client{creds: tc.daemon}}
+		a := &app{self: &client{creds: tc.daemon}}
 		ctx := context.Background()
 		if tc.front != nil {
 			ctx = withClient(ctx, &client{creds: tc.front})
