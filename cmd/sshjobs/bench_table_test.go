@@ -31,7 +31,8 @@ import (
 //	         in-process (mcp) and through the daemon (mcp-daemon: the
 //	         forwarding's cost), `sshjobs run HOST -- true` as a new process
 //	         with a warm daemon (cli), and `ssh HOST true` over an open
-//	         ControlMaster (controlmaster)
+//	         ControlMaster (controlmaster); beside them the npm ssh-mcp
+//	         server's session and exec (sshMCPVariants, when installed)
 //	cold     `sshjobs run --no-daemon HOST -- true` (connect, start the
 //	         shell, run) and plain `ssh HOST true`
 //	startup  `sshjobs serve` start to its first tools/list answer, the
@@ -45,11 +46,16 @@ import (
 // falls on all alike); times are medians in ms. Memory is read from /proc of
 // the server process. Compare ratios within one run.
 func BenchmarkTable(b *testing.B) {
+	// scripts/bench sets SSHJOBS_REQUIRE_SSHD: a table of zeros is no answer.
+	skip := b.Skip
+	if os.Getenv("SSHJOBS_REQUIRE_SSHD") == "1" {
+		skip = b.Fatal
+	}
 	if !sshtest.HaveOpenSSH() {
-		b.Skip("needs OpenSSH's sshd")
+		skip("needs OpenSSH's sshd")
 	}
 	if _, err := exec.LookPath("ssh"); err != nil {
-		b.Skip("needs the OpenSSH client")
+		skip("needs the OpenSSH client")
 	}
 	// A clean HOME: this machine's root .bashrc runs pyenv for every ssh exec.
 	srv := sshtest.StartOpenSSH(b, sshtest.Options{Env: []string{"HOME=" + b.TempDir()}})
@@ -70,7 +76,7 @@ func BenchmarkTable(b *testing.B) {
 		inproc := startServe(b, bin, env)
 		viaDaemon := startServe(b, bin, denv)
 		sock := controlMaster(b, srv)
-		interleave(b, []variant{
+		interleave(b, append([]variant{
 			{"mcp", func() { benchRunTrue(b, inproc, srv.Alias) }},
 			{"mcp-daemon", func() { benchRunTrue(b, viaDaemon, srv.Alias) }},
 			{"cli", func() {
@@ -83,7 +89,7 @@ func BenchmarkTable(b *testing.B) {
 					b.Fatal(err)
 				}
 			}},
-		})
+		}, sshMCPVariants(b, srv)...))
 	})
 	b.Run("cold", func(b *testing.B) {
 		interleave(b, []variant{
