@@ -347,13 +347,33 @@ func (e *Engine) Enqueue(ctx context.Context, s Spec) (*Job, error) {
 		e.pending[j.ID] = pending{input: s.Input, env: s.Env, cols: s.Cols, rows: s.Rows}
 		e.mu.Unlock()
 	}
-	if err := e.store.Insert(ctx, j); err != nil {
+	k := sessionKey{j.Host, j.Session}
+	// A shell job for a session with no worker here is stored claimed when
+	// nothing is ahead of it, and given to the worker it starts: one commit
+	// where the worker's claim was a second, and no wake-up between.
+	w := e.startingWorker(k, !j.Detached)
+	if w != nil {
+		err = e.store.InsertClaimed(ctx, j)
+	} else {
+		err = e.store.Insert(ctx, j)
+	}
+	if err != nil {
 		e.mu.Lock()
 		delete(e.pending, j.ID)
 		e.mu.Unlock()
+	}
+	switch {
+	case w != nil && err == nil && j.State == StateRunning:
+		first := *j // the worker's own copy: j is the caller's
+		e.startWorker(k, w, &first)
+	case w != nil:
+		e.startWorker(k, w, nil) // it claims whatever is queued
+	default:
+		e.kick(k)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("enqueue job %s: %w", j.ID, err)
 	}
-	e.kick(sessionKey{j.Host, j.Session})
 	return j, nil
 }
 

@@ -271,6 +271,12 @@ type Store interface {
 	// Insert stores a new job (normally queued); an ID already stored is
 	// refused.
 	Insert(ctx context.Context, j *Job) error
+	// InsertClaimed stores a new job of owner j.Owner as Claim would leave
+	// it (running, StartedAt j.CreatedAt), in the same statement that
+	// checks that Claim would take it: no job of its session and owner is
+	// queued, and none blocks the session (as in Claim). Else it stores it
+	// queued. j.State and j.StartedAt are updated to match the row.
+	InsertClaimed(ctx context.Context, j *Job) error
 	// Get returns the job, or an error wrapping ErrNotFound.
 	Get(ctx context.Context, id string) (*Job, error)
 	// List returns the jobs f selects, newest first (by CreatedAt), at most

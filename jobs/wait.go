@@ -69,7 +69,7 @@ func (e *Engine) unrecordedEnd(j *Job) error {
 // waitOnce is one round of Wait: it returns the job when Wait is done, or
 // next to look again. The watch entry it takes is released on return.
 func (e *Engine) waitOnce(ctx, rctx context.Context, id string, opts WaitOptions, deadline <-chan time.Time, pollEvery *time.Duration) (*Job, bool, error) {
-	changed, done := e.watch.wait(id)
+	w, done := e.watch.wait(id)
 	defer done()
 	j, err := e.store.Get(rctx, id)
 	if err != nil {
@@ -95,7 +95,13 @@ func (e *Engine) waitOnce(ctx, rctx context.Context, id string, opts WaitOptions
 		*pollEvery = min(2**pollEvery, remotePoll)
 	}
 	select {
-	case <-changed:
+	case <-w.c:
+		if w.final != nil {
+			// The job's end, as recorded: no need to read it back. A copy,
+			// as every waiter gets its own row from a read.
+			j := *w.final
+			return &j, false, nil
+		}
 	case <-poll:
 	case <-deadline:
 		j, err := e.store.Get(rctx, id)

@@ -16,24 +16,29 @@ type watcher struct {
 type watch struct {
 	c       chan struct{}
 	waiters int
+	// final is the job's row as its end was recorded, when that is the
+	// change that closed c: a final row changes no more, so its waiters
+	// need not read it again. Set before c is closed.
+	final *Job
 }
 
 func newWatcher() *watcher { return &watcher{ch: map[string]*watch{}} }
 
-// wait returns a channel closed at the job's next change, and done, which
-// the caller calls once it no longer reads the channel. Take it before
-// reading the job, so that a change between the read and the wait is seen.
-func (w *watcher) wait(id string) (c <-chan struct{}, done func()) {
+// wait returns the watch whose channel c is closed at the job's next change,
+// and done, which the caller calls once it no longer reads the channel. Take
+// it before reading the job, so that a change between the read and the wait
+// is seen.
+func (w *watcher) wait(id string) (e *watch, done func()) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	e := w.ch[id]
+	e = w.ch[id]
 	if e == nil {
 		e = &watch{c: make(chan struct{})}
 		w.ch[id] = e
 	}
 	e.waiters++
 	var once sync.Once
-	return e.c, func() { once.Do(func() { w.release(id, e) }) }
+	return e, func() { once.Do(func() { w.release(id, e) }) }
 }
 
 // release drops a waiter of e; the last one removes e, unless a change
@@ -47,10 +52,15 @@ func (w *watcher) release(id string, e *watch) {
 }
 
 // changed wakes the job's waiters.
-func (w *watcher) changed(id string) {
+func (w *watcher) changed(id string) { w.ended(id, nil) }
+
+// ended wakes the job's waiters with its final row (nil: read it), as
+// committed by the end it records.
+func (w *watcher) ended(id string, final *Job) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if e := w.ch[id]; e != nil {
+		e.final = final
 		close(e.c)
 		delete(w.ch, id)
 	}

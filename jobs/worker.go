@@ -26,7 +26,7 @@ func (e *Engine) kick(k sessionKey) {
 		w = &worker{kick: make(chan struct{}, 1)}
 		e.workers[k] = w
 		e.wg.Add(1)
-		go func() { defer e.wg.Done(); e.runWorker(k, w) }()
+		go func() { defer e.wg.Done(); e.runWorker(k, w, nil) }()
 	}
 	select {
 	case w.kick <- struct{}{}:
@@ -34,8 +34,51 @@ func (e *Engine) kick(k sessionKey) {
 	}
 }
 
-func (e *Engine) runWorker(k sessionKey, w *worker) {
+// startingWorker registers a worker for session k, to be started with
+// startWorker, if want and the session has none; else it returns nil. Kicks
+// meanwhile wait for it in its channel.
+func (e *Engine) startingWorker(k sessionKey, want bool) *worker {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !want || e.closed || e.workers[k] != nil {
+		return nil
+	}
+	w := &worker{kick: make(chan struct{}, 1)}
+	e.workers[k] = w
+	e.wg.Add(1)
+	return w
+}
+
+// startWorker starts w (from startingWorker), with the job first when not
+// nil: stored claimed, to run before any other.
+func (e *Engine) startWorker(k sessionKey, w *worker, first *Job) {
+	go func() { defer e.wg.Done(); e.runWorker(k, w, first) }()
+}
+
+func (e *Engine) runWorker(k sessionKey, w *worker, first *Job) {
+	if first != nil {
+		e.watch.changed(first.ID)
+		e.runTask(newTask(e, first), e.exec.Run)
+		// Nothing was queued when first was stored: whatever came since
+		// kicked.
+		e.mu.Lock()
+		select {
+		case <-w.kick:
+			e.mu.Unlock()
+		default:
+			delete(e.workers, k)
+			e.mu.Unlock()
+			return
+		}
+	}
 	for {
+		// This round's claims see every job whose kick came so far (each is
+		// stored before its kick): only a kick after this asks for another
+		// round, not the one that started the worker.
+		select {
+		case <-w.kick:
+		default:
+		}
 		e.runQueued(k)
 		// Exit when idle, unless a kick arrived meanwhile; kick holds e.mu
 		// while it sends, so none is lost.
@@ -188,9 +231,12 @@ func (e *Engine) finish(j *Job, t *task, own *ownership, res Result) {
 	if res.Cwd != "" {
 		u.Cwd = &res.Cwd
 	}
-	defer e.watch.changed(j.ID)
+	// Its waiters get the final row the end recorded (nil: they read it).
+	var final *Job
+	defer func() { e.watch.ended(j.ID, final) }()
 	for delay := endRetryMin; ; delay = min(2*delay, endRetryMax) {
-		err := e.recordEnd(j.ID, res.State, u)
+		var err error
+		final, err = e.recordEnd(j.ID, res.State, u)
 		if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrTransition) || errors.Is(err, ErrNotOwner) {
 			switch {
 			case errors.Is(err, ErrNotOwner):
@@ -219,17 +265,16 @@ func (e *Engine) finish(j *Job, t *task, own *ownership, res Result) {
 
 // recordEnd records the end of job id once all of its output is stored or
 // recorded as lost.
-func (e *Engine) recordEnd(id string, state State, u Update) error {
+func (e *Engine) recordEnd(id string, state State, u Update) (*Job, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := e.out.flush(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	if n := e.out.unrecordedBytes(id); n > 0 {
-		return fmt.Errorf("%d bytes of lost output not yet recorded: %w", n, e.out.jobErr(id))
+		return nil, fmt.Errorf("%d bytes of lost output not yet recorded: %w", n, e.out.jobErr(id))
 	}
-	_, err := e.store.End(ctx, id, e.cfg.Owner, state, u)
-	return err
+	return e.store.End(ctx, id, e.cfg.Owner, state, u)
 }
 
 // setEndErr records (nil: forgets) why the end of job id is not recorded.

@@ -129,10 +129,55 @@ func queryJobs(ctx context.Context, q interface {
 // Insert stores a new job. An empty ID gets a new UUIDv7, an empty State is
 // queued and a zero CreatedAt is now; j is updated to match the row.
 func (db *DB) Insert(ctx context.Context, j *jobs.Job) error {
+	args, err := insertArgs(j)
+	if err != nil {
+		return err
+	}
+	if _, err := db.wq.ExecContext(ctx, `INSERT INTO jobs (`+jobCols+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?, ?, ?, ?, ?)`, args...); err != nil {
+		return fmt.Errorf("insert job %s: %w", j.ID, err)
+	}
+	return nil
+}
+
+// InsertClaimed stores a new job, running if Claim would take it now, else
+// queued (jobs.Store). One statement: nothing can queue or claim a job of
+// the session between the check and the insert.
+func (db *DB) InsertClaimed(ctx context.Context, j *jobs.Job) error {
+	j.State, j.StartedAt = jobs.StateQueued, time.Time{}
+	args, err := insertArgs(j)
+	if err != nil {
+		return err
+	}
+	// busy decides the state and the start (the arguments ?10 and ?23 are
+	// unused): started when created.
+	var state string
+	err = db.wq.QueryRowContext(ctx, `INSERT INTO jobs (`+jobCols+`)
+		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
+			CASE WHEN busy THEN 'queued' ELSE 'running' END, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, 0, 0, 0, 0,
+			?22, CASE WHEN busy THEN NULL ELSE ?22 END, ?24, ?25, ?26
+		FROM (SELECT EXISTS (
+			SELECT 1 FROM jobs
+			WHERE host = ?2 AND session = ?5 AND owner = ?18 AND (state = 'queued'
+				OR state IN ('running', 'waiting_input') AND detached = 0 AND kind = 'command')) AS busy)
+		RETURNING state`, args...).Scan(&state)
+	if err != nil {
+		return fmt.Errorf("insert job %s: %w", j.ID, err)
+	}
+	if j.State = jobs.State(state); j.State == jobs.StateRunning {
+		j.StartedAt = time.UnixMilli(j.CreatedAt.UnixMilli())
+	}
+	return nil
+}
+
+// insertArgs checks a new job, fills in its defaults (see Insert) and
+// returns the values of its row, in the order of jobCols without the four
+// output columns.
+func insertArgs(j *jobs.Job) ([]any, error) {
 	if j.ID == "" {
 		id, err := uuid.NewV7()
 		if err != nil {
-			return fmt.Errorf("insert job: %w", err)
+			return nil, fmt.Errorf("insert job: %w", err)
 		}
 		j.ID = id.String()
 	}
@@ -147,15 +192,15 @@ func (db *DB) Insert(ctx context.Context, j *jobs.Job) error {
 	}
 	switch {
 	case !j.Kind.Valid():
-		return fmt.Errorf("insert job %s: unknown kind %q: %w", j.ID, j.Kind, jobs.ErrBadInput)
+		return nil, fmt.Errorf("insert job %s: unknown kind %q: %w", j.ID, j.Kind, jobs.ErrBadInput)
 	case !j.State.Valid():
-		return fmt.Errorf("insert job %s: unknown state %q: %w", j.ID, j.State, jobs.ErrBadInput)
+		return nil, fmt.Errorf("insert job %s: unknown state %q: %w", j.ID, j.State, jobs.ErrBadInput)
 	case j.Host == "" || j.Session == "":
-		return fmt.Errorf("insert job %s: host and session are required: %w", j.ID, jobs.ErrBadInput)
+		return nil, fmt.Errorf("insert job %s: host and session are required: %w", j.ID, jobs.ErrBadInput)
 	case j.OutputBytes != 0 || j.GapStart != 0 || j.GapEnd != 0 || j.OutputLost != 0:
 		// Output bookkeeping belongs to AppendOutput, which needs it to
 		// match the stored chunks.
-		return fmt.Errorf("insert job %s: a new job has no output: %w", j.ID, jobs.ErrBadInput)
+		return nil, fmt.Errorf("insert job %s: a new job has no output: %w", j.ID, jobs.ErrBadInput)
 	}
 	var exitCode, promptText, promptKind any
 	if j.ExitCode != nil {
@@ -164,16 +209,10 @@ func (db *DB) Insert(ctx context.Context, j *jobs.Job) error {
 	if j.Prompt != nil {
 		promptText, promptKind = j.Prompt.Text, string(j.Prompt.Kind)
 	}
-	_, err := db.wq.ExecContext(ctx, `INSERT INTO jobs (`+jobCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?, ?, ?, ?, ?)`,
-		j.ID, j.Host, j.Target, j.Destination, j.Session, j.Command, boolInt(j.Detached), boolInt(j.Sudo), j.KillAfter.Milliseconds(),
+	return []any{j.ID, j.Host, j.Target, j.Destination, j.Session, j.Command, boolInt(j.Detached), boolInt(j.Sudo), j.KillAfter.Milliseconds(),
 		string(j.State), exitCode, j.Signal, j.Error, promptText, promptKind, j.Cwd, boolInt(j.NewShell),
 		j.Owner, ms(j.LeaseUntil), boolInt(j.CancelRequested), j.Attach,
-		j.CreatedAt.UnixMilli(), ms(j.StartedAt), ms(j.EndedAt), string(j.Kind), string(j.ErrorKind))
-	if err != nil {
-		return fmt.Errorf("insert job %s: %w", j.ID, err)
-	}
-	return nil
+		j.CreatedAt.UnixMilli(), ms(j.StartedAt), ms(j.EndedAt), string(j.Kind), string(j.ErrorKind)}, nil
 }
 
 // Get returns the job, or an error wrapping jobs.ErrNotFound.

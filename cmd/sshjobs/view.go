@@ -79,6 +79,8 @@ func (a *app) view(ctx context.Context, j *jobs.Job, s slice) (*jobView, error) 
 	}
 	total := j.OutputBytes
 	switch {
+	case total == 0 && j.State.Final() && s.offset <= 0:
+		// No output, and none will come: nothing to read.
 	case s.offset >= 0:
 		out, err := a.eng.Read(ctx, j.ID, s.offset, limit)
 		if err != nil {

@@ -41,6 +41,7 @@ func ExerciseStore(t *testing.T, open func(t *testing.T) jobs.Store) {
 		{"claim/order and owner", testClaimOrder},
 		{"claim/busy session", testClaimBusy},
 		{"claim/concurrent", testClaimConcurrent},
+		{"claim/insert claimed", testInsertClaimed},
 		{"transition/every pair", testTransitionPairs},
 		{"transition/final states are never left", testTransitionFinal},
 		{"transition/compare and set", testTransitionCAS},
@@ -397,6 +398,54 @@ func testClaimBusy(t *testing.T, f *storeFixture) {
 	f.add("h", "u", "a", jobs.StateRunning)
 	f.add("h", "u", "a", jobs.StateQueued)
 	f.wantClaim("a", "h", "u", nil)
+}
+
+// testInsertClaimed: a new job is stored running, started when created,
+// exactly when Claim would take it at once: nothing of its session and owner
+// queued ahead, no shell job of theirs running or waiting for input.
+// Else it is stored queued, and Claim takes it in its turn.
+func testInsertClaimed(t *testing.T, f *storeFixture) {
+	want := func(j *jobs.Job, state jobs.State) *jobs.Job {
+		t.Helper()
+		if err := f.st.InsertClaimed(f.ctx, j); err != nil {
+			t.Fatalf("InsertClaimed(%s): %v", j.ID, err)
+		}
+		started := time.Time{}
+		if state == jobs.StateRunning {
+			started = j.CreatedAt
+		}
+		if j.State != state || !j.StartedAt.Equal(started) {
+			t.Fatalf("InsertClaimed(%s): %s started %v, want %s started %v", j.ID, j.State, j.StartedAt, state, started)
+		}
+		if stored := f.get(j.ID); !sameJob(stored, j) {
+			t.Fatalf("InsertClaimed(%s) left %+v, but stored %+v", j.ID, j, stored)
+		}
+		return j
+	}
+	first := want(f.job("h", "s", "a", jobs.StateQueued), jobs.StateRunning)
+	second := want(f.job("h", "s", "a", jobs.StateQueued), jobs.StateQueued) // first runs
+	f.transition(first.ID, jobs.StateWaitingInput, jobs.Update{})
+	f.transition(first.ID, jobs.StateSucceeded, jobs.Update{})
+	// second is queued ahead: the next one waits behind it.
+	third := want(f.job("h", "s", "a", jobs.StateQueued), jobs.StateQueued)
+	f.wantClaim("a", "h", "s", second)
+	f.transition(second.ID, jobs.StateSucceeded, jobs.Update{})
+	f.wantClaim("a", "h", "s", third)
+	f.transition(third.ID, jobs.StateSucceeded, jobs.Update{})
+
+	// A running detached job, another owner's or another session's job
+	// hold nothing up; a job inserted running does.
+	d := f.job("h", "s", "a", jobs.StateRunning)
+	d.Detached = true
+	f.insert(d)
+	f.add("h", "s", "b", jobs.StateRunning)
+	f.add("h", "s", "b", jobs.StateQueued)
+	f.add("h", "s2", "a", jobs.StateQueued)
+	f.add("h2", "s", "a", jobs.StateRunning)
+	mine := want(f.job("h", "s", "a", jobs.StateQueued), jobs.StateRunning)
+	f.transition(mine.ID, jobs.StateCancelled, jobs.Update{})
+	f.add("h", "s", "a", jobs.StateRunning)
+	want(f.job("h", "s", "a", jobs.StateQueued), jobs.StateQueued)
 }
 
 // testClaimConcurrent: claimers racing never get the same job, and a session
