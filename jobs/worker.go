@@ -57,7 +57,7 @@ func (e *Engine) startWorker(k sessionKey, w *worker, first *Job) {
 
 func (e *Engine) runWorker(k sessionKey, w *worker, first *Job) {
 	if first != nil {
-		e.watch.changed(first.ID)
+		// Stored running before Enqueue returned: no waiter has to be told.
 		e.runTask(newTask(e, first), e.exec.Run)
 		// Nothing was queued when first was stored: whatever came since
 		// kicked.
