@@ -142,7 +142,9 @@ func (db *DB) Insert(ctx context.Context, j *jobs.Job) error {
 
 // InsertClaimed stores a new job, running if Claim would take it now, else
 // queued (jobs.Store). One statement: nothing can queue or claim a job of
-// the session between the check and the insert.
+// the session between the check and the insert. The two checks are apart so
+// that each is a range of the jobs_claim index, not a scan of the session's
+// history.
 func (db *DB) InsertClaimed(ctx context.Context, j *jobs.Job) error {
 	j.State, j.StartedAt = jobs.StateQueued, time.Time{}
 	args, err := insertArgs(j)
@@ -157,9 +159,10 @@ func (db *DB) InsertClaimed(ctx context.Context, j *jobs.Job) error {
 			CASE WHEN busy THEN 'queued' ELSE 'running' END, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, 0, 0, 0, 0,
 			?22, CASE WHEN busy THEN NULL ELSE ?22 END, ?24, ?25, ?26
 		FROM (SELECT EXISTS (
-			SELECT 1 FROM jobs
-			WHERE host = ?2 AND session = ?5 AND owner = ?18 AND (state = 'queued'
-				OR state IN ('running', 'waiting_input') AND detached = 0 AND kind = 'command')) AS busy)
+				SELECT 1 FROM jobs WHERE host = ?2 AND session = ?5 AND state = 'queued' AND owner = ?18)
+			OR EXISTS (
+				SELECT 1 FROM jobs WHERE host = ?2 AND session = ?5 AND state IN ('running', 'waiting_input')
+				AND detached = 0 AND kind = 'command' AND owner = ?18) AS busy)
 		RETURNING state`, args...).Scan(&state)
 	if err != nil {
 		return fmt.Errorf("insert job %s: %w", j.ID, err)
