@@ -57,9 +57,8 @@ type device struct {
 	vendor deviceVendor // the prompt's, learned at the start; never changes
 	prompt devicePrompt
 	// Owned by the job running on the session (one at a time).
-	mode     string // the prompt's mode after the last exchange: ">", "#", "(config)#", "/interface>"
-	shown    string // the whole prompt line last shown
-	noEnable bool   // no enable secret is known: do not look again
+	mode  string // the prompt's mode after the last exchange: ">", "#", "(config)#", "/interface>"
+	shown string // the whole prompt line last shown
 }
 
 // deviceConfig is what a device session takes from the pool.

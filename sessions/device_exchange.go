@@ -21,6 +21,9 @@ type exchangeOpts struct {
 	// secret answers a password prompt (enable), once; a second prompt is
 	// answered with empty lines until the device gives up.
 	secret string
+	// stopAtSecret ends the exchange at a password prompt, unanswered
+	// (wantsSecret): the caller closes the session.
+	stopAtSecret bool
 	// emit gets the clean output, echo and prompt removed, as it comes.
 	// Without it the output is dropped.
 	emit func([]byte)
@@ -41,6 +44,9 @@ type exchangeResult struct {
 	cancel   string // the signal of a cancel request, if one came
 	stopped  bool   // a cancelled command did not stop: the session was closed
 	answered int    // password prompts answered with the secret
+	// wantsSecret: the device asked for a password (stopAtSecret); no
+	// prompt came back.
+	wantsSecret bool
 }
 
 // exchange types line and Enter, and reads what the device answers up to
@@ -113,6 +119,9 @@ func (e *exchanger) loop(ctx context.Context) exchangeResult {
 				e.cl.Discard()
 				s.writeAsync([]byte(" "), nil)
 				continue
+			case e.o.stopAtSecret && passwordLine.MatchString(pend):
+				e.x.wantsSecret = true
+				return e.x
 			case e.o.secret != "" && passwordLine.MatchString(pend):
 				e.cl.Discard()
 				if e.x.answered == 0 {
