@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -198,15 +196,7 @@ func TestDaemonURLElicitationEnable(t *testing.T) {
 	bin, env := daemonSetup(t, srv)
 	env = with(env, "SSHJOBS_DEVICES="+srv.Alias, "SSHJOBS_MASTER_PASSWORD=daemon-enable-m")
 	var asked []string
-	var mu sync.Mutex
-	client := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, &mcp.ClientOptions{
-		Capabilities: &mcp.ClientCapabilities{Elicitation: &mcp.ElicitationCapabilities{URL: &mcp.URLElicitationCapabilities{}}},
-		ElicitationHandler: func(_ context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			return answerPage(t, "daemon-enable-1", true, &asked)(req.Params), nil
-		},
-	})
+	client, _ := elicitingClient(true, answerPage(t, "daemon-enable-1", true, &asked))
 	c := startBinaryClient(t, bin, env, client, &sshtest.Buffer{})
 	v := c.job("ssh_run", map[string]any{"host": srv.Alias, "command": "show running-config | include hostname"})
 	if v.State != jobs.StateSucceeded || v.Output != "hostname R1\n" || v.Cwd != "R1#" || len(asked) != 1 {
