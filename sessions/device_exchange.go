@@ -119,10 +119,10 @@ func (e *exchanger) loop(ctx context.Context) exchangeResult {
 				e.cl.Discard()
 				s.writeAsync([]byte(" "), nil)
 				continue
-			case e.o.stopAtSecret && passwordLine.MatchString(pend):
+			case e.o.stopAtSecret && passwordPrompt(pend):
 				e.x.wantsSecret = true
 				return e.x
-			case e.o.secret != "" && passwordLine.MatchString(pend):
+			case e.o.secret != "" && passwordPrompt(pend):
 				e.cl.Discard()
 				if e.x.answered == 0 {
 					e.x.answered++

@@ -35,3 +35,21 @@ func FuzzLearnPrompt(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPasswordPrompt: never panics; blanks after a line do not change the
+// answer; a password prompt names one of secretWords.
+func FuzzPasswordPrompt(f *testing.F) {
+	for _, s := range []string{"Password:", "Enable Password:   ", "enable secret:", "R1>", "\xffpassword:", "İPASSWORD:"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		got := passwordPrompt(line)
+		if passwordPrompt(line+" \t ") != got {
+			t.Fatalf("passwordPrompt(%q) = %v, but not with blanks after it", line, got)
+		}
+		lower := strings.ToLower(line)
+		if got && !strings.Contains(lower, "password") && !strings.Contains(lower, "passwd") && !strings.Contains(lower, "secret") {
+			t.Fatalf("passwordPrompt(%q) without a secret word", line)
+		}
+	})
+}

@@ -107,8 +107,31 @@ func (p devicePrompt) hasEnable() bool {
 // EdgeSwitch (--More-- or (q)uit), RouterOS (-- [Q quit|D dump|down]).
 var pagerLine = regexp.MustCompile(`(?i)^\s*(?:<?-+ ?\(?more(?: \d+%)?\)? ?-+>?(?: or \(q\)uit)?|-- \[Q quit\|D dump\|down\]|press any key to continue(?: \(q to quit\))?)\s*$`)
 
-// passwordLine matches a device's password prompt (enable).
-var passwordLine = regexp.MustCompile(`(?i)(?:password|secret): ?$`)
+// secretWords end the password prompts of enable, before the colon, in
+// any case: `Password:` (IOS, EOS, EdgeSwitch), `Enable Password:`,
+// `enable password:`, `Enable secret:`, `Enter password :`.
+var secretWords = []string{"password", "passwd", "secret"}
+
+// passwordPrompt reports whether line, the device's last unfinished line,
+// asks for a password (enable's): a short line ending in one of
+// secretWords and a colon, then any blanks.
+func passwordPrompt(line string) bool {
+	s := strings.TrimRightFunc(line, unicode.IsSpace)
+	if len(s) > maxPromptLen {
+		return false
+	}
+	s, ok := strings.CutSuffix(s, ":")
+	if !ok {
+		return false
+	}
+	s = strings.ToLower(strings.TrimRightFunc(s, unicode.IsSpace))
+	for _, w := range secretWords {
+		if strings.HasSuffix(s, w) {
+			return true
+		}
+	}
+	return false
+}
 
 // deviceError matches, at the start of a line, the messages with which a
 // device rejects a command.

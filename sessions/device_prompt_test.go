@@ -72,3 +72,19 @@ func TestDeviceLines(t *testing.T) {
 		}
 	}
 }
+
+// The password prompts of enable across CLIs, and lines that are none.
+func TestPasswordPrompt(t *testing.T) {
+	for _, l := range []string{"Password:", "Password: ", "Password:   ", "Password:\t", "Enable Password:", "enable password:",
+		"Enable Secret: ", "PASSWORD:", "Enter password :", "passwd:"} {
+		if !passwordPrompt(l) {
+			t.Errorf("%q not taken for a password prompt", l)
+		}
+	}
+	for _, l := range []string{"", ":", "Password", "R1>", "Password: x", "password-encryption:aes", "secrets: 3 configured ...",
+		"Passwords:", strings.Repeat("x", maxPromptLen) + " Password:"} {
+		if passwordPrompt(l) {
+			t.Errorf("%q taken for a password prompt", l)
+		}
+	}
+}

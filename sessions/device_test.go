@@ -260,6 +260,30 @@ func TestDeviceEnableAgain(t *testing.T) {
 	}
 }
 
+// Enable asks under other prompts than `Password: ` on other CLIs: the
+// secret is typed all the same, and an EdgeSwitch-like device (its prompt
+// `(EdgeSwitch) >`) enters enable mode too.
+func TestDeviceEnablePrompts(t *testing.T) {
+	for _, d := range []*devicetest.IOS{
+		{EnablePrompt: "Enable Password:   "},
+		{EnablePrompt: "enable password:"},
+		{EnablePrompt: "Password:\t"},
+		{EnablePrompt: "Password:", Hostname: "(EdgeSwitch) "},
+	} {
+		d.EnableSecret = testEnableSecret
+		ds := startIOS(t, sshtest.KindInProcess, d)
+		p := newDevicePool(t, ds.srv, PoolConfig{Devices: []string{"sshtest-*"}}, "OVRD_SSHTEST_INPROCESS_ENABLE_PASS", testEnableSecret)
+		_, res := devJob(t, p, ds.srv, "show clock")
+		want := "R1#"
+		if d.Hostname != "" {
+			want = d.Hostname + "#"
+		}
+		if res.State != jobs.StateSucceeded || res.Cwd != want {
+			t.Errorf("enable prompt %q: %s %q, prompt %q, want %q", d.EnablePrompt, res.State, res.Error, res.Cwd, want)
+		}
+	}
+}
+
 // A wrong enable secret ends the job in error within seconds, and its
 // command is never typed.
 func TestDeviceEnableWrong(t *testing.T) {
