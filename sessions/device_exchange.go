@@ -59,6 +59,9 @@ func (d *device) exchange(ctx context.Context, line string, o exchangeOpts) (x e
 	s.idle.Store(false)
 	defer s.idle.Store(true)
 	x2 := &exchanger{d: d, o: o, sent: strings.TrimSpace(line)}
+	if d.vendor == vendorJunos {
+		x2.hold = &contextHold{}
+	}
 	s.writeAsync([]byte(line+"\r"), nil)
 	return x2.loop(ctx)
 }
@@ -75,6 +78,9 @@ type exchanger struct {
 	line     []byte // the clean line being assembled for the error scan
 	prompted bool   // the job waits for input (t.Prompt was called)
 	blanks   int    // empty answers to repeated password prompts
+	// hold keeps Junos's context lines ([edit]) out of the output; nil for
+	// other vendors.
+	hold *contextHold
 }
 
 func (e *exchanger) loop(ctx context.Context) exchangeResult {
@@ -99,6 +105,7 @@ func (e *exchanger) loop(ctx context.Context) exchangeResult {
 		case p, ok := <-s.chunks:
 			if !ok {
 				e.out(e.cl.Flush())
+				e.flushHold()
 				e.x.eof = true
 				e.x.err = errDeviceEnded
 				return e.x
@@ -187,6 +194,7 @@ func (e *exchanger) loop(ctx context.Context) exchangeResult {
 
 		case <-closeC:
 			e.out(e.cl.Flush())
+			e.flushHold()
 			s.closeWith(msgDeviceStuck)
 			e.x.stopped = true
 			e.x.err = errDeviceTimeout
@@ -199,6 +207,7 @@ func (e *exchanger) loop(ctx context.Context) exchangeResult {
 
 		case <-ctx.Done():
 			e.out(e.cl.Flush())
+			e.flushHold()
 			s.close()
 			e.x.shutdown = true
 			e.x.err = ctx.Err()
@@ -227,6 +236,9 @@ func (e *exchanger) done() bool {
 		mode, _ = p.match(line)
 	}
 	e.cl.Discard()
+	if e.hold != nil {
+		e.hold.drop() // the prompt's context line
+	}
 	e.d.mode, e.d.shown = mode, line
 	return true
 }
@@ -257,9 +269,7 @@ func (e *exchanger) out(p []byte) {
 			}
 			seg = e.line
 		}
-		if e.o.emit != nil {
-			e.o.emit(seg)
-		}
+		e.emit(seg, whole)
 		if whole {
 			if e.x.errLine == "" {
 				if l := strings.TrimSpace(string(e.line)); deviceError.MatchString(l) {
@@ -267,6 +277,25 @@ func (e *exchanger) out(p []byte) {
 				}
 			}
 			e.line = e.line[:0]
+		}
+	}
+}
+
+// emit passes output on, through hold (whole: seg ends a line).
+func (e *exchanger) emit(seg []byte, whole bool) {
+	if e.hold != nil {
+		seg = e.hold.feed(seg, whole)
+	}
+	if len(seg) > 0 && e.o.emit != nil {
+		e.o.emit(seg)
+	}
+}
+
+// flushHold emits what hold keeps: the output ended without a prompt.
+func (e *exchanger) flushHold() {
+	if e.hold != nil && e.o.emit != nil {
+		if p := e.hold.flush(); len(p) > 0 {
+			e.o.emit(p)
 		}
 	}
 }

@@ -53,3 +53,21 @@ func FuzzPasswordPrompt(f *testing.F) {
 		}
 	})
 }
+
+// FuzzContextHold: whatever the output and however it is cut, nothing is
+// lost or reordered when no prompt follows, and at the prompt only a tail
+// of it is dropped.
+func FuzzContextHold(f *testing.F) {
+	for _, s := range []string{"\n[edit]\n", "a\n\n[edit x]\n", "[edit a]\n[edit b]\nc", "[ed\n]\n\n"} {
+		f.Add(s, uint8(1))
+	}
+	f.Fuzz(func(t *testing.T, output string, n uint8) {
+		size := int(n)%16 + 1
+		if got := holdAll(output, size, false); got != output {
+			t.Fatalf("%q in pieces of %d: %q", output, size, got)
+		}
+		if got := holdAll(output, size, true); !strings.HasPrefix(output, got) {
+			t.Fatalf("%q in pieces of %d, at the prompt: %q is not a start of it", output, size, got)
+		}
+	})
+}

@@ -49,6 +49,15 @@ func startRouterOS(t *testing.T, kind sshtest.Kind, d *devicetest.RouterOS) devi
 	return deviceServer{srv: sshtest.StartInProcess(t, sshtest.Options{Serve: d.Serve}), log: d.Log}
 }
 
+func startJunos(t *testing.T, kind sshtest.Kind, d *devicetest.Junos) deviceServer {
+	t.Helper()
+	if kind == sshtest.KindOpenSSH {
+		return deviceServer{srv: startDeviceOpenSSH(t, "junos", "")}
+	}
+	d.Log = &devicetest.Log{}
+	return deviceServer{srv: sshtest.StartInProcess(t, sshtest.Options{Serve: d.Serve}), log: d.Log}
+}
+
 // startDeviceOpenSSH starts the real sshd with the test binary as its
 // ForceCommand, running the named device CLI.
 func startDeviceOpenSSH(t *testing.T, device, secret string) *sshtest.Server {
@@ -282,6 +291,33 @@ func TestDeviceEnablePrompts(t *testing.T) {
 			t.Errorf("enable prompt %q: %s %q, prompt %q, want %q", d.EnablePrompt, res.State, res.Error, res.Cwd, want)
 		}
 	}
+}
+
+// A Junos-like device in configuration mode: the context line before each
+// prompt ([edit], [edit interfaces ge-0/0/0]) and the blank line before it
+// are not output; the same lines inside a command's output are.
+func TestDeviceJunos(t *testing.T) {
+	eachDevice(t, func(t *testing.T, kind sshtest.Kind) {
+		ds := startJunos(t, kind, &devicetest.Junos{})
+		p := newDevicePool(t, ds.srv, PoolConfig{Devices: []string{"sshtest-*"}})
+		for _, step := range []struct{ command, output, cwd string }{
+			{"configure", "Entering configuration mode\n", "admin@mx1#"},
+			{"edit interfaces ge-0/0/0", "", "admin@mx1#"},
+			{"set description uplink", "", "admin@mx1#"},
+			{"show | compare", "[edit interfaces ge-0/0/0]\n+   description uplink;\n", "admin@mx1#"},
+			{"top\ncommit", "commit complete\n", "admin@mx1#"},
+			{"exit", "Exiting configuration mode\n", "admin@mx1>"},
+			{"show configuration", "set interfaces ge-0/0/0 description uplink\n", "admin@mx1>"},
+		} {
+			task, res := devJob(t, p, ds.srv, step.command)
+			if res.State != jobs.StateSucceeded || task.Output() != step.output || res.Cwd != step.cwd {
+				t.Errorf("%q: %s %q, output %q, prompt %q; want output %q, prompt %q", step.command, res.State, res.Error, task.Output(), res.Cwd, step.output, step.cwd)
+			}
+		}
+		if out := wantDevJob(t, p, ds.srv, "configure\nfrobnicate", jobs.StateFailed); out != "Entering configuration mode\nsyntax error.\n" {
+			t.Errorf("an error in configuration mode: %q", out)
+		}
+	})
 }
 
 // A wrong enable secret ends the job in error within seconds, and its

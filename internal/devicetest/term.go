@@ -1,8 +1,8 @@
 // Package devicetest runs small network-device CLIs for tests: an IOS-like
-// one (ios.go) and a RouterOS-like one (routeros.go). They are not shells:
-// like a router's or a switch's, each reads keystrokes, echoes them itself,
-// answers at its own prompt, pages long output and streams some commands
-// until a key stops them. Serve runs one over any byte stream (an in-process
+// one (ios.go), a RouterOS-like one (routeros.go) and a Junos-like one
+// (junos.go). They are not shells: like a router's or a switch's, each
+// reads keystrokes, echoes them itself, answers at its own prompt, pages
+// long output and streams some commands until a key stops them. Serve runs one over any byte stream (an in-process
 // SSH channel, see sshtest.Options.Serve); HelperMain runs one on a real
 // terminal behind OpenSSH's sshd (ForceCommand). Tests only.
 package devicetest
@@ -199,7 +199,7 @@ func fields(line string) (words []string, cols []int, open int) {
 	return words, cols, 0
 }
 
-// EnvDevice names the CLI HelperMain runs: "ios" or "routeros".
+// EnvDevice names the CLI HelperMain runs: "ios", "routeros" or "junos".
 // EnvEnableSecret is the IOS-like CLI's enable secret there.
 const (
 	EnvDevice       = "SSHJOBS_TEST_DEVICE"
@@ -222,6 +222,8 @@ func HelperMain() {
 		serve = (&IOS{EnableSecret: os.Getenv(EnvEnableSecret)}).Serve
 	case "routeros":
 		serve = (&RouterOS{}).Serve
+	case "junos":
+		serve = (&Junos{}).Serve
 	default:
 		fmt.Fprintln(os.Stderr, "devicetest: unknown device", kind)
 		os.Exit(2)
