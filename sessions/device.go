@@ -32,6 +32,10 @@ const (
 	// relearnSettle is the same for a prompt of the device's vendor with
 	// another host part (the command renamed the device).
 	relearnSettle = time.Second
+	// shellSettle is how long a POSIX shell's prompt must stay the last
+	// thing a starting device session shows before it fails: the host has
+	// a shell.
+	shellSettle = time.Second
 	// deviceStepTimeout bounds the steps sshjobs takes itself (the prompt
 	// check before a job, enable, paging off): each is one short exchange.
 	deviceStepTimeout = 15 * time.Second
@@ -122,7 +126,8 @@ func (d *device) learn(ctx context.Context) error {
 	defer timer.Stop()
 	nudge := time.NewTicker(deviceNudge)
 	defer nudge.Stop()
-	settle := stoppedTimer()
+	settle, shell := stoppedTimer(), stoppedTimer()
+	defer shell.Stop()
 	var cl term.Cleaner
 	var last lastBytes
 	for {
@@ -134,9 +139,14 @@ func (d *device) learn(ctx context.Context) error {
 			last.add(p)
 			cl.Write(p)
 			settle.Stop()
+			shell.Stop()
 			if _, ok := learnPrompt(string(cl.Pending())); ok {
 				settle.Reset(promptSettle)
+			} else if shellPromptLine.MatchString(string(cl.Pending())) {
+				shell.Reset(shellSettle)
 			}
+		case <-shell.C:
+			return fmt.Errorf("%w: its prompt %q is a POSIX shell's", errNotDevice, strings.TrimSpace(string(cl.Pending())))
 		case <-settle.C:
 			line := string(cl.Pending())
 			p, ok := learnPrompt(line)
@@ -150,7 +160,7 @@ func (d *device) learn(ctx context.Context) error {
 		case <-nudge.C:
 			d.io.writeAsync([]byte("\r"), nil)
 		case <-timer.C:
-			return fmt.Errorf("the device showed no prompt after %v%s", deviceStartTimeout, last.suffix())
+			return fmt.Errorf("the device showed no prompt after %v%s (if the host is no network device: call ssh_connect with device false)", deviceStartTimeout, last.suffix())
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -182,6 +192,10 @@ func (d *device) pagingOff(ctx context.Context) error {
 	}
 	return nil
 }
+
+// errNotDevice: a host named a network device (ssh_connect's device, the
+// Devices patterns) has a POSIX shell.
+var errNotDevice = errors.New("the host was named a network device but has a POSIX shell: call ssh_connect with device false to undo that")
 
 // errDeviceTimeout: a step of sshjobs' own got no prompt back in time.
 var errDeviceTimeout = errors.New("the device did not show its prompt again")

@@ -52,12 +52,18 @@ var promptShapes = []promptShape{
 		func(h string) string { return `^` + h + `((?:\([\w./-]+\))?[>#] ?)$` }},
 }
 
+// shellPromptLine matches the usual prompts of POSIX shells: `$ `, `# `,
+// `user@host:~$ `, `[user@host ~]$ `, `bash-5.2$ `, `host:~ user$ `,
+// `user@host ~ % `. No device shows one: a session named a device that
+// shows one has a shell.
+var shellPromptLine = regexp.MustCompile(`^(?:[$#%]|[^\s@]+@[^\s:]+:\S*[$#]|\[[^\s@]+@\S+ [^\]]*\][$#]|(?:ba|da|z|k)?sh-[\d.]+[$#]|[^\s:]+:\S* \S+[$#%]|[^\s@]+@\S+ \S+ %) ?$`)
+
 // learnPrompt learns a device's prompt from the last (unfinished) line it
 // printed, or reports that the line is no device prompt.
 func learnPrompt(line string) (devicePrompt, bool) {
 	// A prompt is printable text; QuoteMeta keeps invalid UTF-8 as it is,
 	// which no regexp compiles (the fuzzer found it).
-	if len(line) > maxPromptLen || !utf8.ValidString(line) || strings.ContainsFunc(line, unicode.IsControl) {
+	if len(line) > maxPromptLen || !utf8.ValidString(line) || strings.ContainsFunc(line, unicode.IsControl) || shellPromptLine.MatchString(line) {
 		return devicePrompt{}, false
 	}
 	for _, s := range promptShapes {

@@ -40,7 +40,8 @@ func TestLearnPrompt(t *testing.T) {
 		}
 	}
 	for _, line := range []string{"", "$ ", "user@box:~$ ", "root@box:~# ", "--More--", " --More-- ",
-		"Password: ", "Building configuration...", "interface FastEthernet0/0", "a b>", "[y/n]?", "> "} {
+		"Password: ", "Building configuration...", "interface FastEthernet0/0", "a b>", "[y/n]?", "> ",
+		"bash-5.2# ", "sh-5.1$ ", "[root@web1 ~]# ", "host:~ user$ ", "user@host ~ % ", "# "} {
 		if p, ok := learnPrompt(line); ok {
 			t.Errorf("learnPrompt(%q) = %v %q, want none", line, p.vendor, p.host)
 		}

@@ -527,3 +527,33 @@ func TestRewritePrint(t *testing.T) {
 		}
 	}
 }
+
+// A POSIX host named a device (a Devices pattern, or ssh_connect's device)
+// fails its session start at the shell's prompt, not after the device
+// start timeout, saying how to undo that; MarkDevice false undoes it, over
+// the pattern and on the open connection, and the next job gets a shell.
+func TestDeviceNamedShell(t *testing.T) {
+	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
+		p := newDevicePool(t, srv, PoolConfig{Devices: []string{"sshtest-*"}})
+		h := mustResolve(t, p, srv)
+		info, err := p.Connect(context.Background(), h)
+		if err != nil || !strings.Contains(info.Remote, "named a network device: call ssh_connect with device false") {
+			t.Errorf("Connect: %q %v", info.Remote, err)
+		}
+		start := time.Now()
+		_, res := runJob(t, p, srv, "default", "echo ok")
+		if took := time.Since(start); took >= deviceStartTimeout {
+			t.Errorf("the session start failed after %v, the device start timeout", took)
+		}
+		if res.State != jobs.StateError || !strings.Contains(res.Error, "has a POSIX shell: call ssh_connect with device false") {
+			t.Fatalf("on a shell named a device: %s %q", res.State, res.Error)
+		}
+		p.MarkDevice(h, false)
+		if p.IsDevice(h) {
+			t.Error("still a device after MarkDevice false")
+		}
+		if task, res := runJob(t, p, srv, "default", "echo ok"); res.State != jobs.StateSucceeded || task.Output() != "ok\n" {
+			t.Errorf("after MarkDevice false: %s %q %q", res.State, res.Error, task.Output())
+		}
+	})
+}

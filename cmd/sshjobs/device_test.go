@@ -206,3 +206,30 @@ func TestDaemonURLElicitationEnable(t *testing.T) {
 		t.Errorf("stored %q, want enable (remember ticked)", k)
 	}
 }
+
+// ssh_connect device: true on a host with a shell is undone by device:
+// false (not by a call without it): the session start fails fast with
+// that advice until then, and ssh_run works after it.
+func TestMCPDeviceUndo(t *testing.T) {
+	srv := sshtest.StartInProcess(t, sshtest.Options{})
+	c := newMCPClient(t, testConfig(t, srv, t.TempDir()))
+	res := c.call("ssh_connect", map[string]any{"host": srv.Alias, "device": true})
+	if res.IsError || !strings.Contains(text(res), "remote: a POSIX shell, named a network device: call ssh_connect with device false") {
+		t.Fatalf("ssh_connect device true: %s", text(res))
+	}
+	v := c.job("ssh_run", map[string]any{"host": srv.Alias, "command": "echo ok"})
+	if v.State != jobs.StateError || !strings.Contains(v.Error, "call ssh_connect with device false") {
+		t.Fatalf("ssh_run on a shell named a device: %+v", v)
+	}
+	// Absent, the parameter changes nothing.
+	if res := c.call("ssh_connect", map[string]any{"host": srv.Alias}); !strings.Contains(text(res), "named a network device") {
+		t.Errorf("ssh_connect without device: %s", text(res))
+	}
+	res = c.call("ssh_connect", map[string]any{"host": srv.Alias, "device": false})
+	if res.IsError || !strings.Contains(text(res), "remote: Linux") {
+		t.Fatalf("ssh_connect device false: %s", text(res))
+	}
+	if v := c.job("ssh_run", map[string]any{"host": srv.Alias, "command": "echo ok"}); v.State != jobs.StateSucceeded || v.Output != "ok\n" {
+		t.Errorf("ssh_run after device false: %+v", v)
+	}
+}
