@@ -1,9 +1,6 @@
 package sessions
 
-import (
-	"strings"
-	"testing"
-)
+import "testing"
 
 // holdAll feeds output to a contextHold the way exchanger.out does, cut
 // into pieces of n bytes (and at line ends), and returns what it let
@@ -15,15 +12,7 @@ func holdAll(output string, n int, prompt bool) string {
 	for len(output) > 0 {
 		piece := output[:min(n, len(output))]
 		output = output[len(piece):]
-		for len(piece) > 0 {
-			i := strings.IndexByte(piece, '\n')
-			seg := piece
-			if i >= 0 {
-				seg = piece[:i+1]
-			}
-			piece = piece[len(seg):]
-			got = append(got, h.feed([]byte(seg), i >= 0)...)
-		}
+		forLines([]byte(piece), func(seg []byte, whole bool) { got = append(got, h.feed(seg, whole)...) })
 	}
 	if prompt {
 		h.drop()

@@ -246,7 +246,37 @@ func (e *exchanger) done() bool {
 // out handles clean output: the first line is the device's echo of what
 // was typed (dropped when it is), each whole line is checked for an error
 // message, and everything goes to emit.
-func (e *exchanger) out(p []byte) {
+func (e *exchanger) out(p []byte) { forLines(p, e.outLine) }
+
+func (e *exchanger) outLine(seg []byte, whole bool) {
+	e.line = append(e.line, seg...)
+	if !e.echoSeen {
+		// The echo is judged whole: held until its line ends.
+		if !whole {
+			return
+		}
+		e.echoSeen = true
+		l := strings.TrimSpace(string(e.line))
+		if l == "" || e.sent != "" && strings.HasSuffix(l, e.sent) {
+			e.line = e.line[:0]
+			return
+		}
+		seg = e.line
+	}
+	e.emit(seg, whole)
+	if whole {
+		if e.x.errLine == "" {
+			if l := strings.TrimSpace(string(e.line)); deviceError.MatchString(l) {
+				e.x.errLine = l
+			}
+		}
+		e.line = e.line[:0]
+	}
+}
+
+// forLines calls fn with each piece of p that ends a line (whole), and
+// with the rest.
+func forLines(p []byte, fn func(seg []byte, whole bool)) {
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		seg := p
@@ -254,30 +284,7 @@ func (e *exchanger) out(p []byte) {
 			seg = p[:i+1]
 		}
 		p = p[len(seg):]
-		e.line = append(e.line, seg...)
-		whole := i >= 0
-		if !e.echoSeen {
-			// The echo is judged whole: held until its line ends.
-			if !whole {
-				continue
-			}
-			e.echoSeen = true
-			l := strings.TrimSpace(string(e.line))
-			if l == "" || e.sent != "" && strings.HasSuffix(l, e.sent) {
-				e.line = e.line[:0]
-				continue
-			}
-			seg = e.line
-		}
-		e.emit(seg, whole)
-		if whole {
-			if e.x.errLine == "" {
-				if l := strings.TrimSpace(string(e.line)); deviceError.MatchString(l) {
-					e.x.errLine = l
-				}
-			}
-			e.line = e.line[:0]
-		}
+		fn(seg, i >= 0)
 	}
 }
 

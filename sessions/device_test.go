@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"context"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -33,29 +34,29 @@ type deviceServer struct {
 
 func startIOS(t *testing.T, kind sshtest.Kind, d *devicetest.IOS) deviceServer {
 	t.Helper()
-	if kind == sshtest.KindOpenSSH {
-		return deviceServer{srv: startDeviceOpenSSH(t, "ios", d.EnableSecret)}
-	}
-	d.Log = &devicetest.Log{}
-	return deviceServer{srv: sshtest.StartInProcess(t, sshtest.Options{Serve: d.Serve}), log: d.Log}
+	return startCLI(t, kind, "ios", d.EnableSecret, &d.Log, d.Serve)
 }
 
 func startRouterOS(t *testing.T, kind sshtest.Kind, d *devicetest.RouterOS) deviceServer {
 	t.Helper()
-	if kind == sshtest.KindOpenSSH {
-		return deviceServer{srv: startDeviceOpenSSH(t, "routeros", "")}
-	}
-	d.Log = &devicetest.Log{}
-	return deviceServer{srv: sshtest.StartInProcess(t, sshtest.Options{Serve: d.Serve}), log: d.Log}
+	return startCLI(t, kind, "routeros", "", &d.Log, d.Serve)
 }
 
 func startJunos(t *testing.T, kind sshtest.Kind, d *devicetest.Junos) deviceServer {
 	t.Helper()
+	return startCLI(t, kind, "junos", "", &d.Log, d.Serve)
+}
+
+// startCLI starts a device CLI: serve in-process, recording the lines it
+// runs in a new *log; or the CLI named device (with its enable secret)
+// behind the real sshd.
+func startCLI(t *testing.T, kind sshtest.Kind, device, secret string, log **devicetest.Log, serve func(io.ReadWriter, string)) deviceServer {
+	t.Helper()
 	if kind == sshtest.KindOpenSSH {
-		return deviceServer{srv: startDeviceOpenSSH(t, "junos", "")}
+		return deviceServer{srv: startDeviceOpenSSH(t, device, secret)}
 	}
-	d.Log = &devicetest.Log{}
-	return deviceServer{srv: sshtest.StartInProcess(t, sshtest.Options{Serve: d.Serve}), log: d.Log}
+	*log = &devicetest.Log{}
+	return deviceServer{srv: sshtest.StartInProcess(t, sshtest.Options{Serve: serve}), log: *log}
 }
 
 // startDeviceOpenSSH starts the real sshd with the test binary as its

@@ -2,9 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -231,5 +234,40 @@ func TestMCPDeviceUndo(t *testing.T) {
 	}
 	if v := c.job("ssh_run", map[string]any{"host": srv.Alias, "command": "echo ok"}); v.State != jobs.StateSucceeded || v.Output != "ok\n" {
 		t.Errorf("ssh_run after device false: %+v", v)
+	}
+}
+
+// The file tools on a network device without SFTP: a tool error that says
+// so, each in well under the device start timeout, and the device's CLI
+// works after them.
+func TestMCPDeviceFiles(t *testing.T) {
+	d := &devicetest.IOS{}
+	srv := sshtest.StartInProcess(t, sshtest.Options{Serve: d.Serve})
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "up.txt"), []byte("x"), 0o600)
+	c := newMCPClientOpts(t, testConfig(t, srv, t.TempDir()), false, root)
+	c.call("ssh_connect", map[string]any{"host": srv.Alias, "device": true})
+	for _, call := range []struct {
+		name string
+		args map[string]any
+	}{
+		{"ssh_read_file", map[string]any{"host": srv.Alias, "path": "flash:/config.text"}},
+		{"ssh_write_file", map[string]any{"host": srv.Alias, "path": "flash:/x", "content": "x"}},
+		{"ssh_write_file", map[string]any{"host": srv.Alias, "path": "/x", "content": "x", "sudo": true}},
+		{"ssh_list_dir", map[string]any{"host": srv.Alias, "path": "/"}},
+		{"ssh_upload", map[string]any{"host": srv.Alias, "local": "up.txt", "remote": "/x"}},
+		{"ssh_download", map[string]any{"host": srv.Alias, "remote": "/x", "local": "down.txt"}},
+	} {
+		start := time.Now()
+		msg := c.toolErr(call.name, call.args)
+		if !strings.Contains(msg, "the network device has no SFTP server, which the file tools need: use the device's own commands through ssh_run") {
+			t.Errorf("%s: %q", call.name, msg)
+		}
+		if took := time.Since(start); took >= 15*time.Second {
+			t.Errorf("%s took %v", call.name, took)
+		}
+	}
+	if v := c.job("ssh_run", map[string]any{"host": srv.Alias, "command": "show clock"}); v.State != jobs.StateSucceeded {
+		t.Errorf("ssh_run after: %+v", v)
 	}
 }

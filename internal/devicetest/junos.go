@@ -36,21 +36,7 @@ func (d *Junos) Serve(rw io.ReadWriter, command string) {
 		return
 	}
 	s.t.print("--- JUNOS 21.4R1 (sshjobs devicetest)\r\n")
-	for {
-		s.t.print(s.prompt())
-		line, ctrl, ok := s.t.readLine(false)
-		if !ok {
-			return
-		}
-		if ctrl != 0 || strings.TrimSpace(line) == "" {
-			s.t.print("\r\n")
-			continue
-		}
-		d.Log.add(line)
-		if !s.run(line) {
-			return
-		}
-	}
+	s.t.lines(s.prompt, d.Log, s.run)
 }
 
 func (s *junosSession) prompt() string {

@@ -141,6 +141,29 @@ func (t *term) readLine(secret bool) (line string, ctrl byte, ok bool) {
 	}
 }
 
+// lines is a CLI's read loop: its prompt, a line, run. A control key (after
+// a line end) or an empty line shows the prompt again; each line run goes
+// to log. It ends at EOF or when run reports false.
+func (t *term) lines(prompt func() string, log *Log, run func(line string) bool) {
+	for {
+		t.print(prompt())
+		line, ctrl, ok := t.readLine(false)
+		if !ok {
+			return
+		}
+		if ctrl != 0 || strings.TrimSpace(line) == "" {
+			if ctrl != 0 {
+				t.print("\r\n")
+			}
+			continue
+		}
+		log.add(line)
+		if !run(line) {
+			return
+		}
+	}
+}
+
 // pager prints lines, pageLen-1 at a time (0: all) with the pager's own
 // prompt below each page, waiting for a key there: space a page, Enter a
 // line, q stops, d dumps the rest (RouterOS). erase is printed after the
