@@ -43,3 +43,23 @@ func TestDeviceFiles(t *testing.T) {
 		}
 	})
 }
+
+// What answers the sftp subsystem and never speaks SFTP (a CLI waiting for
+// a key) ends the file operation at sftpStartTimeout, not never.
+func TestSFTPStartTimeout(t *testing.T) {
+	if !sshtest.HaveOpenSSH() {
+		t.Skip("needs OpenSSH's sshd")
+	}
+	old := sftpStartTimeout
+	sftpStartTimeout = 500 * time.Millisecond
+	t.Cleanup(func() { sftpStartTimeout = old })
+	srv := sshtest.StartOpenSSH(t, sshtest.Options{SSHDConfig: []string{"ForceCommand sleep 3"}})
+	p := newDevicePool(t, srv, PoolConfig{})
+	err := withFiles(t, p, srv, func(f *Files) error {
+		_, err := f.Read(t.Context(), "/etc/hostname", 0, 100)
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "what answered the sftp subsystem is no SFTP server: no SFTP answer within 500ms") {
+		t.Errorf("a silent sftp subsystem: %v", err)
+	}
+}

@@ -74,8 +74,9 @@ func (c *conn) sftpClient(ctx context.Context) (*sftp.Client, error) {
 }
 
 // sftpStartTimeout bounds the SFTP handshake: what answers the subsystem
-// may never answer in SFTP (a device's CLI waiting for a key).
-const sftpStartTimeout = 15 * time.Second
+// may never answer in SFTP (a device's CLI waiting for a key). A variable
+// so that a test can see it pass.
+var sftpStartTimeout = 15 * time.Second
 
 // errDeviceNoSFTP: the file tools on a network device that has no SFTP
 // server.
