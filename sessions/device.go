@@ -32,6 +32,10 @@ const (
 	// relearnSettle is the same for a prompt of the device's vendor with
 	// another host part (the command renamed the device).
 	relearnSettle = time.Second
+	// shellSettle is how long a POSIX shell's prompt must stay the last
+	// thing a starting device session shows before it fails: the host has
+	// a shell.
+	shellSettle = time.Second
 	// deviceStepTimeout bounds the steps sshjobs takes itself (the prompt
 	// check before a job, enable, paging off): each is one short exchange.
 	deviceStepTimeout = 15 * time.Second
@@ -57,9 +61,8 @@ type device struct {
 	vendor deviceVendor // the prompt's, learned at the start; never changes
 	prompt devicePrompt
 	// Owned by the job running on the session (one at a time).
-	mode     string // the prompt's mode after the last exchange: ">", "#", "(config)#", "/interface>"
-	shown    string // the whole prompt line last shown
-	noEnable bool   // no enable secret is known: do not look again
+	mode  string // the prompt's mode after the last exchange: ">", "#", "(config)#", "/interface>"
+	shown string // the whole prompt line last shown
 }
 
 // deviceConfig is what a device session takes from the pool.
@@ -123,7 +126,8 @@ func (d *device) learn(ctx context.Context) error {
 	defer timer.Stop()
 	nudge := time.NewTicker(deviceNudge)
 	defer nudge.Stop()
-	settle := stoppedTimer()
+	settle, shell := stoppedTimer(), stoppedTimer()
+	defer shell.Stop()
 	var cl term.Cleaner
 	var last lastBytes
 	for {
@@ -135,9 +139,14 @@ func (d *device) learn(ctx context.Context) error {
 			last.add(p)
 			cl.Write(p)
 			settle.Stop()
+			shell.Stop()
 			if _, ok := learnPrompt(string(cl.Pending())); ok {
 				settle.Reset(promptSettle)
+			} else if shellPromptLine.MatchString(string(cl.Pending())) {
+				shell.Reset(shellSettle)
 			}
+		case <-shell.C:
+			return fmt.Errorf("%w: its prompt %q is a POSIX shell's", errNotDevice, strings.TrimSpace(string(cl.Pending())))
 		case <-settle.C:
 			line := string(cl.Pending())
 			p, ok := learnPrompt(line)
@@ -151,7 +160,7 @@ func (d *device) learn(ctx context.Context) error {
 		case <-nudge.C:
 			d.io.writeAsync([]byte("\r"), nil)
 		case <-timer.C:
-			return fmt.Errorf("the device showed no prompt after %v%s", deviceStartTimeout, last.suffix())
+			return fmt.Errorf("the device showed no prompt after %v%s (if the host is no network device: call ssh_connect with device false)", deviceStartTimeout, last.suffix())
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -183,6 +192,10 @@ func (d *device) pagingOff(ctx context.Context) error {
 	}
 	return nil
 }
+
+// errNotDevice: a host named a network device (ssh_connect's device, the
+// Devices patterns) has a POSIX shell.
+var errNotDevice = errors.New("the host was named a network device but has a POSIX shell: call ssh_connect with device false to undo that")
 
 // errDeviceTimeout: a step of sshjobs' own got no prompt back in time.
 var errDeviceTimeout = errors.New("the device did not show its prompt again")

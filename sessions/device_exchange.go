@@ -21,6 +21,9 @@ type exchangeOpts struct {
 	// secret answers a password prompt (enable), once; a second prompt is
 	// answered with empty lines until the device gives up.
 	secret string
+	// stopAtSecret ends the exchange at a password prompt, unanswered
+	// (wantsSecret): the caller closes the session.
+	stopAtSecret bool
 	// emit gets the clean output, echo and prompt removed, as it comes.
 	// Without it the output is dropped.
 	emit func([]byte)
@@ -41,6 +44,9 @@ type exchangeResult struct {
 	cancel   string // the signal of a cancel request, if one came
 	stopped  bool   // a cancelled command did not stop: the session was closed
 	answered int    // password prompts answered with the secret
+	// wantsSecret: the device asked for a password (stopAtSecret); no
+	// prompt came back.
+	wantsSecret bool
 }
 
 // exchange types line and Enter, and reads what the device answers up to
@@ -53,6 +59,9 @@ func (d *device) exchange(ctx context.Context, line string, o exchangeOpts) (x e
 	s.idle.Store(false)
 	defer s.idle.Store(true)
 	x2 := &exchanger{d: d, o: o, sent: strings.TrimSpace(line)}
+	if d.vendor == vendorJunos {
+		x2.hold = &contextHold{}
+	}
 	s.writeAsync([]byte(line+"\r"), nil)
 	return x2.loop(ctx)
 }
@@ -69,6 +78,9 @@ type exchanger struct {
 	line     []byte // the clean line being assembled for the error scan
 	prompted bool   // the job waits for input (t.Prompt was called)
 	blanks   int    // empty answers to repeated password prompts
+	// hold keeps Junos's context lines ([edit]) out of the output; nil for
+	// other vendors.
+	hold *contextHold
 }
 
 func (e *exchanger) loop(ctx context.Context) exchangeResult {
@@ -93,6 +105,7 @@ func (e *exchanger) loop(ctx context.Context) exchangeResult {
 		case p, ok := <-s.chunks:
 			if !ok {
 				e.out(e.cl.Flush())
+				e.flushHold()
 				e.x.eof = true
 				e.x.err = errDeviceEnded
 				return e.x
@@ -113,7 +126,10 @@ func (e *exchanger) loop(ctx context.Context) exchangeResult {
 				e.cl.Discard()
 				s.writeAsync([]byte(" "), nil)
 				continue
-			case e.o.secret != "" && passwordLine.MatchString(pend):
+			case e.o.stopAtSecret && passwordPrompt(pend):
+				e.x.wantsSecret = true
+				return e.x
+			case e.o.secret != "" && passwordPrompt(pend):
 				e.cl.Discard()
 				if e.x.answered == 0 {
 					e.x.answered++
@@ -178,6 +194,7 @@ func (e *exchanger) loop(ctx context.Context) exchangeResult {
 
 		case <-closeC:
 			e.out(e.cl.Flush())
+			e.flushHold()
 			s.closeWith(msgDeviceStuck)
 			e.x.stopped = true
 			e.x.err = errDeviceTimeout
@@ -190,6 +207,7 @@ func (e *exchanger) loop(ctx context.Context) exchangeResult {
 
 		case <-ctx.Done():
 			e.out(e.cl.Flush())
+			e.flushHold()
 			s.close()
 			e.x.shutdown = true
 			e.x.err = ctx.Err()
@@ -218,6 +236,9 @@ func (e *exchanger) done() bool {
 		mode, _ = p.match(line)
 	}
 	e.cl.Discard()
+	if e.hold != nil {
+		e.hold.drop() // the prompt's context line
+	}
 	e.d.mode, e.d.shown = mode, line
 	return true
 }
@@ -225,7 +246,37 @@ func (e *exchanger) done() bool {
 // out handles clean output: the first line is the device's echo of what
 // was typed (dropped when it is), each whole line is checked for an error
 // message, and everything goes to emit.
-func (e *exchanger) out(p []byte) {
+func (e *exchanger) out(p []byte) { forLines(p, e.outLine) }
+
+func (e *exchanger) outLine(seg []byte, whole bool) {
+	e.line = append(e.line, seg...)
+	if !e.echoSeen {
+		// The echo is judged whole: held until its line ends.
+		if !whole {
+			return
+		}
+		e.echoSeen = true
+		l := strings.TrimSpace(string(e.line))
+		if l == "" || e.sent != "" && strings.HasSuffix(l, e.sent) {
+			e.line = e.line[:0]
+			return
+		}
+		seg = e.line
+	}
+	e.emit(seg, whole)
+	if whole {
+		if e.x.errLine == "" {
+			if l := strings.TrimSpace(string(e.line)); deviceError.MatchString(l) {
+				e.x.errLine = l
+			}
+		}
+		e.line = e.line[:0]
+	}
+}
+
+// forLines calls fn with each piece of p that ends a line (whole), and
+// with the rest.
+func forLines(p []byte, fn func(seg []byte, whole bool)) {
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		seg := p
@@ -233,31 +284,25 @@ func (e *exchanger) out(p []byte) {
 			seg = p[:i+1]
 		}
 		p = p[len(seg):]
-		e.line = append(e.line, seg...)
-		whole := i >= 0
-		if !e.echoSeen {
-			// The echo is judged whole: held until its line ends.
-			if !whole {
-				continue
-			}
-			e.echoSeen = true
-			l := strings.TrimSpace(string(e.line))
-			if l == "" || e.sent != "" && strings.HasSuffix(l, e.sent) {
-				e.line = e.line[:0]
-				continue
-			}
-			seg = e.line
-		}
-		if e.o.emit != nil {
-			e.o.emit(seg)
-		}
-		if whole {
-			if e.x.errLine == "" {
-				if l := strings.TrimSpace(string(e.line)); deviceError.MatchString(l) {
-					e.x.errLine = l
-				}
-			}
-			e.line = e.line[:0]
+		fn(seg, i >= 0)
+	}
+}
+
+// emit passes output on, through hold (whole: seg ends a line).
+func (e *exchanger) emit(seg []byte, whole bool) {
+	if e.hold != nil {
+		seg = e.hold.feed(seg, whole)
+	}
+	if len(seg) > 0 && e.o.emit != nil {
+		e.o.emit(seg)
+	}
+}
+
+// flushHold emits what hold keeps: the output ended without a prompt.
+func (e *exchanger) flushHold() {
+	if e.hold != nil && e.o.emit != nil {
+		if p := e.hold.flush(); len(p) > 0 {
+			e.o.emit(p)
 		}
 	}
 }

@@ -35,3 +35,39 @@ func FuzzLearnPrompt(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPasswordPrompt: never panics; blanks after a line do not change the
+// answer; a password prompt names one of secretWords.
+func FuzzPasswordPrompt(f *testing.F) {
+	for _, s := range []string{"Password:", "Enable Password:   ", "enable secret:", "R1>", "\xffpassword:", "İPASSWORD:"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		got := passwordPrompt(line)
+		if passwordPrompt(line+" \t ") != got {
+			t.Fatalf("passwordPrompt(%q) = %v, but not with blanks after it", line, got)
+		}
+		lower := strings.ToLower(line)
+		if got && !strings.Contains(lower, "password") && !strings.Contains(lower, "passwd") && !strings.Contains(lower, "secret") {
+			t.Fatalf("passwordPrompt(%q) without a secret word", line)
+		}
+	})
+}
+
+// FuzzContextHold: whatever the output and however it is cut, nothing is
+// lost or reordered when no prompt follows, and at the prompt only a tail
+// of it is dropped.
+func FuzzContextHold(f *testing.F) {
+	for _, s := range []string{"\n[edit]\n", "a\n\n[edit x]\n", "[edit a]\n[edit b]\nc", "[ed\n]\n\n"} {
+		f.Add(s, uint8(1))
+	}
+	f.Fuzz(func(t *testing.T, output string, n uint8) {
+		size := int(n)%16 + 1
+		if got := holdAll(output, size, false); got != output {
+			t.Fatalf("%q in pieces of %d: %q", output, size, got)
+		}
+		if got := holdAll(output, size, true); !strings.HasPrefix(output, got) {
+			t.Fatalf("%q in pieces of %d, at the prompt: %q is not a start of it", output, size, got)
+		}
+	})
+}

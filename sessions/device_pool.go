@@ -13,13 +13,20 @@ import (
 	"github.com/sshjobs/sshjobs/sessions/sshconfig"
 )
 
-// MarkDevice records that h is a network device (ssh_connect's device
-// parameter): its sessions start as device sessions, without the probe,
-// for the pool's life.
-func (p *Pool) MarkDevice(h *sshconfig.Host) {
+// MarkDevice records the user's word on h (ssh_connect's device
+// parameter), for the pool's life: a network device, whose sessions start
+// as device sessions without the probe; or not one (device false), whose
+// sessions start as shells again, as for any host, even when a Devices
+// pattern matches it. That undoes a mistaken mark: the connection forgets
+// that it was a device.
+func (p *Pool) MarkDevice(h *sshconfig.Host, device bool) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.devices[h.Key()] = true
+	p.devices[h.Key()] = device
+	c := p.conns[h.Key()]
+	p.mu.Unlock()
+	if c != nil && !device {
+		c.device.Store(false)
+	}
 }
 
 // IsDevice reports whether h is known to be a network device: marked,
@@ -38,9 +45,12 @@ func (p *Pool) IsDevice(h *sshconfig.Host) bool {
 // deviceByConfig: h is a device by the user's word (MarkDevice, Devices).
 func (p *Pool) deviceByConfig(h *sshconfig.Host) bool {
 	p.mu.Lock()
-	marked := p.devices[h.Key()]
+	marked, said := p.devices[h.Key()]
 	p.mu.Unlock()
-	return marked || matchDevices(p.cfg.Devices, h.Alias)
+	if said {
+		return marked
+	}
+	return matchDevices(p.cfg.Devices, h.Alias)
 }
 
 // matchDevices reports whether alias matches one of patterns.
@@ -100,6 +110,9 @@ func (c *conn) deviceRemote(ctx context.Context) (remote string, ok bool) {
 	if s.run.TryLock() {
 		_, _, err := c.shellFor(ctx, s)
 		s.run.Unlock()
+		if errors.Is(err, errNotDevice) {
+			return "a POSIX shell, named a network device: call ssh_connect with device false", true
+		}
 		if err != nil && !c.device.Load() {
 			return "", false
 		}

@@ -52,12 +52,18 @@ var promptShapes = []promptShape{
 		func(h string) string { return `^` + h + `((?:\([\w./-]+\))?[>#] ?)$` }},
 }
 
+// shellPromptLine matches the usual prompts of POSIX shells: `$ `, `# `,
+// `user@host:~$ `, `[user@host ~]$ `, `bash-5.2$ `, `host:~ user$ `,
+// `user@host ~ % `. No device shows one: a session named a device that
+// shows one has a shell.
+var shellPromptLine = regexp.MustCompile(`^(?:[$#%]|[^\s@]+@[^\s:]+:\S*[$#]|\[[^\s@]+@\S+ [^\]]*\][$#]|(?:ba|da|z|k)?sh-[\d.]+[$#]|[^\s:]+:\S* \S+[$#%]|[^\s@]+@\S+ \S+ %) ?$`)
+
 // learnPrompt learns a device's prompt from the last (unfinished) line it
 // printed, or reports that the line is no device prompt.
 func learnPrompt(line string) (devicePrompt, bool) {
 	// A prompt is printable text; QuoteMeta keeps invalid UTF-8 as it is,
 	// which no regexp compiles (the fuzzer found it).
-	if len(line) > maxPromptLen || !utf8.ValidString(line) || strings.ContainsFunc(line, unicode.IsControl) {
+	if len(line) > maxPromptLen || !utf8.ValidString(line) || strings.ContainsFunc(line, unicode.IsControl) || shellPromptLine.MatchString(line) {
 		return devicePrompt{}, false
 	}
 	for _, s := range promptShapes {
@@ -107,8 +113,31 @@ func (p devicePrompt) hasEnable() bool {
 // EdgeSwitch (--More-- or (q)uit), RouterOS (-- [Q quit|D dump|down]).
 var pagerLine = regexp.MustCompile(`(?i)^\s*(?:<?-+ ?\(?more(?: \d+%)?\)? ?-+>?(?: or \(q\)uit)?|-- \[Q quit\|D dump\|down\]|press any key to continue(?: \(q to quit\))?)\s*$`)
 
-// passwordLine matches a device's password prompt (enable).
-var passwordLine = regexp.MustCompile(`(?i)(?:password|secret): ?$`)
+// secretWords end the password prompts of enable, before the colon, in
+// any case: `Password:` (IOS, EOS, EdgeSwitch), `Enable Password:`,
+// `enable password:`, `Enable secret:`, `Enter password :`.
+var secretWords = []string{"password", "passwd", "secret"}
+
+// passwordPrompt reports whether line, the device's last unfinished line,
+// asks for a password (enable's): a short line ending in one of
+// secretWords and a colon, then any blanks.
+func passwordPrompt(line string) bool {
+	s := strings.TrimRightFunc(line, unicode.IsSpace)
+	if len(s) > maxPromptLen {
+		return false
+	}
+	s, ok := strings.CutSuffix(s, ":")
+	if !ok {
+		return false
+	}
+	s = strings.ToLower(strings.TrimRightFunc(s, unicode.IsSpace))
+	for _, w := range secretWords {
+		if strings.HasSuffix(s, w) {
+			return true
+		}
+	}
+	return false
+}
 
 // deviceError matches, at the start of a line, the messages with which a
 // device rejects a command.

@@ -40,7 +40,8 @@ func TestLearnPrompt(t *testing.T) {
 		}
 	}
 	for _, line := range []string{"", "$ ", "user@box:~$ ", "root@box:~# ", "--More--", " --More-- ",
-		"Password: ", "Building configuration...", "interface FastEthernet0/0", "a b>", "[y/n]?", "> "} {
+		"Password: ", "Building configuration...", "interface FastEthernet0/0", "a b>", "[y/n]?", "> ",
+		"bash-5.2# ", "sh-5.1$ ", "[root@web1 ~]# ", "host:~ user$ ", "user@host ~ % ", "# "} {
 		if p, ok := learnPrompt(line); ok {
 			t.Errorf("learnPrompt(%q) = %v %q, want none", line, p.vendor, p.host)
 		}
@@ -69,6 +70,22 @@ func TestDeviceLines(t *testing.T) {
 	for _, l := range []string{"000001: *Dec  2 07:00:01.001: %LINK-3-UPDOWN: Interface", " description % Invalid input", "errors: 0"} {
 		if deviceError.MatchString(l) {
 			t.Errorf("%q taken for an error", l)
+		}
+	}
+}
+
+// The password prompts of enable across CLIs, and lines that are none.
+func TestPasswordPrompt(t *testing.T) {
+	for _, l := range []string{"Password:", "Password: ", "Password:   ", "Password:\t", "Enable Password:", "enable password:",
+		"Enable Secret: ", "PASSWORD:", "Enter password :", "passwd:"} {
+		if !passwordPrompt(l) {
+			t.Errorf("%q not taken for a password prompt", l)
+		}
+	}
+	for _, l := range []string{"", ":", "Password", "R1>", "Password: x", "password-encryption:aes", "secrets: 3 configured ...",
+		"Passwords:", strings.Repeat("x", maxPromptLen) + " Password:"} {
+		if passwordPrompt(l) {
+			t.Errorf("%q taken for a password prompt", l)
 		}
 	}
 }

@@ -98,7 +98,7 @@ func (d *device) step(x exchangeResult, what string, command bool) (jobOutcome, 
 // has an enable secret. A secret the device refuses ends the job in state
 // error before its command is typed.
 func (d *device) enable(ctx context.Context, jr jobRun) (jobOutcome, bool) {
-	if !d.prompt.hasEnable() || d.prompt.privileged(d.mode) || d.noEnable || jr.secret == nil {
+	if !d.prompt.hasEnable() || d.prompt.privileged(d.mode) || jr.secret == nil {
 		return jobOutcome{}, false
 	}
 	secret, ok, err := jr.secret(ctx, sshdial.SecretEnable)
@@ -106,9 +106,9 @@ func (d *device) enable(ctx context.Context, jr jobRun) (jobOutcome, bool) {
 		return jobOutcome{Result: jobs.Result{State: jobs.StateError, Error: fmt.Sprintf("the enable secret: %v; the command was not run", err), Cwd: d.where()}}, true
 	}
 	if !ok {
-		// In user mode for the session's life: a command that needs more
-		// fails with the device's own message.
-		d.noEnable = true
+		// In user mode: a command that needs more fails with the device's
+		// own message. Looked up again by the next job: a secret typed on
+		// an elicitation page may have come meanwhile.
 		return jobOutcome{}, false
 	}
 	d.io.mask.add([]byte(secret))

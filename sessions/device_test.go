@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"context"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -33,20 +34,29 @@ type deviceServer struct {
 
 func startIOS(t *testing.T, kind sshtest.Kind, d *devicetest.IOS) deviceServer {
 	t.Helper()
-	if kind == sshtest.KindOpenSSH {
-		return deviceServer{srv: startDeviceOpenSSH(t, "ios", d.EnableSecret)}
-	}
-	d.Log = &devicetest.Log{}
-	return deviceServer{srv: sshtest.StartInProcess(t, sshtest.Options{Serve: d.Serve}), log: d.Log}
+	return startCLI(t, kind, "ios", d.EnableSecret, &d.Log, d.Serve)
 }
 
 func startRouterOS(t *testing.T, kind sshtest.Kind, d *devicetest.RouterOS) deviceServer {
 	t.Helper()
+	return startCLI(t, kind, "routeros", "", &d.Log, d.Serve)
+}
+
+func startJunos(t *testing.T, kind sshtest.Kind, d *devicetest.Junos) deviceServer {
+	t.Helper()
+	return startCLI(t, kind, "junos", "", &d.Log, d.Serve)
+}
+
+// startCLI starts a device CLI: serve in-process, recording the lines it
+// runs in a new *log; or the CLI named device (with its enable secret)
+// behind the real sshd.
+func startCLI(t *testing.T, kind sshtest.Kind, device, secret string, log **devicetest.Log, serve func(io.ReadWriter, string)) deviceServer {
+	t.Helper()
 	if kind == sshtest.KindOpenSSH {
-		return deviceServer{srv: startDeviceOpenSSH(t, "routeros", "")}
+		return deviceServer{srv: startDeviceOpenSSH(t, device, secret)}
 	}
-	d.Log = &devicetest.Log{}
-	return deviceServer{srv: sshtest.StartInProcess(t, sshtest.Options{Serve: d.Serve}), log: d.Log}
+	*log = &devicetest.Log{}
+	return deviceServer{srv: sshtest.StartInProcess(t, sshtest.Options{Serve: serve}), log: *log}
 }
 
 // startDeviceOpenSSH starts the real sshd with the test binary as its
@@ -260,6 +270,57 @@ func TestDeviceEnableAgain(t *testing.T) {
 	}
 }
 
+// Enable asks under other prompts than `Password: ` on other CLIs: the
+// secret is typed all the same, and an EdgeSwitch-like device (its prompt
+// `(EdgeSwitch) >`) enters enable mode too.
+func TestDeviceEnablePrompts(t *testing.T) {
+	for _, d := range []*devicetest.IOS{
+		{EnablePrompt: "Enable Password:   "},
+		{EnablePrompt: "enable password:"},
+		{EnablePrompt: "Password:\t"},
+		{EnablePrompt: "Password:", Hostname: "(EdgeSwitch) "},
+	} {
+		d.EnableSecret = testEnableSecret
+		ds := startIOS(t, sshtest.KindInProcess, d)
+		p := newDevicePool(t, ds.srv, PoolConfig{Devices: []string{"sshtest-*"}}, "OVRD_SSHTEST_INPROCESS_ENABLE_PASS", testEnableSecret)
+		_, res := devJob(t, p, ds.srv, "show clock")
+		want := "R1#"
+		if d.Hostname != "" {
+			want = d.Hostname + "#"
+		}
+		if res.State != jobs.StateSucceeded || res.Cwd != want {
+			t.Errorf("enable prompt %q: %s %q, prompt %q, want %q", d.EnablePrompt, res.State, res.Error, res.Cwd, want)
+		}
+	}
+}
+
+// A Junos-like device in configuration mode: the context line before each
+// prompt ([edit], [edit interfaces ge-0/0/0]) and the blank line before it
+// are not output; the same lines inside a command's output are.
+func TestDeviceJunos(t *testing.T) {
+	eachDevice(t, func(t *testing.T, kind sshtest.Kind) {
+		ds := startJunos(t, kind, &devicetest.Junos{})
+		p := newDevicePool(t, ds.srv, PoolConfig{Devices: []string{"sshtest-*"}})
+		for _, step := range []struct{ command, output, cwd string }{
+			{"configure", "Entering configuration mode\n", "admin@mx1#"},
+			{"edit interfaces ge-0/0/0", "", "admin@mx1#"},
+			{"set description uplink", "", "admin@mx1#"},
+			{"show | compare", "[edit interfaces ge-0/0/0]\n+   description uplink;\n", "admin@mx1#"},
+			{"top\ncommit", "commit complete\n", "admin@mx1#"},
+			{"exit", "Exiting configuration mode\n", "admin@mx1>"},
+			{"show configuration", "set interfaces ge-0/0/0 description uplink\n", "admin@mx1>"},
+		} {
+			task, res := devJob(t, p, ds.srv, step.command)
+			if res.State != jobs.StateSucceeded || task.Output() != step.output || res.Cwd != step.cwd {
+				t.Errorf("%q: %s %q, output %q, prompt %q; want output %q, prompt %q", step.command, res.State, res.Error, task.Output(), res.Cwd, step.output, step.cwd)
+			}
+		}
+		if out := wantDevJob(t, p, ds.srv, "configure\nfrobnicate", jobs.StateFailed); out != "Entering configuration mode\nsyntax error.\n" {
+			t.Errorf("an error in configuration mode: %q", out)
+		}
+	})
+}
+
 // A wrong enable secret ends the job in error within seconds, and its
 // command is never typed.
 func TestDeviceEnableWrong(t *testing.T) {
@@ -466,4 +527,34 @@ func TestRewritePrint(t *testing.T) {
 			t.Errorf("rewritePrint(%q, %v) = %q, want %q", tc.line, tc.inMenu, got, tc.want)
 		}
 	}
+}
+
+// A POSIX host named a device (a Devices pattern, or ssh_connect's device)
+// fails its session start at the shell's prompt, not after the device
+// start timeout, saying how to undo that; MarkDevice false undoes it, over
+// the pattern and on the open connection, and the next job gets a shell.
+func TestDeviceNamedShell(t *testing.T) {
+	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
+		p := newDevicePool(t, srv, PoolConfig{Devices: []string{"sshtest-*"}})
+		h := mustResolve(t, p, srv)
+		info, err := p.Connect(context.Background(), h)
+		if err != nil || !strings.Contains(info.Remote, "named a network device: call ssh_connect with device false") {
+			t.Errorf("Connect: %q %v", info.Remote, err)
+		}
+		start := time.Now()
+		_, res := runJob(t, p, srv, "default", "echo ok")
+		if took := time.Since(start); took >= deviceStartTimeout {
+			t.Errorf("the session start failed after %v, the device start timeout", took)
+		}
+		if res.State != jobs.StateError || !strings.Contains(res.Error, "has a POSIX shell: call ssh_connect with device false") {
+			t.Fatalf("on a shell named a device: %s %q", res.State, res.Error)
+		}
+		p.MarkDevice(h, false)
+		if p.IsDevice(h) {
+			t.Error("still a device after MarkDevice false")
+		}
+		if task, res := runJob(t, p, srv, "default", "echo ok"); res.State != jobs.StateSucceeded || task.Output() != "ok\n" {
+			t.Errorf("after MarkDevice false: %s %q %q", res.State, res.Error, task.Output())
+		}
+	})
 }

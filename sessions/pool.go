@@ -100,7 +100,7 @@ type Pool struct {
 	// until the next connection to its destination (ssh_sessions says so).
 	closedIdle map[string]time.Time
 	// devices: destinations (Host.Key) that ssh_connect was told are
-	// network devices (MarkDevice).
+	// network devices, or are not (MarkDevice).
 	devices map[string]bool
 
 	paths pathLocks // writes to one remote path run one at a time (files.go)

@@ -42,6 +42,9 @@ type conn struct {
 	// detectedAfter is how long the probe took to find the device
 	// (time.Duration), 0 when it was not probed.
 	detectedAfter atomic.Int64
+	// enableOpen: the device logs in privileged, or enters enable mode
+	// without a secret (CheckEnable learned it): nothing to ask.
+	enableOpen atomic.Bool
 
 	// Guarded by pool.mu.
 	busy      int // jobs holding the connection (see Pool.acquire)

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"time"
 
 	"github.com/pkg/sftp"
 	"github.com/sshjobs/sshjobs/jobs"
+	"golang.org/x/crypto/ssh"
 )
 
 // SFTP on the pooled connection: one SFTP client per connection, opened on
@@ -29,6 +32,9 @@ func (c *conn) sftpClient(ctx context.Context) (*sftp.Client, error) {
 	}
 	if err := sess.RequestSubsystem("sftp"); err != nil {
 		sess.Close()
+		if c.isDevice() {
+			return nil, fmt.Errorf("start sftp on %s: %w (the server refused the sftp subsystem: %w)", c.key, errDeviceNoSFTP, err)
+		}
 		return nil, fmt.Errorf("start sftp on %s: the server refused the sftp subsystem (%w); it needs a `Subsystem sftp` line in sshd_config", c.key, err)
 	}
 	w, err := sess.StdinPipe()
@@ -41,15 +47,14 @@ func (c *conn) sftpClient(ctx context.Context) (*sftp.Client, error) {
 		sess.Close()
 		return nil, fmt.Errorf("start sftp on %s: %w", c.key, err)
 	}
-	// 32 KiB packets (what every server takes; OpenSSH's sftp-server drops
-	// the connection on a message over 256 KiB) and 64 in flight per file,
-	// as OpenSSH's sftp client does: over a link with latency, throughput
-	// is bounded by what is in flight.
-	client, err := sftp.NewClientPipe(r, w, sftp.MaxConcurrentRequestsPerFile(64),
-		sftp.UseConcurrentReads(true), sftp.UseConcurrentWrites(true))
-	if err != nil {
-		sess.Close()
-		return nil, fmt.Errorf("start sftp on %s: %w", c.key, err)
+	client, err := startSFTP(ctx, sess, r, w)
+	switch {
+	case err != nil && c.isDevice():
+		// A device's sshd may run its CLI for the subsystem, which
+		// answers with text.
+		return nil, fmt.Errorf("start sftp on %s: %w (what answered the sftp subsystem is no SFTP server: %w)", c.key, errDeviceNoSFTP, err)
+	case err != nil:
+		return nil, fmt.Errorf("start sftp on %s: what answered the sftp subsystem is no SFTP server: %w", c.key, err)
 	}
 	c.sftp = client
 	if !c.pool.spawn(func() {
@@ -67,6 +72,54 @@ func (c *conn) sftpClient(ctx context.Context) (*sftp.Client, error) {
 	}
 	return client, nil
 }
+
+// sftpStartTimeout bounds the SFTP handshake: what answers the subsystem
+// may never answer in SFTP (a device's CLI waiting for a key). A variable
+// so that a test can see it pass.
+var sftpStartTimeout = 15 * time.Second
+
+// errDeviceNoSFTP: the file tools on a network device that has no SFTP
+// server.
+var errDeviceNoSFTP = errors.New("the network device has no SFTP server, which the file tools need: use the device's own commands through ssh_run")
+
+// startSFTP runs the SFTP handshake on sess (its stdout r, stdin w), up to
+// sftpStartTimeout or ctx's end; on failure sess is closed.
+func startSFTP(ctx context.Context, sess *ssh.Session, r io.Reader, w io.WriteCloser) (*sftp.Client, error) {
+	type started struct {
+		client *sftp.Client
+		err    error
+	}
+	done := make(chan started, 1)
+	go func() {
+		// 32 KiB packets (what every server takes; OpenSSH's sftp-server
+		// drops the connection on a message over 256 KiB) and 64 in flight
+		// per file, as OpenSSH's sftp client does: over a link with
+		// latency, throughput is bounded by what is in flight.
+		client, err := sftp.NewClientPipe(r, w, sftp.MaxConcurrentRequestsPerFile(64),
+			sftp.UseConcurrentReads(true), sftp.UseConcurrentWrites(true))
+		done <- started{client, err}
+	}()
+	timer := time.NewTimer(sftpStartTimeout)
+	defer timer.Stop()
+	var err error
+	select {
+	case s := <-done:
+		if s.err == nil {
+			return s.client, nil
+		}
+		err = s.err
+	case <-timer.C:
+		err = fmt.Errorf("no SFTP answer within %v", sftpStartTimeout)
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	sess.Close() // ends a handshake still waiting
+	return nil, err
+}
+
+// isDevice reports whether c's host is a network device: found by a
+// session, or named one.
+func (c *conn) isDevice() bool { return c.device.Load() || c.pool.deviceByConfig(c.host) }
 
 // closeSFTP closes c's SFTP client: c is gone.
 func (c *conn) closeSFTP() {

@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -455,15 +454,7 @@ func TestDaemonURLElicitation(t *testing.T) {
 	bin, env := daemonSetup(t, srv)
 	env = with(env, "SSHJOBS_SSH_CONFIG="+passwordOnlyConfig(t, srv), "SSHJOBS_MASTER_PASSWORD=daemon-elicit-m")
 	var asked []string
-	var mu sync.Mutex
-	client := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, &mcp.ClientOptions{
-		Capabilities: &mcp.ClientCapabilities{Elicitation: &mcp.ElicitationCapabilities{URL: &mcp.URLElicitationCapabilities{}}},
-		ElicitationHandler: func(_ context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			return answerPage(t, srv.Password, true, &asked)(req.Params), nil
-		},
-	})
+	client, _ := elicitingClient(true, answerPage(t, srv.Password, true, &asked))
 	c := startBinaryClient(t, bin, env, client, &sshtest.Buffer{})
 	if v := c.job("ssh_run", map[string]any{"host": "pw", "command": "echo ran"}); v.Output != "ran\n" || len(asked) != 1 {
 		t.Fatalf("ssh_run through the daemon: %+v, asked %q", v, asked)

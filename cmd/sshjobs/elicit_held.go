@@ -33,11 +33,33 @@ type heldKey struct {
 
 type heldSecret struct {
 	value string
-	timer *time.Timer
+	// declined: the person declined the page (decline): not asked again
+	// while held; no value.
+	declined bool
+	timer    *time.Timer
 }
 
 // put holds value for host and kind for heldTTL, replacing an earlier one.
 func (s *heldSecrets) put(host string, kind sshdial.SecretKind, value string) {
+	s.hold(host, kind, &heldSecret{value: value})
+}
+
+// decline holds, for heldTTL, that the person would not give the secret of
+// kind for host: a secret that is not required (the enable secret) is then
+// not asked for again meanwhile.
+func (s *heldSecrets) decline(host string, kind sshdial.SecretKind) {
+	s.hold(host, kind, &heldSecret{declined: true})
+}
+
+// declined reports whether decline holds for host and kind.
+func (s *heldSecrets) declined(host string, kind sshdial.SecretKind) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	hs := s.m[heldKey{host, kind}]
+	return hs != nil && hs.declined
+}
+
+func (s *heldSecrets) hold(host string, kind sshdial.SecretKind, hs *heldSecret) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {
@@ -47,7 +69,6 @@ func (s *heldSecrets) put(host string, kind sshdial.SecretKind, value string) {
 	if old := s.m[k]; old != nil {
 		old.timer.Stop()
 	}
-	hs := &heldSecret{value: value}
 	hs.timer = time.AfterFunc(heldTTL, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -75,7 +96,7 @@ func (s *heldSecrets) Secret(_ context.Context, h *sshconfig.Host, kind sshdial.
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if hs := s.m[heldKey{h.Key(), kind}]; hs != nil {
+	if hs := s.m[heldKey{h.Key(), kind}]; hs != nil && !hs.declined {
 		return hs.value, true, nil
 	}
 	return "", false, nil

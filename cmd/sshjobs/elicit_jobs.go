@@ -24,10 +24,14 @@ import (
 // destination (heldSecrets) and stored only when the person ticked
 // "remember" and it worked; then the call goes on.
 //
+// For ssh_run (session is the job's session; "" for the file tools, which
+// do not type into a device's CLI) on a network device it also makes sure
+// of the enable secret (askEnable).
+//
 // A client without URL elicitation is never asked (nil, nil): the job then
 // ends with the error that names the sources that would work. Any other
 // failure here is left to the job too, which records it.
-func (a *app) askFirst(ctx context.Context, req *mcp.CallToolRequest, target string, sudo bool) (ask *mcp.CallToolResult, err error) {
+func (a *app) askFirst(ctx context.Context, req *mcp.CallToolRequest, target string, sudo bool, session string) (ask *mcp.CallToolResult, err error) {
 	if req == nil || !supportsURLElicitation(req.Session) {
 		return nil, nil
 	}
@@ -37,7 +41,14 @@ func (a *app) askFirst(ctx context.Context, req *mcp.CallToolRequest, target str
 	}
 	ans, retried, askErr := a.answerByURL(ctx, req, h.Key())
 	if retried && askErr != nil {
-		return nil, fmt.Errorf("%s was not given: %w; to give it without being asked, %s", secretWhat(ans.kind, h), askErr, secretAdvice(ans.kind, h))
+		err := fmt.Errorf("%s was not given: %w; to give it without being asked, %s", secretWhat(ans.kind, h), askErr, secretAdvice(ans.kind, h))
+		if ans.kind == sshdial.SecretEnable {
+			// A device's commands run in user mode without it: the person
+			// is not asked again meanwhile.
+			a.held.decline(h.Key(), sshdial.SecretEnable)
+			err = fmt.Errorf("%w. The command was not run; for %v, calls run commands in user mode without asking", err, heldTTL)
+		}
+		return nil, err
 	}
 	if retried {
 		a.held.put(h.Key(), ans.kind, string(ans.secret))
@@ -65,6 +76,9 @@ func (a *app) askFirst(ctx context.Context, req *mcp.CallToolRequest, target str
 	}
 	if answered(sshdial.SecretPassword) || answered(sshdial.SecretPassphrase) {
 		a.remember(ctx, h, ans)
+	}
+	if session != "" && !sudo {
+		return a.askEnable(ctx, req, h, session, ans, answered(sshdial.SecretEnable))
 	}
 	if !sudo {
 		return nil, nil
@@ -94,6 +108,36 @@ func (a *app) askFirst(ctx context.Context, req *mcp.CallToolRequest, target str
 	return a.askByURL(ctx, secretWhat(sshdial.SecretSudo, h), h.Key(), sshdial.SecretSudo, req.Session)
 }
 
+// askEnable is askFirst's part for a command on a network device: when its
+// session is in user mode, enable asks for a secret and no source has one
+// (nor did the person decline it lately), it asks for the enable secret.
+// An answer is tried on the device (CheckEnable) before the job: a refused
+// one is dropped, one that got in is stored when "remember" was ticked.
+func (a *app) askEnable(ctx context.Context, req *mcp.CallToolRequest, h *sshconfig.Host, session string, ans pageAnswer, answered bool) (*mcp.CallToolResult, error) {
+	if answered {
+		switch st, err := a.pool.CheckEnable(ctx, h, session, string(ans.secret)); {
+		case err != nil:
+			return nil, nil
+		case st == sessions.EnableRefused:
+			a.held.drop(h.Key(), sshdial.SecretEnable)
+			return nil, fmt.Errorf("the network device %s refused the enable secret typed on the page; the command was not run: call again to type it again", credstore.HostID(h))
+		case st == sessions.EnableOK:
+			a.remember(ctx, h, ans)
+		}
+		return nil, nil
+	}
+	if !a.pool.IsDevice(h) || a.held.declined(h.Key(), sshdial.SecretEnable) {
+		return nil, nil
+	}
+	if _, ok, err := sshdial.SecretsIn(ctx, a.secrets).Secret(ctx, h, sshdial.SecretEnable); err != nil || ok {
+		return nil, nil
+	}
+	if st, err := a.pool.CheckEnable(ctx, h, session, ""); err != nil || st != sessions.EnableNeedsSecret {
+		return nil, nil
+	}
+	return a.askByURL(ctx, secretWhat(sshdial.SecretEnable, h), h.Key(), sshdial.SecretEnable, req.Session)
+}
+
 // remember stores ans when the person ticked "remember" and it worked. A
 // store that cannot take it (wrong master password) is logged: the call
 // itself succeeded.
@@ -113,6 +157,8 @@ func secretWhat(kind sshdial.SecretKind, h *sshconfig.Host) string {
 		return "the passphrase of the private key for " + credstore.HostID(h)
 	case sshdial.SecretSudo:
 		return "the sudo password on " + credstore.HostID(h)
+	case sshdial.SecretEnable:
+		return "the enable secret of the network device " + credstore.HostID(h)
 	}
 	return "the login password of " + credstore.HostID(h)
 }
@@ -127,6 +173,8 @@ func secretAdvice(kind sshdial.SecretKind, h *sshconfig.Host) string {
 		suffix, flag = "KEY_PASS", " --kind passphrase"
 	case sshdial.SecretSudo:
 		suffix, flag = "SUDO_PASS", " --kind sudo"
+	case sshdial.SecretEnable:
+		suffix, flag = "ENABLE_PASS", " --kind enable"
 	}
 	cmd := fmt.Sprintf("`sshjobs secret set %s%s`", sessions.StoreTarget(h), flag)
 	if h.SecretAlias == "" {

@@ -31,6 +31,14 @@ func elicitClient(t *testing.T, srv *sshtest.Server, master string, urlMode bool
 // URL elicitation (urlMode) or form mode only; handle answers elicitations.
 func elicitMCP(t *testing.T, cfg config, urlMode bool, handle func(*mcp.ElicitParams) *mcp.ElicitResult) (*mcpClient, *int) {
 	t.Helper()
+	client, calls := elicitingClient(urlMode, handle)
+	return connectMCP(t, cfg, client), calls
+}
+
+// elicitingClient is a go-sdk client declaring URL elicitation (urlMode) or
+// form mode only, whose elicitations handle answers one at a time; calls
+// counts them.
+func elicitingClient(urlMode bool, handle func(*mcp.ElicitParams) *mcp.ElicitResult) (*mcp.Client, *int) {
 	var mu sync.Mutex
 	calls := new(int)
 	caps := &mcp.ClientCapabilities{Elicitation: &mcp.ElicitationCapabilities{Form: &mcp.FormElicitationCapabilities{}}}
@@ -41,12 +49,12 @@ func elicitMCP(t *testing.T, cfg config, urlMode bool, handle func(*mcp.ElicitPa
 		Capabilities: caps,
 		ElicitationHandler: func(_ context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
 			mu.Lock()
+			defer mu.Unlock()
 			*calls++
-			mu.Unlock()
 			return handle(req.Params), nil
 		},
 	}
-	return connectMCP(t, cfg, mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, opts)), calls
+	return mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, opts), calls
 }
 
 // postSecret answers the page the way its form does.

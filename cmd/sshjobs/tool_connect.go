@@ -22,7 +22,7 @@ type connectIn struct {
 	PrivateKeyPath string `json:"private_key_path,omitempty" jsonschema:"local key file"`
 	Passphrase     string `json:"passphrase,omitempty" jsonschema:"key passphrase"`
 	Save           bool   `json:"save,omitempty" jsonschema:"store them, encrypted"`
-	Device         bool   `json:"device,omitempty" jsonschema:"a network device (router, switch): no shell probe"`
+	Device         *bool  `json:"device,omitempty" jsonschema:"a network device (router, switch): no shell probe; false undoes it"`
 }
 
 type connectOut struct {
@@ -66,8 +66,8 @@ func (a *app) connect(ctx context.Context, req *mcp.CallToolRequest, in connectI
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: host %q: %w", jobs.ErrBadInput, in.Host, err)
 	}
-	if in.Device {
-		a.pool.MarkDevice(h)
+	if in.Device != nil {
+		a.pool.MarkDevice(h, *in.Device)
 	}
 	given := sshdial.StaticSecrets{}
 	if in.Password != "" {

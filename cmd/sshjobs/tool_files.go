@@ -95,7 +95,7 @@ func addFileTools(s *mcp.Server, a *app) {
 		Description: "Read a remote file (SFTP): text, or base64 if binary; sha256 of the whole file. Page with offset.",
 		Annotations: &mcp.ToolAnnotations{Title: "Read file", ReadOnlyHint: true, OpenWorldHint: &yes},
 	}, func(ctx context.Context, req *mcp.CallToolRequest, in readFileIn) (*mcp.CallToolResult, any, error) {
-		if ask, err := a.askFirst(ctx, req, in.Host, in.Sudo); err != nil || ask != nil {
+		if ask, err := a.askFirst(ctx, req, in.Host, in.Sudo, ""); err != nil || ask != nil {
 			return ask, nil, err
 		}
 		out, err := a.readFile(ctx, in)
@@ -109,7 +109,7 @@ func addFileTools(s *mcp.Server, a *app) {
 		Description: "Write a remote file atomically (SFTP), keeping its owner and mode.",
 		Annotations: &mcp.ToolAnnotations{Title: "Write file", DestructiveHint: &yes, OpenWorldHint: &yes},
 	}, func(ctx context.Context, req *mcp.CallToolRequest, in writeFileIn) (*mcp.CallToolResult, any, error) {
-		if ask, err := a.askFirst(ctx, req, in.Host, in.Sudo); err != nil || ask != nil {
+		if ask, err := a.askFirst(ctx, req, in.Host, in.Sudo, ""); err != nil || ask != nil {
 			return ask, nil, err
 		}
 		out, err := a.writeFile(ctx, in)
@@ -123,7 +123,7 @@ func addFileTools(s *mcp.Server, a *app) {
 		Description: "List a remote folder (SFTP).",
 		Annotations: &mcp.ToolAnnotations{Title: "List folder", ReadOnlyHint: true, OpenWorldHint: &yes},
 	}, func(ctx context.Context, req *mcp.CallToolRequest, in listDirIn) (*mcp.CallToolResult, any, error) {
-		if ask, err := a.askFirst(ctx, req, in.Host, false); err != nil || ask != nil {
+		if ask, err := a.askFirst(ctx, req, in.Host, false, ""); err != nil || ask != nil {
 			return ask, nil, err
 		}
 		out, err := a.listDir(ctx, in)
@@ -435,7 +435,7 @@ func addTransferTools(s *mcp.Server, a *app) {
 		}, func(ctx context.Context, req *mcp.CallToolRequest, in transferIn) (*mcp.CallToolResult, any, error) {
 			// Before the roots: a retry that brings a secret must not be
 			// answered with another question first.
-			if ask, err := a.askFirst(ctx, req, in.Host, false); err != nil || ask != nil {
+			if ask, err := a.askFirst(ctx, req, in.Host, false, ""); err != nil || ask != nil {
 				return ask, nil, err
 			}
 			roots, ask, err := a.localRoots(ctx, req)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
@@ -42,9 +43,14 @@ func addRunTool(s *mcp.Server, a *app) {
 		if err := checkMaxOutput(in.MaxOutput); err != nil {
 			return nil, nil, err
 		}
-		// A secret no source has (login, passphrase, sudo) is asked for
+		// A secret no source has (login, passphrase, sudo, a device's
+		// enable secret) is asked for
 		// before the job exists, when the client can be asked.
-		if ask, err := a.askFirst(ctx, req, in.Host, in.Sudo && !in.Detach); err != nil || ask != nil {
+		session := cmp.Or(in.Session, jobs.DefaultSession)
+		if in.Detach {
+			session = "" // not in a device's CLI: refused there
+		}
+		if ask, err := a.askFirst(ctx, req, in.Host, in.Sudo && !in.Detach, session); err != nil || ask != nil {
 			return ask, nil, err
 		}
 		spec := jobs.Spec{Session: in.Session, Command: in.Command, KillAfter: killAfter, Detached: in.Detach, Sudo: in.Sudo,

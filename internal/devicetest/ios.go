@@ -19,6 +19,9 @@ import (
 type IOS struct {
 	Hostname     string // R1 by default
 	EnableSecret string // "" lets `enable` in without a password
+	// EnablePrompt is what enable asks the secret with ("Password: " by
+	// default): other CLIs say "Enable Password:", "enable secret:", ...
+	EnablePrompt string
 	// DropAfter, if set, drops the CLI back to user mode when a line comes
 	// after this long without one, as if an exec timeout had ended enable
 	// mode.
@@ -343,8 +346,12 @@ func (s *iosSession) enable(_ []string, _ string) bool {
 		s.mode = modePriv
 		return true
 	}
+	prompt := s.d.EnablePrompt
+	if prompt == "" {
+		prompt = "Password: "
+	}
 	for range 3 {
-		s.t.print("Password: ")
+		s.t.print(prompt)
 		pw, _, ok := s.t.readLine(true)
 		if !ok {
 			return false

@@ -69,23 +69,7 @@ func (d *RouterOS) Serve(rw io.ReadWriter, command string) {
 		return
 	}
 	s.t.print("\r\n\r\n  MikroTik RouterOS-like (sshjobs devicetest)\r\n\r\n")
-	for {
-		s.t.print(s.prompt())
-		line, ctrl, ok := s.t.readLine(false)
-		if !ok {
-			return
-		}
-		if ctrl != 0 || strings.TrimSpace(line) == "" {
-			if ctrl != 0 {
-				s.t.print("\r\n")
-			}
-			continue
-		}
-		d.Log.add(line)
-		if !s.run(line, true) {
-			return
-		}
-	}
+	s.t.lines(s.prompt, d.Log, func(line string) bool { return s.run(line, true) })
 }
 
 func (s *rosSession) prompt() string {

@@ -1,8 +1,8 @@
 // Package devicetest runs small network-device CLIs for tests: an IOS-like
-// one (ios.go) and a RouterOS-like one (routeros.go). They are not shells:
-// like a router's or a switch's, each reads keystrokes, echoes them itself,
-// answers at its own prompt, pages long output and streams some commands
-// until a key stops them. Serve runs one over any byte stream (an in-process
+// one (ios.go), a RouterOS-like one (routeros.go) and a Junos-like one
+// (junos.go). They are not shells: like a router's or a switch's, each
+// reads keystrokes, echoes them itself, answers at its own prompt, pages
+// long output and streams some commands until a key stops them. Serve runs one over any byte stream (an in-process
 // SSH channel, see sshtest.Options.Serve); HelperMain runs one on a real
 // terminal behind OpenSSH's sshd (ForceCommand). Tests only.
 package devicetest
@@ -141,6 +141,29 @@ func (t *term) readLine(secret bool) (line string, ctrl byte, ok bool) {
 	}
 }
 
+// lines is a CLI's read loop: its prompt, a line, run. A control key (after
+// a line end) or an empty line shows the prompt again; each line run goes
+// to log. It ends at EOF or when run reports false.
+func (t *term) lines(prompt func() string, log *Log, run func(line string) bool) {
+	for {
+		t.print(prompt())
+		line, ctrl, ok := t.readLine(false)
+		if !ok {
+			return
+		}
+		if ctrl != 0 || strings.TrimSpace(line) == "" {
+			if ctrl != 0 {
+				t.print("\r\n")
+			}
+			continue
+		}
+		log.add(line)
+		if !run(line) {
+			return
+		}
+	}
+}
+
 // pager prints lines, pageLen-1 at a time (0: all) with the pager's own
 // prompt below each page, waiting for a key there: space a page, Enter a
 // line, q stops, d dumps the rest (RouterOS). erase is printed after the
@@ -199,7 +222,7 @@ func fields(line string) (words []string, cols []int, open int) {
 	return words, cols, 0
 }
 
-// EnvDevice names the CLI HelperMain runs: "ios" or "routeros".
+// EnvDevice names the CLI HelperMain runs: "ios", "routeros" or "junos".
 // EnvEnableSecret is the IOS-like CLI's enable secret there.
 const (
 	EnvDevice       = "SSHJOBS_TEST_DEVICE"
@@ -222,6 +245,8 @@ func HelperMain() {
 		serve = (&IOS{EnableSecret: os.Getenv(EnvEnableSecret)}).Serve
 	case "routeros":
 		serve = (&RouterOS{}).Serve
+	case "junos":
+		serve = (&Junos{}).Serve
 	default:
 		fmt.Fprintln(os.Stderr, "devicetest: unknown device", kind)
 		os.Exit(2)

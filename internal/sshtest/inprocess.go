@@ -349,8 +349,9 @@ func (s *Server) serveSession(c *conn, sc ssh.Conn, nch ssh.NewChannel) {
 			if !started && (req.Type == "shell" || ssh.Unmarshal(req.Payload, &e) == nil) {
 				if req.Type == "subsystem" {
 					// Run OpenSSH's sftp-server when it is installed, as a non-internal
-					// sftp Subsystem line would; there is no other subsystem.
-					if e.Command != "sftp" {
+					// sftp Subsystem line would; there is no other subsystem. A
+					// device CLI (Serve) has none, as most switches.
+					if e.Command != "sftp" || s.opts.Serve != nil {
 						break
 					}
 					if _, err := os.Stat(sftpServer); err != nil {

@@ -119,8 +119,9 @@ type Options struct {
 	// a login shell (command is "" for a shell): a network device's CLI
 	// (internal/devicetest), which is no POSIX shell. A pty-req is accepted
 	// and no PTY made: the CLI reads keys and echoes them itself. The
-	// session ends with exit status 0 when Serve returns. In-process only;
-	// for openssh, give a ForceCommand in SSHDConfig.
+	// session ends with exit status 0 when Serve returns. The sftp
+	// subsystem is refused, as most switches do. In-process only; for
+	// openssh, give a ForceCommand in SSHDConfig.
 	Serve func(rw io.ReadWriter, command string)
 	// ListenAddress is the IPv4 address sshd listens on instead of
 	// 127.0.0.1 (openssh only), e.g. a veth address in a network namespace
