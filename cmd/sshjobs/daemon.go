@@ -529,15 +529,21 @@ func dialClient(socket, hello string, h *clientHello, req []byte, warn io.Writer
 		return nil, ans, daemonRefused{fmt.Errorf("daemon (pid %d) at %s: %s", ans.PID, socket, ans.Error)}
 	}
 	c.SetDeadline(time.Time{})
-	// What follows may have come with the answer: c reads on from r.
-	return daemonConn{c.(*net.UnixConn), r}, ans, nil
+	if r.Buffered() == 0 {
+		return c, ans, nil
+	}
+	// What follows came with the answer: c reads on from r.
+	return daemonConn{c, r}, ans, nil
 }
 
-// daemonConn is a connection to the daemon read through r.
+// daemonConn is a connection to the daemon read through r. It hides the
+// socket's descriptor (SyscallConn), which a copy would read past r.
 type daemonConn struct {
-	*net.UnixConn
+	net.Conn
 	r *bufio.Reader
 }
+
+func (c daemonConn) CloseWrite() error { return c.Conn.(*net.UnixConn).CloseWrite() }
 
 func (c daemonConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
