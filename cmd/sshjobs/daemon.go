@@ -492,7 +492,9 @@ func dialClient(socket, hello string, h *clientHello, req []byte, warn io.Writer
 		return nil, ans, fmt.Errorf("daemon hello: %w", err)
 	}
 	// One write: the hello line, the client's and the request.
-	msg := append(append(append(append(make([]byte, 0, len(hello)+len(b)+len(req)+3), hello...), '\n'), b...), '\n')
+	msg := make([]byte, 0, len(hello)+len(b)+len(req)+3)
+	msg = append(append(msg, hello...), '\n')
+	msg = append(append(msg, b...), '\n')
 	if req != nil {
 		msg = append(append(msg, req...), '\n')
 	}
