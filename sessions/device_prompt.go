@@ -33,7 +33,7 @@ type devicePrompt struct {
 // IOS shape is the most general.
 type promptShape struct {
 	vendor deviceVendor
-	re     *regexp.Regexp // groups: host, mode
+	re     *lazyRegexp // groups: host, mode
 	// exact builds the regexp of one host's prompts from its quoted host.
 	exact func(host string) string
 }
@@ -42,13 +42,13 @@ type promptShape struct {
 const maxPromptLen = 128
 
 var promptShapes = []promptShape{
-	{vendorRouterOS, regexp.MustCompile(`^\[([^\[\]@\s]+@[^\[\]\s][^\[\]]*)\] ((?:/[\w /.-]*)?> ?)$`),
+	{vendorRouterOS, lazyRE(`^\[([^\[\]@\s]+@[^\[\]\s][^\[\]]*)\] ((?:/[\w /.-]*)?> ?)$`),
 		func(h string) string { return `^\[` + h + `\] ((?:/[\w /.-]*)?> ?)$` }},
-	{vendorJunos, regexp.MustCompile(`^([\w.-]+@[\w.-]+)([>#] ?)$`),
+	{vendorJunos, lazyRE(`^([\w.-]+@[\w.-]+)([>#] ?)$`),
 		func(h string) string { return `^` + h + `([>#] ?)$` }},
-	{vendorEdgeSwitch, regexp.MustCompile(`^\(([\w.-]+)\) ((?:\([\w /-]+\))?\s?[>#] ?)$`),
+	{vendorEdgeSwitch, lazyRE(`^\(([\w.-]+)\) ((?:\([\w /-]+\))?\s?[>#] ?)$`),
 		func(h string) string { return `^\(` + h + `\) ((?:\([\w /-]+\))?\s?[>#] ?)$` }},
-	{vendorIOS, regexp.MustCompile(`^([A-Za-z0-9][\w.:/-]*)((?:\([\w./-]+\))?[>#] ?)$`),
+	{vendorIOS, lazyRE(`^([A-Za-z0-9][\w.:/-]*)((?:\([\w./-]+\))?[>#] ?)$`),
 		func(h string) string { return `^` + h + `((?:\([\w./-]+\))?[>#] ?)$` }},
 }
 
@@ -111,7 +111,7 @@ func (p devicePrompt) hasEnable() bool {
 // pagerLine matches the prompt of a device's pager, which waits for a key:
 // IOS and friends (--More--, <--- More --->), Junos (---(more 25%)---),
 // EdgeSwitch (--More-- or (q)uit), RouterOS (-- [Q quit|D dump|down]).
-var pagerLine = regexp.MustCompile(`(?i)^\s*(?:<?-+ ?\(?more(?: \d+%)?\)? ?-+>?(?: or \(q\)uit)?|-- \[Q quit\|D dump\|down\]|press any key to continue(?: \(q to quit\))?)\s*$`)
+var pagerLine = lazyRE(`(?i)^\s*(?:<?-+ ?\(?more(?: \d+%)?\)? ?-+>?(?: or \(q\)uit)?|-- \[Q quit\|D dump\|down\]|press any key to continue(?: \(q to quit\))?)\s*$`)
 
 // secretWords end the password prompts of enable, before the colon, in
 // any case: `Password:` (IOS, EOS, EdgeSwitch), `Enable Password:`,
@@ -141,4 +141,4 @@ func passwordPrompt(line string) bool {
 
 // deviceError matches, at the start of a line, the messages with which a
 // device rejects a command.
-var deviceError = regexp.MustCompile(`^(?:% ?(?:Invalid input|Incomplete command|Ambiguous command|Unknown command|Invalid command|Unrecognized command|Bad secrets|Access denied)|bad command name|syntax error|expected end of command|unknown command|error: |failure: |no such item)`)
+var deviceError = lazyRE(`^(?:% ?(?:Invalid input|Incomplete command|Ambiguous command|Unknown command|Invalid command|Unrecognized command|Bad secrets|Access denied)|bad command name|syntax error|expected end of command|unknown command|error: |failure: |no such item)`)

@@ -27,9 +27,10 @@ import (
 // side by side with OpenSSH's client on one loopback sshd (scripts/bench
 // runs it and prints the ratios):
 //
-//	warm     `true` four ways: ssh_run over MCP stdio with sshjobs serve
-//	         in-process (mcp) and through the daemon (mcp-daemon: the
-//	         forwarding's cost), `sshjobs run HOST -- true` as a new process
+//	warm     `true` five ways: ssh_run over MCP stdio with sshjobs serve
+//	         in-process (mcp) and through the daemon (mcp-daemon), the same
+//	         MCP session spoken directly on the daemon's socket (mcp-direct:
+//	         against mcp-daemon, the front's forwarding), `sshjobs run HOST -- true` as a new process
 //	         with a warm daemon (cli), and `ssh HOST true` over an open
 //	         ControlMaster (controlmaster); beside them the npm ssh-mcp
 //	         server's session and exec (sshMCPVariants, when installed)
@@ -75,10 +76,12 @@ func BenchmarkTable(b *testing.B) {
 	b.Run("warm", func(b *testing.B) {
 		inproc := startServe(b, bin, env)
 		viaDaemon := startServe(b, bin, denv)
+		direct := dialServe(b, bin, denv, srv)
 		sock := controlMaster(b, srv)
 		interleave(b, append([]variant{
 			{"mcp", func() { benchRunTrue(b, inproc, srv.Alias) }},
 			{"mcp-daemon", func() { benchRunTrue(b, viaDaemon, srv.Alias) }},
+			{"mcp-direct", func() { benchRunTrue(b, direct, srv.Alias) }},
 			{"cli", func() {
 				if code, _ := sshjobsCmd(b, bin, denv, "run", srv.Alias, "--", "true"); code != 0 {
 					b.Fatalf("sshjobs run: exit %d", code)
@@ -195,17 +198,24 @@ type variant struct {
 }
 
 // interleave runs each variant once (a warm-up), then b.N rounds of all of
-// them, and reports each one's median as NAME-ms.
+// them, and reports each one's median as NAME-ms. Every other round runs
+// them in reverse order: what a variant leaves behind (a process exiting, a
+// collection) does not always fall on the same next one (it cost the one
+// after the in-process server 0.5 ms at the median).
 func interleave(b *testing.B, vs []variant) {
 	for _, v := range vs {
 		v.run()
 	}
 	d := make([][]time.Duration, len(vs))
 	b.ResetTimer()
-	for range b.N {
-		for i, v := range vs {
+	for round := range b.N {
+		for k := range vs {
+			i := k
+			if round%2 == 1 {
+				i = len(vs) - 1 - k
+			}
 			start := time.Now()
-			v.run()
+			vs[i].run()
 			d[i] = append(d[i], time.Since(start))
 		}
 	}
@@ -237,6 +247,38 @@ func startServe(b *testing.B, bin string, env []string) *serveProc {
 		b.Fatal(err)
 	}
 	s := &serveProc{cmd: cmd, cs: cs}
+	b.Cleanup(s.close)
+	return s
+}
+
+// dialServe is an MCP session with the running daemon of bin and env (the
+// one startServe started) on its socket, without a front: what `sshjobs
+// serve` would forward, as the front would say hello.
+func dialServe(b *testing.B, bin string, env []string, srv *sshtest.Server) *serveProc {
+	b.Helper()
+	_, out := sshjobsCmd(b, bin, env, "daemon", "status", "-json")
+	var st daemonStatus
+	if err := json.NewDecoder(strings.NewReader(out)).Decode(&st); err != nil || st.Socket == "" {
+		b.Fatalf("daemon status: %q", out)
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := clientHello{Build: st.Build, Env: append(os.Environ(), env...), Cwd: cwd, SSHConfig: srv.SSHConfig}
+	c, err := dialMCP(st.Socket, &h, io.Discard)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil).
+		Connect(context.Background(), &mcp.IOTransport{Reader: c, Writer: c}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := cs.ListTools(context.Background(), nil); err != nil {
+		b.Fatal(err)
+	}
+	s := &serveProc{cs: cs}
 	b.Cleanup(s.close)
 	return s
 }

@@ -35,29 +35,57 @@ func cmdRun(ctx context.Context, stopSignals func(), args []string, stdout, stde
 	}
 	// Like ssh, the words after the host are joined into one command line.
 	spec := jobs.Spec{Session: *session, Command: strings.Join(rest, " "), KillAfter: *killAfter, Detached: *detach, Sudo: *sudo}
-	var a *app
-	var j *jobs.Job
-	var err error
 	if *noDaemon {
-		if a, err = openApp(ctx, cfg, modeRun); err == nil {
-			j, err = a.submit(ctx, host, spec)
+		a, err := openApp(ctx, cfg, modeRun)
+		if err != nil {
+			return 0, err
 		}
-	} else {
-		// Through the daemon, this process only submits, follows and
-		// cancels: the daemon runs the job on its warm connection and shell.
-		a, j, err = submitAndOpen(ctx, cfg, daemonArgs(fs), host, spec, stderr)
-	}
-	if a != nil {
 		defer a.Close()
+		j, err := a.submit(ctx, host, spec)
+		if err != nil {
+			return 0, err
+		}
+		if *detach {
+			detachedNote(j.ID, stderr)
+		}
+		return followRun(ctx, stopSignals, a, j.ID, 0, *detach, stdout, stderr)
 	}
+	// Through the daemon, this process only submits, and follows on the same
+	// connection: the daemon runs the job on its warm connection and shell.
+	s, err := startRun(ctx, cfg, daemonArgs(fs), runRequest{Host: host, Command: spec.Command, Session: spec.Session,
+		Detach: spec.Detached, Sudo: spec.Sudo, KillAfter: spec.KillAfter}, stderr)
 	if err != nil {
 		return 0, err
 	}
-	// Detached, the job goes on without this process: Ctrl-C stops following.
-	followCtx := ctx
+	defer s.c.Close()
 	if *detach {
-		fmt.Fprintf(stderr, "sshjobs: detached job %s; follow it with: sshjobs logs -f %s\n", j.ID, j.ID)
-	} else {
+		detachedNote(s.id, stderr)
+	}
+	j, err := s.follow(ctx, stopSignals, *detach, stdout, stderr)
+	if errors.Is(err, errRunCut) {
+		// The daemon stopped or died during the job: follow it in the
+		// database from where the stream stopped (it ends there, or its
+		// lost process is reported).
+		a, err := openApp(ctx, cfg, modeRead)
+		if err != nil {
+			return 0, fmt.Errorf("job %s: the daemon's stream ended, and the database cannot be read: %w", s.id, err)
+		}
+		defer a.Close()
+		return followRun(ctx, stopSignals, a, s.id, s.offset, *detach, stdout, stderr)
+	}
+	return runEnded(ctx, s.id, j, err, *detach, stderr)
+}
+
+func detachedNote(id string, stderr io.Writer) {
+	fmt.Fprintf(stderr, "sshjobs: detached job %s; follow it with: sshjobs logs -f %s\n", id, id)
+}
+
+// followRun follows job id from offset in the database (a is the app of this
+// process) to its end: the first Ctrl-C (ctx done) cancels it, or, detached,
+// stops following.
+func followRun(ctx context.Context, stopSignals func(), a *app, id string, offset int64, detach bool, stdout, stderr io.Writer) (int, error) {
+	followCtx := ctx
+	if !detach {
 		var stopFollowing context.CancelFunc
 		followCtx, stopFollowing = context.WithCancel(context.Background())
 		defer stopFollowing()
@@ -70,14 +98,19 @@ func cmdRun(ctx context.Context, stopSignals func(), args []string, stdout, stde
 				return
 			}
 			stopSignals()
-			if _, err := a.eng.Cancel(context.Background(), j.ID, "INT", jobs.DefaultCancelGrace); err != nil {
-				a.log.Warn("cancel job", "job", j.ID, "err", err)
+			if _, err := a.eng.Cancel(context.Background(), id, "INT", jobs.DefaultCancelGrace); err != nil {
+				a.log.Warn("cancel job", "job", id, "err", err)
 			}
 		}()
 	}
-	id := j.ID
-	j, err = follow(followCtx, a, id, 0, stdout, stderr)
-	if *detach && ctx.Err() != nil {
+	j, err := follow(followCtx, a, id, offset, stdout, stderr)
+	return runEnded(ctx, id, j, err, detach, stderr)
+}
+
+// runEnded is `sshjobs run`'s exit code for job id's end j (or the error
+// following it).
+func runEnded(ctx context.Context, id string, j *jobs.Job, err error, detach bool, stderr io.Writer) (int, error) {
+	if detach && ctx.Err() != nil {
 		fmt.Fprintf(stderr, "\nsshjobs: stopped following; job %s goes on. An sshjobs server (the MCP server) re-attaches it; sshjobs logs -f %s shows it.\n", id, id)
 		return 0, nil
 	}
@@ -92,36 +125,6 @@ func cmdRun(ctx context.Context, stopSignals func(), args []string, stdout, stde
 		return 0, fmt.Errorf("job %s ended %s%s, but %d bytes of its output could not be stored", j.ID, j.State, exitSuffix(j), j.OutputLost)
 	}
 	return exitCode(j), nil
-}
-
-// submitAndOpen submits the job through the daemon and opens the database
-// (to follow the job) at the same time: the open, a few milliseconds of
-// SQLite, overlaps the daemon's round trips. A database that does not exist
-// yet is created by this process first, before it starts the daemon.
-func submitAndOpen(ctx context.Context, cfg config, args []string, host string, spec jobs.Spec, warn io.Writer) (*app, *jobs.Job, error) {
-	if fi, err := os.Stat(cfg.DB); err != nil || fi.Size() == 0 {
-		a, err := openApp(ctx, cfg, modeRead)
-		if err != nil {
-			return nil, nil, err
-		}
-		j, err := submitToDaemon(ctx, cfg, args, host, spec, warn)
-		return a, j, err
-	}
-	type opened struct {
-		a   *app
-		err error
-	}
-	openc := make(chan opened, 1)
-	go func() {
-		a, err := openApp(ctx, cfg, modeRead)
-		openc <- opened{a, err}
-	}()
-	j, err := submitToDaemon(ctx, cfg, args, host, spec, warn)
-	o := <-openc
-	if o.err != nil && err == nil {
-		err = fmt.Errorf("job %s runs in the daemon, but cannot be followed here: %w", j.ID, o.err)
-	}
-	return o.a, j, err
 }
 
 // exitCode maps a final job to a process exit code the way ssh does: the
@@ -261,6 +264,12 @@ func cmdLogs(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return err
 }
 
+// storedWriter takes output with the offset it was stored at (the daemon's
+// stream of a run: the front can go on from there).
+type storedWriter interface {
+	writeStored(offset int64, data []byte) error
+}
+
 // copyOutput writes job id's stored output from offset up to end, noting on
 // stderr what the output cap dropped, and returns where it stopped.
 func copyOutput(ctx context.Context, a *app, id string, offset, end int64, stdout, stderr io.Writer) (int64, error) {
@@ -272,7 +281,12 @@ func copyOutput(ctx context.Context, a *app, id string, offset, end int64, stdou
 		if out.Skipped > 0 {
 			fmt.Fprintf(stderr, "\n[sshjobs: %d bytes not stored (output cap, or output that could not be stored)]\n", out.Skipped)
 		}
-		if _, err := stdout.Write(out.Data); err != nil {
+		if sw, ok := stdout.(storedWriter); ok {
+			err = sw.writeStored(out.Offset, out.Data)
+		} else {
+			_, err = stdout.Write(out.Data)
+		}
+		if err != nil {
 			return offset, err
 		}
 		next := out.Offset + int64(len(out.Data))

@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-	"github.com/sshjobs/sshjobs/jobs"
 	"github.com/sshjobs/sshjobs/sessions"
 	"github.com/sshjobs/sshjobs/sessions/sshconfig"
 	"golang.org/x/sys/unix"
@@ -39,9 +38,12 @@ import (
 // and a line of JSON (clientHello: the front's environment and settings),
 // answered with a line of JSON (daemonAnswer), then the MCP stream
 // (newline-delimited JSON-RPC) both ways; or daemonHelloStatus /
-// daemonHelloStop / daemonHelloDrain, answered with one JSON line.
+// daemonHelloStop / daemonHelloDrain, answered with one JSON line; or
+// daemonHelloRun (daemon_run.go: `sshjobs run`'s job, submitted and
+// streamed back on the connection).
 const (
 	daemonHelloMCP    = "sshjobs-mcp 2"
+	daemonHelloRun    = "sshjobs-run 1"
 	daemonHelloStatus = "sshjobs-status 1"
 	daemonHelloStop   = "sshjobs-stop 1"
 	daemonHelloDrain  = "sshjobs-drain 1"
@@ -55,6 +57,8 @@ type daemonAnswer struct {
 	PID      int      `json:"pid"`
 	Warnings []string `json:"warnings,omitempty"`
 	Error    string   `json:"error,omitempty"`
+	// JobID is the job a run hello (daemonHelloRun) submitted.
+	JobID string `json:"job_id,omitempty"`
 }
 
 // envHelloOnStdin tells a daemon that the hello of the front that starts it
@@ -225,31 +229,18 @@ func (d *daemon) serve(ctx context.Context, server *mcp.Server, c net.Conn) {
 	case daemonHelloDrain:
 		d.drain()
 		json.NewEncoder(c).Encode(d.status())
+	case daemonHelloRun:
+		d.serveRun(ctx, c, r)
 	case daemonHelloMCP:
-		line, err := r.ReadBytes('\n')
-		if err != nil {
-			return
-		}
-		var h clientHello
-		if err := json.Unmarshal(line, &h); err != nil {
-			json.NewEncoder(c).Encode(daemonAnswer{PID: os.Getpid(), Error: "unreadable hello: " + err.Error()})
-			return
-		}
-		clear(line) // it held the client's secrets
-		if h.Build != buildID() {
-			json.NewEncoder(c).Encode(daemonAnswer{PID: os.Getpid(), Error: fmt.Sprintf("this daemon is build %s, the front %s", buildID(), h.Build)})
+		h, ans, ok := d.readHello(c, r)
+		if !ok {
 			return
 		}
 		c.SetReadDeadline(time.Time{})
-		ans := daemonAnswer{PID: os.Getpid()}
-		if diff := h.Shared.conflicts(d.cfg.shared()); len(diff) > 0 {
-			ans.Warnings = append(ans.Warnings, fmt.Sprintf("the daemon serving %s (pid %d) keeps the database settings it started with, not this front's: %s; to change them, run `sshjobs daemon stop` and start again",
-				d.cfg.DB, os.Getpid(), strings.Join(diff, ", ")))
-		}
 		if err := json.NewEncoder(c).Encode(ans); err != nil {
 			return
 		}
-		cl := d.a.newClient(&h)
+		cl := d.a.newClient(h)
 		d.use(+1)
 		defer d.use(-1)
 		// The rest of the stream is MCP, read from r (the hello's reader may
@@ -271,6 +262,34 @@ func (d *daemon) serve(ctx context.Context, server *mcp.Server, c net.Conn) {
 		ss.Wait()
 		close(done)
 	}
+}
+
+// readHello reads a front's clientHello (the line after its hello line) and
+// makes the daemon's answer to it, its warnings included, for the caller to
+// complete and send. A hello the daemon cannot take is answered here: ok is
+// false then.
+func (d *daemon) readHello(c net.Conn, r *bufio.Reader) (h *clientHello, ans daemonAnswer, ok bool) {
+	line, err := r.ReadBytes('\n')
+	if err != nil {
+		return nil, ans, false
+	}
+	h = &clientHello{}
+	err = json.Unmarshal(line, h)
+	clear(line) // it held the client's secrets
+	if err != nil {
+		json.NewEncoder(c).Encode(daemonAnswer{PID: os.Getpid(), Error: "unreadable hello: " + err.Error()})
+		return nil, ans, false
+	}
+	if h.Build != buildID() {
+		json.NewEncoder(c).Encode(daemonAnswer{PID: os.Getpid(), Error: fmt.Sprintf("this daemon is build %s, the front %s", buildID(), h.Build)})
+		return nil, ans, false
+	}
+	ans = daemonAnswer{PID: os.Getpid()}
+	if diff := h.Shared.conflicts(d.cfg.shared()); len(diff) > 0 {
+		ans.Warnings = append(ans.Warnings, fmt.Sprintf("the daemon serving %s (pid %d) keeps the database settings it started with, not this front's: %s; to change them, run `sshjobs daemon stop` and start again",
+			d.cfg.DB, os.Getpid(), strings.Join(diff, ", ")))
+	}
+	return h, ans, true
 }
 
 func (d *daemon) use(n int) {
@@ -454,61 +473,96 @@ func dialDaemon(paths daemonPaths, hello string) (net.Conn, error) {
 // dialMCP connects to the daemon at socket as the client h describes and
 // prints the daemon's warnings for it to warn; then c carries MCP.
 func dialMCP(socket string, h *clientHello, warn io.Writer) (net.Conn, error) {
+	c, _, err := dialClient(socket, daemonHelloMCP, h, nil, warn)
+	return c, err
+}
+
+// daemonRefused is a daemon's error answer to a front's hello: the daemon
+// runs, so there is no point in starting one.
+type daemonRefused struct{ error }
+
+// dialClient connects to the daemon at socket with hello, as the client h
+// describes, followed by req (a line of JSON, or nothing), and returns the
+// daemon's answer; it prints the answer's warnings for it to warn. What
+// follows on c is hello's.
+func dialClient(socket, hello string, h *clientHello, req []byte, warn io.Writer) (net.Conn, daemonAnswer, error) {
+	var ans daemonAnswer
 	b, err := json.Marshal(h)
 	if err != nil {
-		return nil, fmt.Errorf("daemon hello: %w", err)
+		return nil, ans, fmt.Errorf("daemon hello: %w", err)
 	}
-	defer clear(b) // it holds the client's secrets
-	c, err := dialDaemon(daemonPaths{socket: socket}, daemonHelloMCP)
+	// One write: the hello line, the client's and the request.
+	msg := make([]byte, 0, len(hello)+len(b)+len(req)+3)
+	msg = append(append(msg, hello...), '\n')
+	msg = append(append(msg, b...), '\n')
+	if req != nil {
+		msg = append(append(msg, req...), '\n')
+	}
+	clear(b)
+	defer clear(msg) // it holds the client's secrets
+	c, err := net.DialTimeout("unix", socket, 2*time.Second)
 	if err != nil {
-		return nil, err
+		return nil, ans, err
 	}
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	ans, err := func() (daemonAnswer, error) {
-		var ans daemonAnswer
-		if _, err := c.Write(append(b, '\n')); err != nil {
-			return ans, err
+	r := bufio.NewReaderSize(c, 64<<10) // bounds the answer's line
+	err = func() error {
+		if _, err := c.Write(msg); err != nil {
+			return err
 		}
-		// Byte by byte up to the newline: what follows is MCP, for another
-		// reader.
-		var line []byte
-		one := make([]byte, 1)
-		for len(line) < 1<<16 {
-			if _, err := c.Read(one); err != nil {
-				return ans, fmt.Errorf("daemon hello answer: %w", err)
-			}
-			if one[0] == '\n' {
-				break
-			}
-			line = append(line, one[0])
+		line, err := r.ReadSlice('\n')
+		if err != nil {
+			return fmt.Errorf("daemon hello answer: %w", err)
 		}
 		if err := json.Unmarshal(line, &ans); err != nil {
-			return ans, fmt.Errorf("daemon hello answer %q: %w", line, err)
+			return fmt.Errorf("daemon hello answer %q: %w", line, err)
 		}
-		return ans, nil
+		return nil
 	}()
 	if err != nil {
 		c.Close()
-		return nil, err
+		return nil, ans, err
 	}
-	if ans.Error != "" {
-		c.Close()
-		return nil, fmt.Errorf("daemon (pid %d) at %s: %s", ans.PID, socket, ans.Error)
-	}
-	c.SetDeadline(time.Time{})
 	for _, w := range ans.Warnings {
 		fmt.Fprintf(warn, "sshjobs: warning: %s\n", w)
 	}
-	return c, nil
+	if ans.Error != "" {
+		c.Close()
+		return nil, ans, daemonRefused{fmt.Errorf("daemon (pid %d) at %s: %s", ans.PID, socket, ans.Error)}
+	}
+	c.SetDeadline(time.Time{})
+	if r.Buffered() == 0 {
+		return c, ans, nil
+	}
+	// What follows came with the answer: c reads on from r.
+	return daemonConn{c, r}, ans, nil
 }
+
+// daemonConn is a connection to the daemon read through r. It hides the
+// socket's descriptor (SyscallConn), which a copy would read past r.
+type daemonConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c daemonConn) CloseWrite() error { return c.Conn.(*net.UnixConn).CloseWrite() }
+
+func (c daemonConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // startDaemon connects to the database's daemon as the client h describes,
 // starting one (this binary, `daemon run` with the same flags, in a session
 // of its own so that the client's signals do not reach it) when none
 // answers.
 func startDaemon(ctx context.Context, paths daemonPaths, args []string, h *clientHello, warn io.Writer) (net.Conn, error) {
-	if c, err := dialMCP(paths.socket, h, warn); err == nil {
-		return c, nil
+	return startDaemonFor(ctx, paths, args, h, func() (net.Conn, error) { return dialMCP(paths.socket, h, warn) })
+}
+
+// startDaemonFor is startDaemon with dial, which connects and says hello;
+// a daemon's refusal (daemonRefused) is final.
+func startDaemonFor(ctx context.Context, paths daemonPaths, args []string, h *clientHello, dial func() (net.Conn, error)) (net.Conn, error) {
+	c, err := dial()
+	if err == nil || errors.As(err, new(daemonRefused)) {
+		return c, err
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -537,8 +591,8 @@ func startDaemon(ctx context.Context, paths daemonPaths, args []string, h *clien
 			return nil, err
 		}
 		for wait := true; wait; {
-			if c, err := dialMCP(paths.socket, h, warn); err == nil {
-				return c, nil
+			if c, err := dial(); err == nil || errors.As(err, new(daemonRefused)) {
+				return c, err
 			}
 			select {
 			case err := <-exited:
@@ -610,7 +664,7 @@ func readHelloFromStdin() (*clientHello, error) {
 func forward(ctx context.Context, c net.Conn, stdin io.Reader, stdout io.Writer) error {
 	go func() {
 		io.Copy(c, stdin)
-		c.(*net.UnixConn).CloseWrite() // the client closed stdin: the session ends
+		c.(interface{ CloseWrite() error }).CloseWrite() // the client closed stdin: the session ends
 	}()
 	done := make(chan error, 1)
 	go func() {
@@ -657,33 +711,6 @@ func callDaemon(ctx context.Context, c net.Conn, tool string, in map[string]any)
 		return nil, errors.New(strings.Join(msg, " "))
 	}
 	return &v, nil
-}
-
-// submitToDaemon enqueues a job through the database's daemon (starting it
-// when none runs) and returns it; the caller follows it in the database.
-func submitToDaemon(ctx context.Context, cfg config, args []string, host string, s jobs.Spec, warn io.Writer) (*jobs.Job, error) {
-	paths, err := daemonPathsFor(cfg.DB)
-	if err != nil {
-		return nil, err
-	}
-	h, err := newHello(cfg)
-	if err != nil {
-		return nil, err
-	}
-	c, err := startDaemon(ctx, paths, args, &h, warn)
-	if err != nil {
-		return nil, err
-	}
-	in := map[string]any{"host": host, "command": s.Command, "session": s.Session, "timeout_s": 0,
-		"detach": s.Detached, "sudo": s.Sudo}
-	if s.KillAfter > 0 {
-		in["kill_after_s"] = s.KillAfter.Seconds()
-	}
-	v, err := callDaemon(ctx, c, "ssh_run", in)
-	if err != nil {
-		return nil, err
-	}
-	return &jobs.Job{ID: v.JobID}, nil
 }
 
 // cancelThroughDaemon cancels a job through the daemon that runs it (owner

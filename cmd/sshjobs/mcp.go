@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -105,10 +106,20 @@ func progress(ctx context.Context, req *mcp.CallToolRequest, a *app) func(*jobs.
 // schema: the answer still carries Out as structuredContent (its fields are
 // in docs/TOOLS.md), but every tool's output schema in tools/list would cost
 // the model's context more than the 12 KB all tools may take together.
+//
+// The input schema goes in as JSON, encoded here once: the SDK validates the
+// arguments with the schema it resolves from it, and tools/list copies it
+// instead of encoding every schema again for each client (most of the cost
+// of a front's start, which asks for the list).
 func addTool[In, Out any](s *mcp.Server, t *mcp.Tool, h mcp.ToolHandlerFor[In, Out]) {
 	if t.InputSchema == nil {
 		t.InputSchema = inputSchema[In]()
 	}
+	b, err := json.Marshal(t.InputSchema)
+	if err != nil {
+		panic(err) // a programming error, caught by the tests that build the server
+	}
+	t.InputSchema = json.RawMessage(b)
 	t.OutputSchema = nil
 	mcp.AddTool(s, t, func(ctx context.Context, req *mcp.CallToolRequest, in In) (*mcp.CallToolResult, any, error) {
 		res, out, err := h(ctx, req, in)
