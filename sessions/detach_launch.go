@@ -102,7 +102,9 @@ func (e *Executor) launchOn(ctx context.Context, h *sshconfig.Host, j *jobs.Job)
 //     it still leads a process group of its own.
 //
 // The detached process writes its own pid file (pid.tmp, mv to pid), since a
-// forking setsid makes $! useless; the launcher waits for it and prints
+// forking setsid makes $! useless; the launcher waits for it (polling every
+// 10 ms at first, since it usually appears within a few, then every 50 ms,
+// about 10 s in all) and prints
 // NONCE ok DIR and NONCE pid PID PGID START, or NONCE nospool DIR, or NONCE
 // nostart DIR. The command runs under the session's shell kind (bash, zsh,
 // else sh) so that it means what it would mean typed in the session.
@@ -120,8 +122,8 @@ func launcherScript(nonce, spoolDir, jobID, command string) string {
 		`    case $- in *m*) ` + start + ` ;; *) ` + start + ` & ;; esac`,
 		`  else ` + noSetsid,
 		`  fi`,
-		`  __sj_i=0; until [ -f "$__sj_d/pid" ] || [ "$__sj_i" -ge 200 ]; do sleep 0.05 2> /dev/null || sleep 1; __sj_i=$((__sj_i+1)); done`,
-		`  if [ -f "$__sj_d/pid" ]; then echo "` + nonce + ` ok $__sj_d"; echo "` + nonce + ` pid $(cat "$__sj_d/pid")"; else echo "` + nonce + ` nostart $__sj_d"; fi`,
+		`  __sj_i=0; until [ -f "$__sj_d/pid" ] || [ "$__sj_i" -ge 210 ]; do if [ "$__sj_i" -lt 10 ]; then sleep 0.01; else sleep 0.05; fi 2> /dev/null || sleep 1; __sj_i=$((__sj_i+1)); done`,
+		`  if [ -f "$__sj_d/pid" ] && read -r __sj_i < "$__sj_d/pid"; then echo "` + nonce + ` ok $__sj_d"; echo "` + nonce + ` pid $__sj_i"; else echo "` + nonce + ` nostart $__sj_d"; fi`,
 		`else echo "` + nonce + ` nospool $__sj_d"; fi`,
 		`unset __sj_d __sj_w __sj_c __sj_s __sj_i`,
 	}

@@ -46,7 +46,9 @@ func (db *DB) AppendOutput(ctx context.Context, chunks []jobs.Chunk, maxJobOutpu
 		return nil
 	}
 	now := time.Now().UnixMilli()
+	var logged int64
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		logged = 0
 		insert := tx.StmtContext(ctx, db.stInsertChunk)
 		load := tx.StmtContext(ctx, db.stJobOutput)
 		lastSeq := tx.StmtContext(ctx, db.stLastSeq)
@@ -115,6 +117,7 @@ func (db *DB) AppendOutput(ctx context.Context, chunks []jobs.Chunk, maxJobOutpu
 				if _, err := insert.ExecContext(ctx, c.JobID, j.seq, j.total, data[:n], at); err != nil {
 					return fmt.Errorf("job %s: insert chunk at %d: %w", c.JobID, j.total, err)
 				}
+				logged += n
 				j.seq++
 				j.total += n
 				data = data[n:]
@@ -135,6 +138,8 @@ func (db *DB) AppendOutput(ctx context.Context, chunks []jobs.Chunk, maxJobOutpu
 	if err != nil {
 		return fmt.Errorf("append output (%d chunks): %w", len(chunks), err)
 	}
+	db.ckpt.logged(logged)
+	db.ckpt.kick()
 	return nil
 }
 

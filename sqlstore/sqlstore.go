@@ -90,6 +90,7 @@ type DB struct {
 	path string
 	w    *sql.DB // one connection: all writes
 	r    *sql.DB // query-only pool: Get, List, ReadOutput, ...
+	ckpt *checkpointer
 
 	// Statements AppendOutput runs for every chunk or job, prepared once on
 	// the writer's only connection.
@@ -145,6 +146,9 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		"_pragma=foreign_keys(1)",
 		"_pragma=synchronous(NORMAL)",
 		"_pragma=journal_mode(WAL)",
+		// Checkpoints are the checkpointer's (checkpoint.go); SQLite's own
+		// only catch a log that grew without it.
+		"_pragma=wal_autocheckpoint("+strconv.Itoa(2*ckptBound/4096)+")",
 		// A deferred transaction that reads and then writes fails with
 		// SQLITE_BUSY, busy timeout or not, when another process committed
 		// in between; taking the write lock at BEGIN waits instead.
@@ -157,7 +161,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxIdleTime(0)
 	w.SetConnMaxLifetime(0)
-	db := &DB{path: path, w: w}
+	db := &DB{path: path, w: w, ckpt: newCheckpointer(path)}
 	// Up to date (every open but the first of each version): no write
 	// transaction, which would wait for the write lock of a daemon
 	// committing output.
@@ -165,6 +169,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		files = nil
 	}
 	if err := db.migrate(ctx, files); err != nil {
+		db.ckpt.close()
 		w.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
@@ -181,6 +186,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	r.SetMaxIdleConns(opts.ReadConns)
 	db.r = r
 	db.wq, db.rq = newStmtCache(db.w), newStmtCache(db.r)
+	db.wq.wrote = db.ckpt.kick
 	if err := db.prepare(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
@@ -207,6 +213,7 @@ func (db *DB) Close() error {
 	if db.r != nil {
 		errs = append(errs, db.r.Close())
 	}
+	errs = append(errs, db.ckpt.close())
 	errs = append(errs, db.w.Close())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close database %s: %w", db.path, err)
@@ -412,6 +419,7 @@ func (db *DB) migrate(ctx context.Context, files []migration) error {
 // inTx runs f in a write transaction (BEGIN IMMEDIATE) and commits it unless f
 // fails.
 func (db *DB) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
+	db.ckpt.bound(ctx, db.w)
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -420,7 +428,11 @@ func (db *DB) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
 		tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	db.ckpt.kick()
+	return nil
 }
 
 func (db *DB) prepare(ctx context.Context) error {

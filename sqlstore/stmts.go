@@ -14,6 +14,8 @@ type stmtCache struct {
 	db *sql.DB // statements never run in a transaction: on the writer, that
 	// would hold the only connection that preparing needs
 
+	wrote func() // called after each Exec that succeeded (nil: none)
+
 	mu sync.Mutex // protects m
 	m  map[string]*sql.Stmt
 }
@@ -56,7 +58,11 @@ func (c *stmtCache) ExecContext(ctx context.Context, query string, args ...any) 
 	if err != nil {
 		return nil, err
 	}
-	return st.ExecContext(ctx, args...)
+	res, err := st.ExecContext(ctx, args...)
+	if err == nil && c.wrote != nil {
+		c.wrote()
+	}
+	return res, err
 }
 
 // QueryRowContext is sql.DB's: an error comes back from Scan.
