@@ -84,7 +84,7 @@ func (a *app) listJobs(ctx context.Context, in jobsIn) (*jobsOut, error) {
 		out.Jobs = append(out.Jobs, jobRow{
 			JobID: j.ID, Host: j.Host, Session: j.Session, Command: clip(j.Command, 200), State: j.State,
 			ExitCode: j.ExitCode, CreatedAt: rfc3339(j.CreatedAt),
-			DurationMS: j.Duration(now).Milliseconds(), OutputBytes: j.OutputBytes, Detached: j.Detached,
+			DurationMS: durationMS(j, now), OutputBytes: j.OutputBytes, Detached: j.Detached,
 		})
 	}
 	return out, nil

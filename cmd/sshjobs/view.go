@@ -59,8 +59,18 @@ func newJobView(j *jobs.Job) *jobView {
 		JobID: j.ID, Host: j.Host, Session: j.Session, State: j.State, ExitCode: j.ExitCode,
 		Signal: j.Signal, Error: j.Error, ErrorKind: string(j.ErrorKind), OutputBytes: j.OutputBytes, OutputLost: j.OutputLost, Prompt: j.Prompt, Cwd: j.Cwd,
 		NewShell: j.NewShell, StartedAt: rfc3339(j.StartedAt), EndedAt: rfc3339(j.EndedAt),
-		DurationMS: j.Duration(time.Now()).Milliseconds(),
+		DurationMS: durationMS(j, time.Now()),
 	}
+}
+
+// durationMS is j's run time in milliseconds, rounded up once it started:
+// 0 means it never started, not that it was quick (a warm `true` takes
+// less than a millisecond).
+func durationMS(j *jobs.Job, now time.Time) int64 {
+	if j.StartedAt.IsZero() {
+		return 0
+	}
+	return int64((j.Duration(now) + time.Millisecond - 1) / time.Millisecond)
 }
 
 // view renders j with the part of its output s asks for.
