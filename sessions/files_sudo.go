@@ -44,11 +44,12 @@ const (
 	sudoExitWrite     = 27
 	sudoExitOwner     = 28
 	sudoExitRename    = 29
+	sudoExitIrregular = 30 // a FIFO, a device, a socket: cat would block or never end
 )
 
 // sudoReadScript prints "NONCE size rawmode(hex) uid gid mtime" and then
 // the file.
-const sudoReadScript = `n=$1; p=$2; if [ -d "$p" ]; then exit 21; fi; if [ ! -e "$p" ]; then exit 23; fi; s=$(stat -L -c "%s %f %u %g %Y" -- "$p") || exit 1; echo "$n $s"; exec cat -- "$p"`
+const sudoReadScript = `n=$1; p=$2; if [ -d "$p" ]; then exit 21; fi; if [ ! -e "$p" ]; then exit 23; fi; if [ ! -f "$p" ]; then exit 30; fi; s=$(stat -L -c "%s %f %u %g %Y" -- "$p") || exit 1; echo "$n $s"; exec cat -- "$p"`
 
 // sudoWriteScript installs $2 (the content) at $3: args mode, if_sha256,
 // append and make_dirs follow ("" for none). It reports "NONCE ok SHA256"
@@ -168,6 +169,8 @@ func (f *Files) sudoError(op, p string, status int, stderr string) error {
 		err = &because{"no such folder (make_dirs: true creates it)", fs.ErrNotExist}
 	case sudoExitNotExist:
 		err = fs.ErrNotExist
+	case sudoExitIrregular:
+		err = errors.New("not a regular file")
 	case sudoExitNoFile:
 		err = fmt.Errorf("%w: if_sha256 is set but the file does not exist", ErrConflict)
 	case sudoExitNoSumTool:

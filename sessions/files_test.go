@@ -374,6 +374,18 @@ func TestFileSudo(t *testing.T) {
 			if !errors.Is(err, ErrIsDir) {
 				t.Errorf("sudo read of a folder: %v", err)
 			}
+			// A FIFO with no writer: cat would wait for one forever (and a
+			// device like /dev/zero never ends), so it is refused as the
+			// read without sudo refuses it.
+			fifo := filepath.Join(dir, "pipe")
+			if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if _, err = f.SudoRead(ctx, fifo, 0, 100); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+				t.Errorf("sudo read of a FIFO: %v", err)
+			}
 			return nil
 		})
 		fi, _ := os.Stat(target)
