@@ -160,6 +160,7 @@ func checkCount(t testing.TB, e *engine, j *jobs.Job, n int) {
 }
 
 func TestDetachedSurvivesDroppedConnection(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		pool := newDetachPool(t, srv.SSHConfig, t.TempDir())
 		e := newDetachEngine(t, filepath.Join(t.TempDir(), "sshjobs.db"), pool, 15*time.Second)
@@ -217,6 +218,7 @@ func remoteGroup(t testing.TB, pgid int) []string {
 }
 
 func TestDetachedCancelKillsProcessGroup(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		pool := newDetachPool(t, srv.SSHConfig, t.TempDir())
 		e := newDetachEngine(t, filepath.Join(t.TempDir(), "sshjobs.db"), pool, 15*time.Second)
@@ -251,6 +253,7 @@ func TestDetachedCancelKillsProcessGroup(t *testing.T) {
 }
 
 func TestDetachedUnwritableSpool(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		// Not even root creates folders in /proc.
 		pool := newDetachPool(t, srv.SSHConfig, "/proc/sshjobs-spool")
