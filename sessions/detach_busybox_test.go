@@ -34,6 +34,7 @@ func busyboxPath(t *testing.T, bb string, setsid bool) string {
 // to the system's coreutils), with and without setsid: a dropped connection
 // mid-way, then a cancel that must empty the job's process group.
 func TestDetachedBusybox(t *testing.T) {
+	t.Parallel()
 	var bb string
 	for _, p := range []string{"/usr/bin/busybox", "/bin/busybox"} {
 		if _, err := os.Stat(p); err == nil {

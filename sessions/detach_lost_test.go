@@ -19,6 +19,7 @@ import (
 // commit: the job's row says how much output was lost, its later output is
 // still stored, and the spool (the only full copy) is kept.
 func TestDetachedSpoolKeptWhenOutputLost(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		ctx := context.Background()
 		pool := newDetachPool(t, srv.SSHConfig, t.TempDir())

@@ -18,6 +18,7 @@ import (
 // launcher is typed into that shell, and the command runs under the same
 // kind of shell.
 func TestDetachedShells(t *testing.T) {
+	t.Parallel()
 	for _, sh := range []string{"/bin/dash", "/usr/bin/zsh", "/bin/bash"} {
 		t.Run(filepath.Base(sh), func(t *testing.T) {
 			if _, err := os.Stat(sh); err != nil {
@@ -49,6 +50,7 @@ func TestDetachedShells(t *testing.T) {
 // is refused; a spool removed under a running job ends it lost, with its
 // output so far kept.
 func TestDetachedNoInputAndGoneSpool(t *testing.T) {
+	t.Parallel()
 	srv := sshtest.StartInProcess(t, sshtest.Options{})
 	spool := t.TempDir()
 	pool := newDetachPool(t, srv.SSHConfig, spool)
@@ -76,6 +78,7 @@ func TestDetachedNoInputAndGoneSpool(t *testing.T) {
 // TestOrphanSpools lists the spool folders of jobs that the caller does not
 // know, and deletes nothing.
 func TestOrphanSpools(t *testing.T) {
+	t.Parallel()
 	srv := sshtest.StartInProcess(t, sshtest.Options{})
 	spool := t.TempDir()
 	pool := newDetachPool(t, srv.SSHConfig, spool)
@@ -106,6 +109,7 @@ func TestOrphanSpools(t *testing.T) {
 
 // TestDetachedKillAfter: kill_after_s stops a detached job like a cancel.
 func TestDetachedKillAfter(t *testing.T) {
+	t.Parallel()
 	srv := sshtest.StartInProcess(t, sshtest.Options{})
 	pool := newDetachPool(t, srv.SSHConfig, t.TempDir())
 	e := newDetachEngine(t, filepath.Join(t.TempDir(), "sshjobs.db"), pool, 15*time.Second)

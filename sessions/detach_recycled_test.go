@@ -57,6 +57,7 @@ func startTicks(t testing.TB, pid int) string {
 // same cancel with the sleep's real start time kills it, so it is the start
 // check that spared it.
 func TestDetachedRecycledPid(t *testing.T) {
+	t.Parallel()
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		t.Skip("needs /proc")
 	}

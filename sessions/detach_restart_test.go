@@ -38,6 +38,7 @@ func init() {
 // its detached job runs; a new engine on the same database adopts the job
 // once the lease ran out and follows it from the stored offset to the end.
 func TestDetachedSurvivesServerKill(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		dbPath := filepath.Join(t.TempDir(), "sshjobs.db")
 		spool := t.TempDir()

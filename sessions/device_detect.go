@@ -16,14 +16,36 @@ const deviceQuiet = 500 * time.Millisecond
 // network device's CLI that got the init script instead of a shell: the
 // last line is a device prompt (learnPrompt), and the device either
 // rejected a line with an error message or showed that prompt before,
-// echoing a line of the script after it. A POSIX shell does neither: its
-// prompt is gone (PS1=) once the script's first lines ran, and a shell that
-// has not run them yet shows its prompt once. It is judged only once the
-// output went quiet, without the shell's ready marker.
+// echoing after it a line of the script that no POSIX shell echoes
+// (echoFree). A POSIX shell does neither: its prompt is gone (PS1=) once
+// the script's first lines ran. A shell that is only slow may sit at its
+// prompt, after echoing the first lines with its line editor (zsh's zle
+// echoes two), for longer than deviceQuiet on a loaded host: that is no
+// sign. It is judged only once the output went quiet, without the shell's
+// ready marker.
 type deviceDetector struct {
-	cl      term.Cleaner
-	lines   []string // the last whole lines, at most detectLines
-	errSeen bool
+	cl       term.Cleaner
+	lines    []string        // the last whole lines, at most detectLines
+	echoFree map[string]bool // echoFreeLines of the init script
+	errSeen  bool
+}
+
+// echoFreeLines returns the init script's lines, trimmed, that a POSIX
+// shell never echoes: those after `stty -echo`. By then every line editor
+// is off (bash's after the first line, zsh's after the second, busybox
+// ash's once the terminal's echo is off) and so is the terminal's echo. A
+// device's CLI echoes each line it reads after its prompt.
+func echoFreeLines(script string) map[string]bool {
+	m := map[string]bool{}
+	after := false
+	for l := range strings.Lines(script) {
+		l = strings.TrimSpace(l)
+		if after && l != "" {
+			m[l] = true
+		}
+		after = after || strings.HasPrefix(l, "stty -echo")
+	}
+	return m
 }
 
 const detectLines = 64
@@ -52,7 +74,7 @@ func (d *deviceDetector) device() (devicePrompt, bool) {
 		return p, true
 	}
 	for _, l := range d.lines {
-		if strings.HasPrefix(l, pend) && len(l) > len(pend) {
+		if echo, ok := strings.CutPrefix(l, pend); ok && d.echoFree[strings.TrimSpace(echo)] {
 			return p, true
 		}
 	}

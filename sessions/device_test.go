@@ -137,6 +137,7 @@ Configuration register is 0x2102
 // mode kept across jobs and entered again after the device dropped it,
 // configure mode across calls, errors, a streaming command cancelled.
 func TestDeviceIOS(t *testing.T) {
+	t.Parallel()
 	eachDevice(t, func(t *testing.T, kind sshtest.Kind) {
 		d := &devicetest.IOS{EnableSecret: testEnableSecret}
 		ds := startIOS(t, kind, d)
@@ -254,6 +255,7 @@ func mustResolve(t *testing.T, p *Pool, srv *sshtest.Server) *sshconfig.Host {
 // A device that drops out of enable mode (an exec timeout) is put back in
 // it before the next command.
 func TestDeviceEnableAgain(t *testing.T) {
+	t.Parallel()
 	const drop = 500 * time.Millisecond
 	d := &devicetest.IOS{EnableSecret: testEnableSecret, DropAfter: drop}
 	ds := startIOS(t, sshtest.KindInProcess, d)
@@ -324,6 +326,7 @@ func TestDeviceJunos(t *testing.T) {
 // A wrong enable secret ends the job in error within seconds, and its
 // command is never typed.
 func TestDeviceEnableWrong(t *testing.T) {
+	t.Parallel()
 	eachDevice(t, func(t *testing.T, kind sshtest.Kind) {
 		ds := startIOS(t, kind, &devicetest.IOS{EnableSecret: testEnableSecret})
 		// The upper-cased name (OVRD_SSHTEST_OPENSSH_ENABLE_PASS).
@@ -352,6 +355,7 @@ func TestDeviceEnableWrong(t *testing.T) {
 // advanced and the output complete; a rename is followed; errors; a
 // streaming command cancelled.
 func TestDeviceRouterOS(t *testing.T) {
+	t.Parallel()
 	eachDevice(t, func(t *testing.T, kind sshtest.Kind) {
 		ds := startRouterOS(t, kind, &devicetest.RouterOS{})
 		srv := ds.srv
@@ -441,6 +445,7 @@ func wantLog(t *testing.T, out string) {
 // With the print rewrite off, RouterOS's own pager shows; it is advanced
 // and taken out, and the output is complete.
 func TestDeviceRouterOSPager(t *testing.T) {
+	t.Parallel()
 	ds := startRouterOS(t, sshtest.KindInProcess, &devicetest.RouterOS{})
 	p := newDevicePool(t, ds.srv, PoolConfig{DevicePrintAsIs: true})
 	wantLog(t, wantDevJob(t, p, ds.srv, "/log print", jobs.StateSucceeded))
@@ -453,6 +458,7 @@ func TestDeviceRouterOSPager(t *testing.T) {
 // shell probe: nothing of the init script reaches its CLI. Connect reports
 // the device and its CLI; sudo and detach are refused.
 func TestDeviceByName(t *testing.T) {
+	t.Parallel()
 	ds := startIOS(t, sshtest.KindInProcess, &devicetest.IOS{EnableSecret: testEnableSecret})
 	p := newDevicePool(t, ds.srv, PoolConfig{Devices: []string{"nomatch", "sshtest-in*"}})
 	h := mustResolve(t, p, ds.srv)
@@ -506,6 +512,7 @@ func TestDeviceByName(t *testing.T) {
 }
 
 func TestRewritePrint(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		line   string
 		inMenu bool

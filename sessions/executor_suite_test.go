@@ -12,6 +12,7 @@ import (
 // both servers. The suite resolves each job through the executor
 // (jobs.DestinationResolver), as the engine does at enqueue.
 func TestExecutorSuite(t *testing.T) {
+	t.Parallel()
 	caps := jobstest.Capabilities{
 		Sessions: true, Detached: true, Prompts: true,
 		// A shell session sees only $?: 128+n for a command killed by n.

@@ -47,6 +47,7 @@ func mustFiles(t *testing.T, p *Pool, srv *sshtest.Server, fn func(f *Files) err
 func sum(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
 
 func TestFileRoundTrip(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		p := newTestPool(t, srv, PoolConfig{})
 		bin := make([]byte, 70000)
@@ -102,6 +103,7 @@ func TestFileRoundTrip(t *testing.T) {
 // A 5 MiB file read page by page: the pages concatenate to the file, and
 // every page reports the whole file's sha256.
 func TestFileReadPages(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		p := newTestPool(t, srv, PoolConfig{})
 		data := make([]byte, 5<<20+123)
@@ -134,6 +136,7 @@ func TestFileReadPages(t *testing.T) {
 
 // A reader never sees a half-written file while writes replace it.
 func TestFileAtomicWrite(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		p := newTestPool(t, srv, PoolConfig{})
 		a, b := bytes.Repeat([]byte("a"), 1<<20), bytes.Repeat([]byte("b"), 1<<20)
@@ -177,6 +180,7 @@ func TestFileAtomicWrite(t *testing.T) {
 // A rewritten file keeps its owner, group and mode (setgid included);
 // mode replaces the mode when given.
 func TestFileKeepsOwnerAndMode(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("chown needs root")
 	}
@@ -212,6 +216,7 @@ func TestFileKeepsOwnerAndMode(t *testing.T) {
 }
 
 func TestFileIfSHA256(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		p := newTestPool(t, srv, PoolConfig{})
 		target := filepath.Join(srv.Home, "locked")
@@ -239,6 +244,7 @@ func TestFileIfSHA256(t *testing.T) {
 // Writes to one path from many goroutines run one at a time: appends are
 // all kept.
 func TestFileConcurrentWrites(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		p := newTestPool(t, srv, PoolConfig{})
 		var wg sync.WaitGroup
@@ -259,6 +265,7 @@ func TestFileConcurrentWrites(t *testing.T) {
 }
 
 func TestFileList(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		p := newTestPool(t, srv, PoolConfig{})
 		dir := filepath.Join(srv.Home, "ls")
@@ -303,6 +310,7 @@ func TestFileList(t *testing.T) {
 }
 
 func TestFileErrors(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		p := newTestPool(t, srv, PoolConfig{})
 		os.MkdirAll(filepath.Join(srv.Home, "adir"), 0o755)
@@ -339,6 +347,7 @@ func TestFileErrors(t *testing.T) {
 // the test user's password, keeping its owner and mode; a wrong password is
 // refused and changes nothing.
 func TestFileSudo(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{User: sshtest.TestUser}, func(t *testing.T, srv *sshtest.Server) {
 		dir := t.TempDir()
 		os.Chmod(dir, 0o755)
@@ -417,6 +426,7 @@ func TestFileSudo(t *testing.T) {
 // On a host without sha256sum or shasum an upload and a download are
 // verified by reading the remote file back over SFTP.
 func TestFileTransferVerifyBySFTP(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		p := newTestPool(t, srv, PoolConfig{})
 		local := filepath.Join(t.TempDir(), "f")
@@ -455,6 +465,7 @@ func sameFileT(t *testing.T, a, b string) {
 // A full disk: the write fails with a clear error, the file keeps its old
 // content and no temporary file is left.
 func TestFileDiskFull(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("mounting a small tmpfs needs root")
 	}

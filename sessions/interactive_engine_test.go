@@ -23,6 +23,7 @@ import (
 // real engine over SQLite, then searches the database files and the logs for
 // the secrets.
 func TestInteractiveThroughEngine(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{User: sshtest.TestUser}, func(t *testing.T, srv *sshtest.Server) {
 		ctx := context.Background()
 		logs := &sshtest.Buffer{}

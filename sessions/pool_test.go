@@ -20,6 +20,13 @@ import (
 
 var jobSeq atomic.Int64
 
+// Tests that share nothing with others in this process call t.Parallel:
+// most of their time is spent waiting for remote shells (sleeps, idle and
+// takeover timers), so the package takes about half as long. Not parallel:
+// TestPoolCloseWaitsForGoroutines (counts the process's goroutines), the
+// sudo tests (they scan the whole process list for the test account's
+// password) and the destination tests (t.Setenv).
+
 // newTestPool returns a pool that resolves and dials srv's ssh_config alias
 // through the real Resolver and Dialer.
 func newTestPool(t testing.TB, srv *sshtest.Server, cfg PoolConfig) *Pool {
@@ -123,6 +130,7 @@ func testCore(t *testing.T, p *Pool, srv *sshtest.Server) {
 }
 
 func TestPoolCore(t *testing.T) {
+	t.Parallel()
 	opts := sshtest.Options{
 		Banner: "WELCOME TO THE TEST SERVER\nLast login: never\n",
 		Env: []string{
@@ -148,6 +156,7 @@ func TestPoolCore(t *testing.T) {
 }
 
 func TestPoolShells(t *testing.T) {
+	t.Parallel()
 	for _, path := range []string{"/bin/sh", "/bin/dash", "/usr/bin/zsh", "/bin/zsh", "/usr/bin/busybox", "/bin/busybox"} {
 		t.Run(filepath.Base(path)+path[:4], func(t *testing.T) {
 			if _, err := os.Stat(path); err != nil {
@@ -161,6 +170,7 @@ func TestPoolShells(t *testing.T) {
 }
 
 func TestPoolLargeOutput(t *testing.T) {
+	t.Parallel()
 	var want strings.Builder
 	for i := 1; i <= 200000; i++ {
 		fmt.Fprintf(&want, "%d\n", i)
@@ -182,6 +192,7 @@ func TestPoolLargeOutput(t *testing.T) {
 }
 
 func TestPoolExit(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		p := newTestPool(t, srv, PoolConfig{})
 		runJob(t, p, srv, "default", "cd /tmp")
@@ -208,6 +219,7 @@ func TestPoolExit(t *testing.T) {
 // A shell that exits before it reads the next job's line has not run it: the
 // job runs on a new shell instead of ending with the old shell's exit status.
 func TestPoolShellGoneBeforeJob(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		p := newTestPool(t, srv, PoolConfig{})
 		// The shell's stdin becomes a pipe that ends in 0.5s: the shell is
@@ -227,6 +239,7 @@ func TestPoolShellGoneBeforeJob(t *testing.T) {
 // another connection for the sessions past its limit; shells keep their state
 // and jobs on them can be cancelled.
 func TestPoolMaxSessions(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{MaxSessions: 2}, func(t *testing.T, srv *sshtest.Server) {
 		p := newTestPool(t, srv, PoolConfig{})
 		for _, name := range []string{"a", "b", "c"} {
@@ -249,6 +262,7 @@ func TestPoolMaxSessions(t *testing.T) {
 }
 
 func TestPoolInputAndCancel(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		p := newTestPool(t, srv, PoolConfig{})
 
@@ -332,6 +346,7 @@ func waitResult(t testing.TB, resc <-chan jobs.Result) jobs.Result {
 // TestPoolParallelSessions proves two sessions on one host run at the same
 // time: each waits for a file the other creates.
 func TestPoolParallelSessions(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		p := newTestPool(t, srv, PoolConfig{})
 		dir := t.TempDir()
@@ -360,6 +375,7 @@ func TestPoolParallelSessions(t *testing.T) {
 }
 
 func TestPoolDroppedConnection(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		p := newTestPool(t, srv, PoolConfig{})
 		task := newTestTask()
@@ -380,6 +396,7 @@ func TestPoolDroppedConnection(t *testing.T) {
 }
 
 func TestPoolKeepaliveDetectsSilentPeer(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		p := newTestPool(t, srv, PoolConfig{KeepaliveInterval: 100 * time.Millisecond, KeepaliveMax: 3})
 		task := newTestTask()
@@ -402,6 +419,7 @@ func TestPoolKeepaliveDetectsSilentPeer(t *testing.T) {
 }
 
 func TestPoolIdleCloseAndSnapshot(t *testing.T) {
+	t.Parallel()
 	srv := sshtest.StartInProcess(t, sshtest.Options{})
 	p := newTestPool(t, srv, PoolConfig{IdleTimeout: 300 * time.Millisecond})
 	runJob(t, p, srv, "default", "cd /tmp")
@@ -423,6 +441,7 @@ func TestPoolIdleCloseAndSnapshot(t *testing.T) {
 }
 
 func TestPoolClose(t *testing.T) {
+	t.Parallel()
 	srv := sshtest.StartInProcess(t, sshtest.Options{})
 	p := newTestPool(t, srv, PoolConfig{})
 	runJob(t, p, srv, "a", "true")
@@ -454,6 +473,7 @@ func TestPoolClose(t *testing.T) {
 }
 
 func TestPoolConnectError(t *testing.T) {
+	t.Parallel()
 	srv := sshtest.StartInProcess(t, sshtest.Options{})
 	p := newTestPool(t, srv, PoolConfig{})
 	j := &jobs.Job{ID: "j1", Target: "nobody@127.0.0.1:1", Session: "default", Command: "true"}

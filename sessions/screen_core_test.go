@@ -24,6 +24,7 @@ func render(cols, rows int, out string) []string {
 // the tail (its last lines only), on the alternate screen entered before
 // the tail, and for cursor drawing between asks.
 func TestScreenCore(t *testing.T) {
+	t.Parallel()
 	// Lines of about 90 bytes on a wide screen: the tail overflows in a
 	// few thousand of them, each one row (cheap to scroll, also under -race).
 	const cols, rows = 100, 6

@@ -121,6 +121,7 @@ func line(s *jobs.Screen, i int) string {
 
 // less on a 200-line file: the first page, <pgdn> the next, q ends it.
 func TestScreenLess(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("less"); err != nil {
 		t.Skip("less is not installed")
 	}
@@ -158,6 +159,7 @@ func TestScreenLess(t *testing.T) {
 
 // vi edits a file: i, text, <esc>, :wq<enter>; the file has the text.
 func TestScreenVi(t *testing.T) {
+	t.Parallel()
 	vi := "busybox vi"
 	if _, err := exec.LookPath("busybox"); err != nil {
 		if _, err := exec.LookPath("vi"); err != nil {
@@ -195,6 +197,7 @@ func TestScreenVi(t *testing.T) {
 // A progress bar drawn with \r shows its last state, on the session's own
 // terminal (no size asked).
 func TestScreenProgressBar(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		p := newTestPool(t, srv, PoolConfig{})
 		sj := startScreenJob(t, p, srv, `echo start; for i in 10 50 99; do printf '\r[%-10s] %d%%' "$(printf '%*s' $((i/10)) '' | tr ' ' '#')" $i; done; sleep 60`, 0, 0)
@@ -210,6 +213,7 @@ func TestScreenProgressBar(t *testing.T) {
 
 // A 300-column line wraps at the terminal's width, as a terminal shows it.
 func TestScreenWrap(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		p := newTestPool(t, srv, PoolConfig{})
 		sj := startScreenJob(t, p, srv, `printf '%0300d\n' 0 | tr 0 x; echo end; sleep 60`, 120, 40)
@@ -225,6 +229,7 @@ func TestScreenWrap(t *testing.T) {
 // and draws its header at the top. A program that switches to the
 // alternate screen (less without -X) is reported so.
 func TestScreenAlternate(t *testing.T) {
+	t.Parallel()
 	for _, prog := range []string{"top", "less"} {
 		if _, err := exec.LookPath(prog); err != nil {
 			t.Skipf("%s is not installed", prog)
@@ -269,6 +274,7 @@ func TestScreenAlternate(t *testing.T) {
 // output of such a job is stored clean: colours, \r progress and ls's
 // columns as text.
 func TestScreenTerminalSize(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		p := newTestPool(t, srv, PoolConfig{})
 		dir := t.TempDir()

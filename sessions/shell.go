@@ -236,7 +236,7 @@ func (s *shell) waitReady(ctx context.Context, prefix []byte, script string) err
 	defer retype.Stop()
 	var tail []byte
 	var last lastBytes // what the login printed, for the error
-	var det deviceDetector
+	det := deviceDetector{echoFree: echoFreeLines(script)}
 	quiet := stoppedTimer()
 	defer quiet.Stop()
 	for {

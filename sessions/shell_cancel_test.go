@@ -58,6 +58,7 @@ func shellIdentity(t testing.TB, p *Pool, srv *sshtest.Server, session string) (
 }
 
 func TestShellCancelKeepsShell(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name, cmd string
 		prompt    bool // wait for a prompt instead of "started"
@@ -122,6 +123,7 @@ func TestShellCancelKeepsShell(t *testing.T) {
 // TestShellCancelShells: prompts and a cancel that keeps the shell work in
 // dash, zsh and busybox ash as in bash.
 func TestShellCancelShells(t *testing.T) {
+	t.Parallel()
 	for _, shPath := range []string{"/bin/sh", "/usr/bin/zsh", "/usr/bin/busybox"} {
 		t.Run(shPath, func(t *testing.T) {
 			srv := sshtest.StartInProcess(t, sshtest.Options{Shell: shPath})
@@ -165,6 +167,7 @@ func TestShellCancelShells(t *testing.T) {
 // Where no channel can be opened to signal the job (a restricted account),
 // an interrupt falls back to ^C.
 func TestShellInterruptWithoutExecChannel(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		sh := startTestShell(t, srv)
 		sh.open = func(context.Context) (*ssh.Session, error) {
@@ -191,6 +194,7 @@ func TestShellInterruptWithoutExecChannel(t *testing.T) {
 // then lose its terminal and exit), so the session's next job runs in the
 // same shell, every time.
 func TestShellInterruptForkingLoop(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		p := newTestPool(t, srv, PoolConfig{})
 		for i := range 8 {
@@ -207,6 +211,7 @@ func TestShellInterruptForkingLoop(t *testing.T) {
 
 // The kill script is typed inside single quotes.
 func TestKillScriptHasNoQuote(t *testing.T) {
+	t.Parallel()
 	if strings.Contains(killScript, "'") {
 		t.Fatal("killScript contains a single quote")
 	}
@@ -218,6 +223,7 @@ func TestKillScriptHasNoQuote(t *testing.T) {
 // the signal's script then stopped whatever ran in the terminal's
 // foreground: the next job (seen as a detached launch's mkdir "Killed").
 func TestShellLateSignalSparesNextJob(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		ctx := context.Background()
 		client := dialTest(t, srv)

@@ -16,6 +16,7 @@ func startJob(p *Pool, srv *sshtest.Server, session, command string, task *testT
 }
 
 func TestShellPromptAnswered(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		p := newTestPool(t, srv, PoolConfig{})
 		cases := []struct {
@@ -67,6 +68,7 @@ func TestShellPromptAnswered(t *testing.T) {
 // can stretch the 0.1 s sleep past it), the prompt is withdrawn when it
 // comes.
 func TestShellNotAPrompt(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		p := newTestPool(t, srv, PoolConfig{})
 		for _, c := range []struct {
@@ -91,6 +93,7 @@ func TestShellNotAPrompt(t *testing.T) {
 // TestShellSecretInputMasked: a secret the remote echoes (a program turned
 // echo on) is masked in the output, and so is a second, split echo of it.
 func TestShellSecretInputMasked(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		p := newTestPool(t, srv, PoolConfig{})
 		task := newTestTask()
@@ -111,6 +114,7 @@ func TestShellSecretInputMasked(t *testing.T) {
 }
 
 func TestMasker(t *testing.T) {
+	t.Parallel()
 	var m masker
 	m.add([]byte("abcdef\n"))
 	m.add([]byte("xy")) // too short to mask

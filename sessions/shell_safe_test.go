@@ -30,6 +30,7 @@ func noSecret(t testing.TB, what string, texts []string, secrets ...string) {
 // or login password: the job waits for the caller instead. A look-alike that
 // reads nothing must not get it either (the shell would run it).
 func TestShellLookalikeSudoPrompt(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		dir := t.TempDir()
 		pwned := filepath.Join(dir, "pwned")
@@ -92,6 +93,7 @@ func testShells(t *testing.T) []string {
 // reads nothing is discarded at the job's end, not run as a command and not
 // kept in the shell's history; and the shell masks it in later jobs too.
 func TestShellUnreadSecretInput(t *testing.T) {
+	t.Parallel()
 	for _, sh := range testShells(t) {
 		t.Run(filepath.Base(sh), func(t *testing.T) {
 			sshtest.Each(t, sshtest.Options{Shell: sh}, func(t *testing.T, srv *sshtest.Server) {
@@ -144,6 +146,7 @@ func TestShellUnreadSecretInput(t *testing.T) {
 // bash's notices, appear in whichever job runs when they come: one terminal
 // cannot tell them apart; between jobs they are dropped.)
 func TestShellBackgroundNotices(t *testing.T) {
+	t.Parallel()
 	for _, sh := range []string{"/usr/bin/zsh", "/bin/zsh"} {
 		if _, err := os.Stat(sh); err != nil {
 			continue
@@ -170,6 +173,7 @@ func TestShellBackgroundNotices(t *testing.T) {
 // prompt the job's own shell prints, or a non-interactive bash's, is left
 // alone.
 func TestShellTakeover(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		p := newTestPool(t, srv, PoolConfig{})
 		for _, cmd := range []string{"bash", "exec bash", "PS1='$ ' sh -i"} {
@@ -207,6 +211,7 @@ func TestShellTakeover(t *testing.T) {
 }
 
 func TestInteractiveShell(t *testing.T) {
+	t.Parallel()
 	for argv, want := range map[string]bool{
 		"bash": true, "-bash": true, "/bin/zsh -l": true, "sh -i": true, "busybox sh": true,
 		"bash script.sh": false, "bash -c true": false, "bash -lc true": false, "busybox ls": false,
@@ -223,6 +228,7 @@ func TestInteractiveShell(t *testing.T) {
 // TestShellTakeoverSudo: `sudo -i` (after the caller typed the password)
 // and `su -` end like `bash` does.
 func TestShellTakeoverSudo(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{User: sshtest.TestUser}, func(t *testing.T, srv *sshtest.Server) {
 		p, logs := newSudoPool(t, srv, nil)
 		task := newTestTask()

@@ -129,6 +129,7 @@ func startTestShell(t testing.TB, s *sshtest.Server) *shell {
 // The core cases straight on a shell, without the pool (TestPoolShells runs
 // them through the pool in each shell).
 func TestShellDirect(t *testing.T) {
+	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
 		sh := startTestShell(t, srv)
 		for _, c := range coreCases() {
@@ -157,6 +158,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 // reading the terminal would) still gives a working shell: the init script is
 // typed again.
 func TestShellStartRetypesInit(t *testing.T) {
+	t.Parallel()
 	login := filepath.Join(t.TempDir(), "eat-typeahead")
 	script := "#!/bin/sh\ntimeout --foreground 0.5 cat >/dev/null\nexec /bin/bash\n"
 	if err := os.WriteFile(login, []byte(script), 0o755); err != nil {

@@ -27,7 +27,8 @@ import (
 
 	"github.com/sshjobs/sshjobs/jobs"
 	"github.com/sshjobs/sshjobs/migrations"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // also registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 var _ jobs.Store = (*DB)(nil)
@@ -161,6 +162,10 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxIdleTime(0)
 	w.SetConnMaxLifetime(0)
+	if err := connectWriter(ctx, w, opts.BusyTimeout); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
 	db := &DB{path: path, w: w, ckpt: newCheckpointer(path)}
 	// Up to date (every open but the first of each version): no write
 	// transaction, which would wait for the write lock of a daemon
@@ -387,6 +392,28 @@ func migrationFiles() (latest int, files []migration, err error) {
 		}
 	}
 	return len(files), files, nil
+}
+
+// connectWriter makes the writer's one connection, whose pragmas run as it
+// is made. Turning a new file's journal into WAL takes an exclusive lock
+// without SQLite's busy handler, so a process that opens a new file while
+// another one does can get SQLITE_BUSY at once (several sshjobs starting
+// on a new database; TestConcurrentOpen under load): it tries again for up
+// to the busy timeout, as long as the handler would have waited.
+func connectWriter(ctx context.Context, w *sql.DB, busyTimeout time.Duration) error {
+	deadline := time.Now().Add(busyTimeout)
+	for {
+		err := w.PingContext(ctx)
+		var se *sqlite.Error
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // migrate applies the migrations the database has not seen yet, each in its

@@ -211,7 +211,12 @@ var (
 	reAddr     = regexp.MustCompile(`127\.0\.0\.1:\d+`)
 	reStateDur = regexp.MustCompile(`^(job \S+ \S+ .*session=\S+) (\d[0-9.hmsµn]*s)\b`)
 	reDurMS    = regexp.MustCompile(`"duration_ms": [1-9]\d*`)
-	rePlace    = regexp.MustCompile(`\bJOB\d+\b`)
+	// A job that ran (it has an exit code) may end within the millisecond it
+	// started in (a fast pwd, seen once in a suite run): its 0 ms duration
+	// is no less a duration. A job that never ran keeps its 0.
+	reDurZeroRan = regexp.MustCompile(`"duration_ms": 0,((?:\n[^{}\n]*)*?\n\s*"exit_code": -?\d+)`)
+	reSessionEnd = regexp.MustCompile(`^(job \S+ \S+ exit=.*?session=\S+)`)
+	rePlace      = regexp.MustCompile(`\bJOB\d+\b`)
 )
 
 func newNormaliser(srv *sshtest.Server, dirs ...string) *normaliser {
@@ -265,8 +270,12 @@ func (n *normaliser) apply(s string) string {
 	s = strings.ReplaceAll(s, n.alias, "ALIAS")
 	s = n.literals.Replace(s)
 	s = reDurMS.ReplaceAllString(s, `"duration_ms": "DURATION"`)
+	s = reDurZeroRan.ReplaceAllString(s, `"duration_ms": "DURATION",$1`)
 	first, rest, found := strings.Cut(s, "\n")
 	first = reStateDur.ReplaceAllString(first, "$1 DURATION")
+	if !strings.Contains(first, " DURATION") {
+		first = reSessionEnd.ReplaceAllString(first, "$1 DURATION")
+	}
 	if found {
 		return first + "\n" + rest
 	}
@@ -394,4 +403,21 @@ func lineDiff(want, got string) string {
 		fmt.Fprintf(&out, "%c %s\n", o.kind, o.line)
 	}
 	return out.String()
+}
+
+// A job that ran within one millisecond (0 ms, no duration in its state
+// line) reads like any other that ran; one that never ran keeps its 0.
+func TestNormaliserZeroDuration(t *testing.T) {
+	n := &normaliser{ids: map[string]string{}, real: map[string]string{}, literals: strings.NewReplacer(), alias: "sshtest-x"}
+	for _, c := range []struct{ in, want string }{
+		{"job j succeeded exit=0 host=h session=default cwd=/tmp\n/tmp\n", "job j succeeded exit=0 host=h session=default DURATION cwd=/tmp\n/tmp\n"},
+		{"job j succeeded exit=0 host=h session=default 3ms cwd=/tmp", "job j succeeded exit=0 host=h session=default DURATION cwd=/tmp"},
+		{"job j queued host=h session=default queue_position=1", "job j queued host=h session=default queue_position=1"},
+		{"{\n  \"cwd\": \"/tmp\",\n  \"duration_ms\": 0,\n  \"ended_at\": \"x\",\n  \"exit_code\": 0,\n}", "{\n  \"cwd\": \"/tmp\",\n  \"duration_ms\": \"DURATION\",\n  \"ended_at\": \"x\",\n  \"exit_code\": 0,\n}"},
+		{"{\n  \"duration_ms\": 0,\n  \"exit_code\": null,\n}", "{\n  \"duration_ms\": 0,\n  \"exit_code\": null,\n}"},
+	} {
+		if got := n.apply(c.in); got != c.want {
+			t.Errorf("apply(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
 }

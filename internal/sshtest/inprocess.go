@@ -310,6 +310,61 @@ type session struct {
 	proc   *os.Process
 	begun  chan struct{} // closed once the command was started, or failed to start
 	exited chan struct{} // closed when the command has exited (or failed to start)
+
+	// barrier takes a channel that is closed once every request received
+	// before it was sent has been handled (requestsFirst); reqsDone is
+	// closed when no more requests come.
+	barrier  chan chan struct{}
+	reqsDone chan struct{}
+}
+
+// orderRequests hands reqs to the session's request loop one at a time,
+// and answers barriers. x/crypto/ssh delivers a channel's requests and its
+// data to different readers, so a window-change sent before a command's
+// bytes could be applied after the shell read them (seen: `stty size`
+// printing the old size under load); sshd keeps the order. A request sent
+// before some data is in reqs by the time the data can be read: a barrier
+// drains reqs, then sends a nil request, which the loop takes only once it
+// has handled the ones before.
+func (ss *session) orderRequests(reqs <-chan *ssh.Request) <-chan *ssh.Request {
+	ordered := make(chan *ssh.Request)
+	go func() {
+		defer close(ss.reqsDone)
+		defer close(ordered)
+		for {
+			select {
+			case req, ok := <-reqs:
+				if !ok {
+					return
+				}
+				ordered <- req
+			case b := <-ss.barrier:
+				for len(reqs) > 0 {
+					ordered <- <-reqs
+				}
+				ordered <- nil
+				close(b)
+			}
+		}
+	}()
+	return ordered
+}
+
+// requestsFirst writes to w once the requests received before the write
+// have been handled (orderRequests).
+type requestsFirst struct {
+	ss *session
+	w  io.Writer
+}
+
+func (r requestsFirst) Write(p []byte) (int, error) {
+	b := make(chan struct{})
+	select {
+	case r.ss.barrier <- b:
+		<-b
+	case <-r.ss.reqsDone:
+	}
+	return r.w.Write(p)
 }
 
 func (s *Server) serveSession(c *conn, sc ssh.Conn, nch ssh.NewChannel) {
@@ -322,7 +377,8 @@ func (s *Server) serveSession(c *conn, sc ssh.Conn, nch ssh.NewChannel) {
 	if err != nil {
 		return
 	}
-	ss := &session{s: s, c: c, ch: ch, begun: make(chan struct{}), exited: make(chan struct{})}
+	ss := &session{s: s, c: c, ch: ch, begun: make(chan struct{}), exited: make(chan struct{}),
+		barrier: make(chan chan struct{}), reqsDone: make(chan struct{})}
 	ra, _ := sc.RemoteAddr().(*net.TCPAddr)
 	la, _ := sc.LocalAddr().(*net.TCPAddr)
 	ss.env = []string{
@@ -331,7 +387,10 @@ func (s *Server) serveSession(c *conn, sc ssh.Conn, nch ssh.NewChannel) {
 		fmt.Sprintf("SSH_CONNECTION=%s %d %s %d", ra.IP, ra.Port, la.IP, la.Port),
 	}
 	started := false
-	for req := range reqs {
+	for req := range ss.orderRequests(reqs) {
+		if req == nil { // a barrier: the requests before it are handled
+			continue
+		}
 		ok := false
 		switch req.Type {
 		case "pty-req":
@@ -461,7 +520,7 @@ func (ss *session) run(login bool, command string) {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Credential: cred}
 		outputDone = make(chan struct{})
 		go func() { ss.pump(out); close(outputDone) }()
-		go io.Copy(gated{s: s, c: ss.c, w: ss.master}, ss.ch)
+		go io.Copy(gated{s: s, c: ss.c, w: requestsFirst{ss: ss, w: ss.master}}, ss.ch)
 		if login && o.Banner != "" {
 			// Through the tty, so that it gets the terminal's CRLF like sshd's MOTD.
 			ss.tty.WriteString(o.Banner)
