@@ -22,7 +22,7 @@ import (
 // A log is written from its start again only by a transaction that begins
 // once all of it is copied, which a checkpoint running beside a stream of
 // commits never achieves. So once ckptBound bytes of output went into the
-// log since it was last found all copied, the writer, before its next
+// log since the writer last found it all copied, the writer, before its next
 // transaction, runs a checkpoint itself (after the checkpointer's current
 // one: little is left to copy), and that transaction starts the log over.
 // The log stays near ckptBound plus a batch, unless a reader holds on to
@@ -110,6 +110,7 @@ func (c *checkpointer) bound(ctx context.Context, w *sql.DB) {
 func (c *checkpointer) checkpoint(ctx context.Context, conn *sql.DB) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	writer := conn != nil
 	if conn == nil {
 		if c.conn == nil {
 			db, err := sql.Open("sqlite", dsn(c.path, "_pragma=busy_timeout(1000)", "_pragma=synchronous(NORMAL)"))
@@ -130,9 +131,12 @@ func (c *checkpointer) checkpoint(ctx context.Context, conn *sql.DB) {
 	if err := conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &log, &copied); err != nil {
 		return
 	}
-	if log == copied {
-		// All of it, up to the commits counted in grown: the next
-		// transaction starts the log over.
+	if log == copied && writer {
+		// All of it, between the writer's transactions: its next one
+		// starts the log over. One of the checkpointer's own runs beside
+		// a transaction that began before the log was all copied, which
+		// then goes on appending (and so would the next): finding the log
+		// all copied there proves nothing.
 		c.grown.Add(-grown)
 	}
 }
