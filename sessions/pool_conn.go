@@ -240,8 +240,18 @@ func (c *conn) shellFor(ctx context.Context, s *slot) (sh session, newShell bool
 		return nil, false, fmt.Errorf("start shell %q on %s: %w", s.name, c.key, err)
 	}
 	c.pool.mu.Lock()
-	s.sh, s.cwd = sh, sh.where() // a new shell's is "", a device's its first prompt
+	closed := c.sessions[s.name] != s
+	if !closed {
+		s.sh, s.cwd = sh, sh.where() // a new shell's is "", a device's its first prompt
+	}
 	c.pool.mu.Unlock()
+	if closed {
+		// ssh_close took the session while its shell started: nothing
+		// lists this shell, so nothing else would ever close it (and
+		// Pool.Close would wait for it forever).
+		sh.closeWith("the session was closed while its shell started")
+		return nil, false, fmt.Errorf("start shell %q on %s: the session was closed while its shell started", s.name, c.key)
+	}
 	if !c.alive() { // the connection died meanwhile: watch missed this shell
 		sh.close()
 	}
