@@ -142,7 +142,7 @@ func (d *device) learn(ctx context.Context) error {
 			shell.Stop()
 			if _, ok := learnPrompt(string(cl.Pending())); ok {
 				settle.Reset(promptSettle)
-			} else if shellPromptLine.MatchString(string(cl.Pending())) {
+			} else if shellPromptLine().MatchString(string(cl.Pending())) {
 				shell.Reset(shellSettle)
 			}
 		case <-shell.C:

@@ -2,12 +2,11 @@ package sessions
 
 import (
 	"bytes"
-	"regexp"
 )
 
 // editLine is the context line Junos prints before its prompt in
 // configuration mode: `[edit]`, `[edit interfaces ge-0/0/0]`.
-var editLine = regexp.MustCompile(`^\[edit(?: [^\[\]]+)?\]$`)
+var editLine = lazyRE(`^\[edit(?: [^\[\]]+)?\]$`)
 
 // contextHold keeps Junos's context lines out of a command's output: a
 // blank line and an edit line (editLine) that the prompt follows belong to
@@ -45,7 +44,7 @@ func (h *contextHold) feed(seg []byte, whole bool) []byte {
 		out := h.release()
 		h.held = line
 		return out
-	case editLine.Match(text):
+	case editLine().Match(text):
 		// So was an edit line before another.
 		var out []byte
 		if h.hasEdit {

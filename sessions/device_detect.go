@@ -53,7 +53,7 @@ const detectLines = 64
 func (d *deviceDetector) add(p []byte) {
 	for l := range bytes.Lines(d.cl.Write(p)) {
 		line := strings.TrimRight(string(l), "\n")
-		if deviceError.MatchString(strings.TrimSpace(line)) {
+		if deviceError().MatchString(strings.TrimSpace(line)) {
 			d.errSeen = true
 		}
 		if len(d.lines) == detectLines {

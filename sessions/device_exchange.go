@@ -122,7 +122,7 @@ func (e *exchanger) loop(ctx context.Context) exchangeResult {
 			commit.Stop()
 			quiet.Stop()
 			switch {
-			case pagerLine.MatchString(pend):
+			case pagerLine().MatchString(pend):
 				e.cl.Discard()
 				s.writeAsync([]byte(" "), nil)
 				continue
@@ -266,7 +266,7 @@ func (e *exchanger) outLine(seg []byte, whole bool) {
 	e.emit(seg, whole)
 	if whole {
 		if e.x.errLine == "" {
-			if l := strings.TrimSpace(string(e.line)); deviceError.MatchString(l) {
+			if l := strings.TrimSpace(string(e.line)); deviceError().MatchString(l) {
 				e.x.errLine = l
 			}
 		}

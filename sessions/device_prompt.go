@@ -33,7 +33,7 @@ type devicePrompt struct {
 // IOS shape is the most general.
 type promptShape struct {
 	vendor deviceVendor
-	re     *lazyRegexp // groups: host, mode
+	re     func() *regexp.Regexp // groups: host, mode (compiled on first use)
 	// exact builds the regexp of one host's prompts from its quoted host.
 	exact func(host string) string
 }
@@ -56,18 +56,18 @@ var promptShapes = []promptShape{
 // `user@host:~$ `, `[user@host ~]$ `, `bash-5.2$ `, `host:~ user$ `,
 // `user@host ~ % `. No device shows one: a session named a device that
 // shows one has a shell.
-var shellPromptLine = regexp.MustCompile(`^(?:[$#%]|[^\s@]+@[^\s:]+:\S*[$#]|\[[^\s@]+@\S+ [^\]]*\][$#]|(?:ba|da|z|k)?sh-[\d.]+[$#]|[^\s:]+:\S* \S+[$#%]|[^\s@]+@\S+ \S+ %) ?$`)
+var shellPromptLine = lazyRE(`^(?:[$#%]|[^\s@]+@[^\s:]+:\S*[$#]|\[[^\s@]+@\S+ [^\]]*\][$#]|(?:ba|da|z|k)?sh-[\d.]+[$#]|[^\s:]+:\S* \S+[$#%]|[^\s@]+@\S+ \S+ %) ?$`)
 
 // learnPrompt learns a device's prompt from the last (unfinished) line it
 // printed, or reports that the line is no device prompt.
 func learnPrompt(line string) (devicePrompt, bool) {
 	// A prompt is printable text; QuoteMeta keeps invalid UTF-8 as it is,
 	// which no regexp compiles (the fuzzer found it).
-	if len(line) > maxPromptLen || !utf8.ValidString(line) || strings.ContainsFunc(line, unicode.IsControl) || shellPromptLine.MatchString(line) {
+	if len(line) > maxPromptLen || !utf8.ValidString(line) || strings.ContainsFunc(line, unicode.IsControl) || shellPromptLine().MatchString(line) {
 		return devicePrompt{}, false
 	}
 	for _, s := range promptShapes {
-		m := s.re.FindStringSubmatch(line)
+		m := s.re().FindStringSubmatch(line)
 		if m == nil {
 			continue
 		}

@@ -51,24 +51,24 @@ func TestLearnPrompt(t *testing.T) {
 func TestDeviceLines(t *testing.T) {
 	for _, l := range []string{" --More-- ", "--More--", "<--- More --->", "---(more)---", "---(more 25%)---",
 		"-- [Q quit|D dump|down]", "--More-- or (q)uit"} {
-		if !pagerLine.MatchString(l) {
+		if !pagerLine().MatchString(l) {
 			t.Errorf("pager %q not recognised", l)
 		}
 	}
 	for _, l := range []string{"-- [Q quit|D dump|C-z pause]", "more text", "R1#"} {
-		if pagerLine.MatchString(l) {
+		if pagerLine().MatchString(l) {
 			t.Errorf("%q taken for a pager", l)
 		}
 	}
 	for _, l := range []string{"% Invalid input detected at '^' marker.", "% Incomplete command.", `% Ambiguous command:  "t 1"`,
 		"% Unknown command or computer name, or unable to find computer address", "bad command name foo (line 1 column 1)",
 		"syntax error (line 1 column 7)", "expected end of command (line 1 column 12)", "unknown command.", "error: syntax error: foo"} {
-		if !deviceError.MatchString(l) {
+		if !deviceError().MatchString(l) {
 			t.Errorf("error %q not recognised", l)
 		}
 	}
 	for _, l := range []string{"000001: *Dec  2 07:00:01.001: %LINK-3-UPDOWN: Interface", " description % Invalid input", "errors: 0"} {
-		if deviceError.MatchString(l) {
+		if deviceError().MatchString(l) {
 			t.Errorf("%q taken for an error", l)
 		}
 	}
