@@ -1,8 +1,6 @@
 package sessions
 
-import (
-	"bytes"
-)
+import "bytes"
 
 // editLine is the context line Junos prints before its prompt in
 // configuration mode: `[edit]`, `[edit interfaces ge-0/0/0]`.
