@@ -160,9 +160,7 @@ func (db *DB) InsertClaimed(ctx context.Context, j *jobs.Job) error {
 			?22, CASE WHEN busy THEN NULL ELSE ?22 END, ?24, ?25, ?26
 		FROM (SELECT EXISTS (
 				SELECT 1 FROM jobs WHERE host = ?2 AND session = ?5 AND state = 'queued' AND owner = ?18)
-			OR EXISTS (
-				SELECT 1 FROM jobs WHERE host = ?2 AND session = ?5 AND state IN ('running', 'waiting_input')
-				AND detached = 0 AND kind = 'command' AND owner = ?18) AS busy)
+			OR `+sessionRunsSQL("?2", "?5", "?18")+` AS busy)
 		RETURNING state`, args...).Scan(&state)
 	if err != nil {
 		return fmt.Errorf("insert job %s: %w", j.ID, err)
@@ -171,6 +169,14 @@ func (db *DB) InsertClaimed(ctx context.Context, j *jobs.Job) error {
 		j.StartedAt = time.UnixMilli(j.CreatedAt.UnixMilli())
 	}
 	return nil
+}
+
+// sessionRunsSQL is the condition that the session (host, session, owner:
+// parameters) runs a job in its shell, which Claim and InsertClaimed wait
+// for; a detached job does not hold its session.
+func sessionRunsSQL(host, session, owner string) string {
+	return `EXISTS (SELECT 1 FROM jobs WHERE host = ` + host + ` AND session = ` + session +
+		` AND state IN ('running', 'waiting_input') AND detached = 0 AND kind = 'command' AND owner = ` + owner + `)`
 }
 
 // insertArgs checks a new job, fills in its defaults (see Insert) and
@@ -291,10 +297,7 @@ func (db *DB) Claim(ctx context.Context, owner, host, session string, now, lease
 			WHERE host = ?4 AND session = ?5 AND state = 'queued' AND owner = ?1
 			ORDER BY created_at_ms, id
 			LIMIT 1)
-		AND NOT EXISTS (
-			SELECT 1 FROM jobs
-			WHERE host = ?4 AND session = ?5 AND state IN ('running', 'waiting_input') AND detached = 0
-			AND kind = 'command' AND owner = ?1)
+		AND NOT `+sessionRunsSQL("?4", "?5", "?1")+`
 		RETURNING `+jobCols,
 		owner, ms(leaseUntil), ms(now), host, session)
 	if err != nil {
