@@ -136,6 +136,10 @@ func (r *runner) killed(rep killReply) {
 		// A builtin (read, a loop in the shell itself): only ^C stops it.
 		r.s.writeAsync([]byte{0x03}, nil)
 		r.log().Info("job runs in the shell itself: sent ^C", "job", r.jr.ID, "shell", r.s.name, "signal", rep.sig)
+	case errors.Is(rep.err, errJobBetweenCommands):
+		// SIGINT is sent again every interruptRepeat, TERM and KILL are
+		// followed by their grace.
+		r.log().Info("nothing to signal: the job was between two of its commands", "job", r.jr.ID, "shell", r.s.name, "signal", rep.sig)
 	case rep.err != nil:
 		r.log().Warn("signal job's process group", "job", r.jr.ID, "shell", r.s.name, "signal", rep.sig, "err", rep.err)
 		if rep.sig == "INT" && errors.Is(rep.err, errNoSignalChannel) {
