@@ -23,8 +23,9 @@ const (
 )
 
 // outputWriter is the one goroutine that commits the output of all running
-// jobs: every interval, or sooner once limit bytes are pending, in one
-// transaction, and then wakes the jobs' waiters.
+// jobs: interval after the first pending byte, or sooner once limit bytes are
+// pending, in one transaction, and then wakes the jobs' waiters. With nothing
+// pending it sleeps: a ticker woke an idle daemon 20 times a second.
 type outputWriter struct {
 	store    Store
 	interval time.Duration
@@ -33,6 +34,7 @@ type outputWriter struct {
 	log      *slog.Logger
 	watch    *watcher
 	wake     chan struct{} // buffered 1: commit now
+	arm      chan struct{} // buffered 1: output is pending, commit within interval
 
 	commitMu sync.Mutex // serialises commits (the loop, and flushes after it stopped)
 
@@ -55,7 +57,7 @@ type outputWriter struct {
 func newOutputWriter(s Store, interval time.Duration, limit int, capBytes int64, log *slog.Logger, w *watcher) *outputWriter {
 	return &outputWriter{
 		store: s, interval: interval, limit: limit, capBytes: capBytes, log: log, watch: w,
-		wake: make(chan struct{}, 1), last: map[string]int{}, progress: make(chan struct{}),
+		wake: make(chan struct{}, 1), arm: make(chan struct{}, 1), last: map[string]int{}, progress: make(chan struct{}),
 		lost: map[string]int64{}, unrecorded: map[string]int64{}, lostErr: map[string]error{},
 	}
 }
@@ -77,6 +79,7 @@ func (w *outputWriter) append(id string, off int64, p []byte) {
 		w.pending = append(w.pending, Chunk{JobID: id, Offset: off, Data: appendChunk(nil, p), At: time.Now()})
 		w.last[id] = len(w.pending) - 1
 	}
+	first := w.bytes == 0
 	w.bytes += len(p)
 	w.appended++
 	stopped, full := w.stopped, w.bytes >= w.limit
@@ -87,6 +90,11 @@ func (w *outputWriter) append(id string, off int64, p []byte) {
 		w.commit()
 	case full:
 		w.signal()
+	case first:
+		select {
+		case w.arm <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -130,10 +138,18 @@ func (w *outputWriter) signal() {
 
 // run commits pending output until ctx ends, then commits what is left.
 func (w *outputWriter) run(ctx context.Context) {
-	t := time.NewTicker(w.interval)
+	t := time.NewTimer(w.interval)
+	t.Stop()
 	defer t.Stop()
+	armed := false
 	for {
 		select {
+		case <-w.arm:
+			if !armed {
+				armed = true
+				t.Reset(w.interval)
+			}
+			continue
 		case <-t.C:
 		case <-w.wake:
 		case <-ctx.Done():
@@ -144,6 +160,15 @@ func (w *outputWriter) run(ctx context.Context) {
 			return
 		}
 		w.commit()
+		// Output that came during the commit, or a batch queued again,
+		// waits for the next one.
+		w.mu.Lock()
+		armed = len(w.pending) > 0
+		w.mu.Unlock()
+		t.Reset(w.interval)
+		if !armed {
+			t.Stop()
+		}
 	}
 }
 
