@@ -50,6 +50,8 @@ func TestDetachedFollowPacing(t *testing.T) {
 		spool := t.TempDir()
 		pool := newDetachPool(t, srv.SSHConfig, spool)
 		e := newDetachEngine(t, filepath.Join(t.TempDir(), "sshjobs.db"), pool, 15*time.Second)
+		// What an earlier background removal left when it was cut short.
+		sshtest.WriteFile(t, filepath.Join(spool, ".01a23730-0000-7000-8000-000000000000.removed", "out"), "old output")
 		check := func(name string, j *jobs.Job, want, code string) {
 			t.Helper()
 			if got := e.allOutput(t, j.ID); got != want {
@@ -85,7 +87,8 @@ func TestDetachedFollowPacing(t *testing.T) {
 		}
 		check("resumed", e.waitFor(t, d.ID, -1, 60*time.Second), seqOutput(1, 500000), "0")
 
-		// The spools' hidden leftovers go too (deleted in the background).
+		// The spools' hidden leftovers go too (deleted in the background),
+		// and the one an earlier removal left.
 		deadline := time.Now().Add(20 * time.Second)
 		for {
 			left, err := os.ReadDir(spool)

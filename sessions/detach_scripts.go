@@ -116,9 +116,12 @@ var groupScript = oneLine(
 // 100 MB), which the job's end need not wait for: the folder is renamed to
 // a hidden .ID.removed beside it, which the orphan listing ignores, and
 // deleted in the background; where the rename fails it is deleted at once.
+// The background deletion takes every .ID.removed of the base: one that a
+// dropped connection or a reboot interrupted would otherwise stay for good,
+// unseen.
 var removeScript = oneLine(
 	`n=$1 d=$2 g="${2%/*}/.${2##*/}.removed"`,
-	`if mv -f -- "$d" "$g" 2>/dev/null; then echo "$n removed"; rm -rf -- "$g" < /dev/null > /dev/null 2>&1 & else rm -rf -- "$d" && echo "$n removed"; fi`,
+	`if mv -f -- "$d" "$g" 2>/dev/null; then echo "$n removed"; rm -rf -- "${2%/*}"/.????????-????-????-????-????????????.removed < /dev/null > /dev/null 2>&1 & else rm -rf -- "$d" && echo "$n removed"; fi`,
 )
 
 // orphanScript lists the job folders of a spool base: sh -c ORPHANS sj NONCE
