@@ -14,3 +14,6 @@ func (e *Engine) PendingInputs() int {
 	defer e.mu.Unlock()
 	return len(e.pending)
 }
+
+// Stopping reports whether Close has begun: the engine's context is done.
+func (e *Engine) Stopping() bool { return e.ctx.Err() != nil }

@@ -293,6 +293,11 @@ type Store interface {
 	// from its current state (checked atomically); else an error wrapping
 	// ErrTransition, or ErrNotFound.
 	Transition(ctx context.Context, id string, to State, u Update) (*Job, error)
+	// Requeue gives a job that owner claimed back to the queue (running to
+	// queued, StartedAt cleared), for an engine that stops before it started
+	// it: the next process runs it. A job that is not running for owner
+	// refuses with an error wrapping ErrTransition, or ErrNotFound.
+	Requeue(ctx context.Context, id, owner string) error
 	// CancelQueued moves a queued job to cancelled, applying u, checked
 	// atomically: a job claimed meanwhile (running) or final refuses with an
 	// error wrapping ErrTransition, and is left as it is; ErrNotFound.

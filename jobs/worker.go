@@ -58,7 +58,7 @@ func (e *Engine) startWorker(k sessionKey, w *worker, first *Job) {
 func (e *Engine) runWorker(k sessionKey, w *worker, first *Job) {
 	if first != nil {
 		// Stored running before Enqueue returned: no waiter has to be told.
-		e.runTask(newTask(e, first), e.exec.Run)
+		e.runClaimed(newTask(e, first))
 		// Nothing was queued when first was stored: whatever came since
 		// kicked.
 		e.mu.Lock()
@@ -116,15 +116,39 @@ func (e *Engine) runQueued(k sessionKey) {
 			// the next job may run.
 			t := newTask(e, j)
 			e.wg.Add(1)
-			go func() { defer e.wg.Done(); e.runTask(t, e.exec.Run) }()
+			go func() { defer e.wg.Done(); e.runClaimed(t) }()
 			select {
 			case <-t.launched:
 			case <-e.ctx.Done():
 			}
 			continue
 		}
-		e.runTask(newTask(e, j), e.exec.Run)
+		e.runClaimed(newTask(e, j))
 	}
+}
+
+// runClaimed runs a job this engine has just claimed, unless the engine is
+// stopping: then the job has not started anywhere, and it goes back to the
+// queue, for the next process to run. (A job submitted as the engine
+// closed used to end lost without having run.)
+func (e *Engine) runClaimed(t *task) {
+	if e.ctx.Err() == nil {
+		e.runTask(t, e.exec.Run)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.store.Requeue(ctx, t.job.ID, e.cfg.Owner); err != nil {
+		// Still running for this owner: the next process ends it lost.
+		e.log.Warn("give a job not started back to the queue", "job", t.job.ID, "err", err)
+	} else {
+		e.log.Info("stopping: job not started, left queued for the next process", "job", t.job.ID)
+	}
+	e.mu.Lock()
+	delete(e.pending, t.job.ID)
+	e.mu.Unlock()
+	t.close()
+	e.watch.changed(t.job.ID)
 }
 
 // runTask runs a claimed job through runFn (the executor's Run or Reattach)

@@ -394,6 +394,24 @@ func (db *DB) CancelQueued(ctx context.Context, id string, u jobs.Update) (*jobs
 	return db.transition(ctx, id, []jobs.State{jobs.StateQueued}, jobs.StateCancelled, u)
 }
 
+// Requeue gives a claimed job that never started back to the queue
+// (jobs.Store).
+func (db *DB) Requeue(ctx context.Context, id, owner string) error {
+	res, err := db.wq.ExecContext(ctx, `UPDATE jobs SET state = 'queued', started_at_ms = NULL
+		WHERE id = ? AND owner = ? AND state = 'running'`, id, owner)
+	var n int64
+	if err == nil {
+		n, err = res.RowsAffected()
+	}
+	if err == nil && n == 0 {
+		err = refusedEnd(ctx, db.w, id, owner)
+	}
+	if err != nil {
+		return fmt.Errorf("requeue job %s: %w", id, err)
+	}
+	return nil
+}
+
 // transition moves job id to state to and applies u if its state is one of
 // from.
 func (db *DB) transition(ctx context.Context, id string, from []jobs.State, to jobs.State, u jobs.Update) (*jobs.Job, error) {
@@ -498,8 +516,8 @@ func (db *DB) End(ctx context.Context, id, owner string, to jobs.State, u jobs.U
 	return js[0], nil
 }
 
-// refusedEnd explains why End matched no row: no such job, another owner, or
-// a final state.
+// refusedEnd explains why End (or Requeue) matched no row: no such job,
+// another owner, or a state that refuses the move.
 func refusedEnd(ctx context.Context, q interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }, id, owner string) error {

@@ -48,6 +48,7 @@ func ExerciseStore(t *testing.T, open func(t *testing.T) jobs.Store) {
 		{"update fields", testUpdateFields},
 		{"set", testSet},
 		{"cancel queued", testCancelQueued},
+		{"requeue", testRequeue},
 		{"request cancel", testRequestCancel},
 		{"end", testEnd},
 		{"heartbeat", testHeartbeat},
@@ -704,6 +705,45 @@ func testCancelQueued(t *testing.T, f *storeFixture) {
 	}
 	_, err := f.st.CancelQueued(f.ctx, missingID, jobs.Update{})
 	wantErr(t, "CancelQueued of an unknown job", err, jobs.ErrNotFound, missingID)
+}
+
+// testRequeue: a job its owner claimed goes back to the queue, not started,
+// and is claimed again like any queued job; a job in another state, or
+// running for another owner, refuses and keeps its state.
+func testRequeue(t *testing.T, f *storeFixture) {
+	for _, s := range jobs.States {
+		session := "s-" + string(s) // a job of its own, to claim again
+		j := f.job("h", session, "o", s)
+		if s != jobs.StateQueued {
+			j.StartedAt = at(4000)
+		}
+		f.insert(j)
+		err := f.st.Requeue(f.ctx, j.ID, "o")
+		if s != jobs.StateRunning {
+			wantErr(t, "Requeue of a "+string(s)+" job", err, jobs.ErrTransition, j.ID)
+			if stored := f.get(j.ID); stored.State != s {
+				t.Errorf("Requeue of a %s job changed it: %+v", s, stored)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("Requeue of a running job: %v", err)
+		}
+		if stored := f.get(j.ID); stored.State != jobs.StateQueued || !stored.StartedAt.IsZero() || stored.Owner != "o" {
+			t.Errorf("after Requeue: %s, started %v, owner %q", stored.State, stored.StartedAt, stored.Owner)
+		}
+		if got, err := f.st.Claim(f.ctx, "o", "h", session, at(5000), at(9000)); err != nil || got == nil || got.ID != j.ID {
+			t.Errorf("Claim after Requeue = %+v, %v", got, err)
+		}
+	}
+	other := f.add("h", "s-other", "o2", jobs.StateRunning)
+	err := f.st.Requeue(f.ctx, other.ID, "o")
+	wantErr(t, "Requeue of another owner's job", err, jobs.ErrNotOwner, other.ID)
+	if stored := f.get(other.ID); stored.State != jobs.StateRunning {
+		t.Errorf("Requeue of another owner's job changed it: %+v", stored)
+	}
+	err = f.st.Requeue(f.ctx, missingID, "o")
+	wantErr(t, "Requeue of an unknown job", err, jobs.ErrNotFound, missingID)
 }
 
 // testRequestCancel: a non-final job is marked, keeping its state; a final
