@@ -23,9 +23,9 @@ const (
 )
 
 // outputWriter is the one goroutine that commits the output of all running
-// jobs: interval after the first pending byte, or sooner once limit bytes are
-// pending, in one transaction, and then wakes the jobs' waiters. With nothing
-// pending it sleeps: a ticker woke an idle daemon 20 times a second.
+// jobs, at most once an interval unless limit bytes are pending, in one
+// transaction, and then wakes the jobs' waiters (run). With nothing pending
+// it sleeps: a ticker woke an idle daemon 20 times a second.
 type outputWriter struct {
 	store    Store
 	interval time.Duration
@@ -137,20 +137,28 @@ func (w *outputWriter) signal() {
 }
 
 // run commits pending output until ctx ends, then commits what is left.
+// While a job streams, the timer's commits are interval apart. Output after
+// a quiet spell, or after a flush (a job's end: the next job's first line
+// is news), is committed coalesceFor after its first byte, so that a
+// follower sees it at once (a ticker made it wait half an interval on
+// average).
 func (w *outputWriter) run(ctx context.Context) {
 	t := time.NewTimer(w.interval)
 	t.Stop()
 	defer t.Stop()
 	armed := false
+	var paced time.Time // of the timer's last commit; zero after a flush
 	for {
+		timed := false
 		select {
 		case <-w.arm:
 			if !armed {
 				armed = true
-				t.Reset(w.interval)
+				t.Reset(max(w.interval-time.Since(paced), coalesceFor))
 			}
 			continue
 		case <-t.C:
+			timed = true
 		case <-w.wake:
 		case <-ctx.Done():
 			w.mu.Lock()
@@ -160,6 +168,10 @@ func (w *outputWriter) run(ctx context.Context) {
 			return
 		}
 		w.commit()
+		paced = time.Time{}
+		if timed {
+			paced = time.Now()
+		}
 		// Output that came during the commit, or a batch queued again,
 		// waits for the next one.
 		w.mu.Lock()
@@ -171,6 +183,10 @@ func (w *outputWriter) run(ctx context.Context) {
 		}
 	}
 }
+
+// coalesceFor is how long the first output after a quiet spell waits for
+// the rest of its burst (a command's output comes in several reads).
+const coalesceFor = 2 * time.Millisecond
 
 // A batch that fails is retried commitAttempts times in all, waiting
 // commitBackoff, then twice that, and so on, in between.
