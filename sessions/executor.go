@@ -147,7 +147,7 @@ func (e *Executor) runOn(ctx context.Context, h *sshconfig.Host, j *jobs.Job, t 
 		e.log.Info("the shell exited before the job began; running it on a new shell", "job", j.ID, "host", c.key, "session", j.Session)
 		return out.Result, true
 	}
-	if out.State == jobs.StateLost || out.State == jobs.StateCancelled {
+	if out.shellGone && (out.State == jobs.StateLost || out.State == jobs.StateCancelled) {
 		e.log.Info("job ended without its end marker", "job", j.ID, "host", c.key,
 			"session", j.Session, "state", out.State, "error", out.Error)
 	}
