@@ -38,7 +38,10 @@ import (
 //     signal): a signal then is swallowed, and the loop goes on. The script
 //     waits for the exec (reading /proc/PID/stat, fields blocked, sigignore
 //     and sigcatch, in a loop without forking) before it signals, and
-//     signals anyway if that does not come (a program with its own handler);
+//     signals anyway if that does not come (a program with its own
+//     handler); a group whose leader still handles the signal then is not
+//     taken as stopped: the script goes on looking, and signals the next
+//     command of a loop too;
 //   - a command that exited but is not reaped yet (a zombie, which on a
 //     loaded host can be most of the time): the signal succeeds and stops
 //     nothing. It is passed over while looking; after the looks it is
@@ -83,23 +86,25 @@ handles() {
 	set -- $d
 	[ "$1" != Z ] && [ $(( (${29} | ${30} | ${31}) & b )) -ne 0 ]
 }
-i=0 z= seen=
+i=0 z= seen= sent=
 while :; do
 	groups
 	[ -n "$g" ] || { echo "sshjobs: shell $p is gone" >&2; exit 2; }
-	if [ -n "$f" ] && [ "$f" -gt 1 ] && [ "$f" != "$g" ]; then
+	if [ -n "$f" ] && [ "$f" -gt 1 ] && [ "$f" != "$g" ] && [ "$f" != "$sent" ]; then
 		seen=1
 		n=0
 		while [ $n -lt 100 ] && handles $f; do n=$((n+1)); done
 		if dead $f; then
 			z=$f
-		else
-			kill -s $s -- -$f 2>/dev/null && { echo "group $f"; exit; }
+		elif kill -s $s -- -$f 2>/dev/null; then
+			handles $f || { echo "group $f"; exit; }
+			sent=$f
 		fi
 	fi
 	i=$((i+1))
 	[ $i -lt 10 ] && sleep 0.01 2>/dev/null || break
 done
+[ -n "$sent" ] && { echo "group $sent"; exit; }
 [ -n "$z" ] && kill -s $s -- -$z 2>/dev/null && { echo "group $z"; exit; }
 n=0
 for d in /proc/[0-9]*; do
