@@ -328,7 +328,8 @@ type Store interface {
 	// lease expired before now, with their rows; an owner with no row has
 	// only its ID set.
 	ExpiredOwners(ctx context.Context, now time.Time) ([]OwnerInfo, error)
-	// Adopt takes over, for owner, the queued jobs whose lease expired, and
+	// Adopt takes over, for owner, the queued jobs whose lease expired or
+	// whose owner has no row (it stopped cleanly: RemoveOwner), and
 	// the running jobs of o.Gone that o says may be re-attached; it returns
 	// the jobs taken, and the other running jobs of o.Gone (orphans, not
 	// taken: their owner is kept), both oldest first. A gone owner that

@@ -660,8 +660,12 @@ func (db *DB) Adopt(ctx context.Context, owner string, o jobs.AdoptOptions) (tak
 	}
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
+		// A queued job is taken once its lease expired, or at once when its
+		// owner stopped cleanly (its row is gone): nothing else would run it.
 		taken, err = queryJobs(ctx, tx, `UPDATE jobs SET owner = ?2, lease_until_ms = ?3
-			WHERE `+expired+` AND (state = 'queued' OR (?4 AND detached = 1 AND `+ofGone+`))
+			WHERE (state = 'queued' AND (lease_until_ms IS NULL OR lease_until_ms < ?1
+					OR (owner != ?2 AND NOT EXISTS (SELECT 1 FROM owners WHERE owners.id = jobs.owner))))
+				OR (`+expired+` AND ?4 AND detached = 1 AND `+ofGone+`)
 			RETURNING `+jobCols, args...)
 		if err != nil {
 			return err

@@ -981,8 +981,8 @@ func testOwners(t *testing.T, f *storeFixture) {
 	}
 }
 
-// testAdopt: a process's queued jobs with an expired lease go to the
-// adopter; its running ones only once it is judged gone and has not beaten
+// testAdopt: a process's queued jobs with an expired lease, or all of them
+// once it stopped cleanly, go to the adopter; its running ones only once it is judged gone and has not beaten
 // since, the detached ones taken (with Reattach), the others returned as
 // orphans that keep their owner; all oldest first.
 func testAdopt(t *testing.T, f *storeFixture) {
@@ -1008,6 +1008,12 @@ func testAdopt(t *testing.T, f *storeFixture) {
 	judged := jobs.OwnerInfo{ID: "A", Hostname: "h", PID: 1, StartedAt: at(0), Heartbeat: at(500)}
 	if err := f.st.RegisterOwner(f.ctx, judged); err != nil {
 		t.Fatal(err)
+	}
+	// The adopters run, as an engine that adopts does: they have rows.
+	for i, id := range []string{"B", "B2"} {
+		if err := f.st.RegisterOwner(f.ctx, jobs.OwnerInfo{ID: id, Hostname: "h", PID: 2 + i, StartedAt: at(0), Heartbeat: at(9000)}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	opts := func(reattach bool, gone ...jobs.OwnerInfo) jobs.AdoptOptions {
 		return jobs.AdoptOptions{Now: now, LeaseUntil: lease, Gone: gone, Reattach: reattach}
@@ -1076,12 +1082,13 @@ func testAdopt(t *testing.T, f *storeFixture) {
 	if tk, _ := adopt("B2", opts(true, woke)); len(tk) != 0 {
 		t.Fatalf("second Adopt took %v", tk)
 	}
-	// An owner that stopped cleanly (no row) is gone as judged.
+	// An owner that stopped cleanly (no row) is gone as judged, and its
+	// queued jobs are taken before their lease runs out.
 	if err := f.st.RemoveOwner(f.ctx, "A"); err != nil {
 		t.Fatal(err)
 	}
-	if tk, or := adopt("B", opts(false, jobs.OwnerInfo{ID: "A"})); len(tk) != 0 || !slices.Equal(or, ids([]*jobs.Job{run, wait})) {
-		t.Fatalf("Adopt of an owner without a row = %v, %v; want orphans %s, %s", tk, or, run.ID, wait.ID)
+	if tk, or := adopt("B", opts(false, jobs.OwnerInfo{ID: "A"})); !slices.Equal(tk, ids([]*jobs.Job{fresh})) || !slices.Equal(or, ids([]*jobs.Job{run, wait})) {
+		t.Fatalf("Adopt of an owner without a row = %v, %v; want taken %s, orphans %s, %s", tk, or, fresh.ID, run.ID, wait.ID)
 	}
 }
 
