@@ -53,8 +53,8 @@ import (
 // if some command of the job held it (a forking job caught between two
 // commands): typing ^C then could land in the shell's fork of the next
 // command, which loses the shell (shell_cancel.go), so the caller tries again
-// later instead. Without these, TestShellInterruptForkingLoop failed in 5 of
-// 6 runs beside two busy loops.
+// later instead. Without these, 4 of 6 processes running
+// TestShellInterruptForkingLoop 3 times beside two busy loops failed.
 //
 // The script is POSIX sh run by `sh -c`, so that the login shell (bash, zsh,
 // fish, csh) only has to pass it on; its arguments are the pid and a signal
