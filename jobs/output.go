@@ -34,7 +34,7 @@ type outputWriter struct {
 	log      *slog.Logger
 	watch    *watcher
 	wake     chan struct{} // buffered 1: commit now
-	arm      chan struct{} // buffered 1: output is pending, commit within interval
+	arm      chan struct{} // buffered 1: output became pending (run times its commit)
 
 	commitMu sync.Mutex // serialises commits (the loop, and flushes after it stopped)
 
