@@ -38,10 +38,7 @@ import (
 //     signal): a signal then is swallowed, and the loop goes on. The script
 //     waits for the exec (reading /proc/PID/stat, fields blocked, sigignore
 //     and sigcatch, in a loop without forking) before it signals, and
-//     signals anyway if that does not come (a program with its own
-//     handler); a group whose leader still handles the signal then is not
-//     taken as stopped: the script goes on looking, and signals the next
-//     command of a loop too;
+//     signals anyway if that does not come (a program with its own handler);
 //   - a command that exited but is not reaped yet (a zombie, which on a
 //     loaded host can be most of the time): the signal succeeds and stops
 //     nothing. It is passed over while looking; after the looks it is
@@ -86,25 +83,23 @@ handles() {
 	set -- $d
 	[ "$1" != Z ] && [ $(( (${29} | ${30} | ${31}) & b )) -ne 0 ]
 }
-i=0 z= seen= sent=
+i=0 z= seen=
 while :; do
 	groups
 	[ -n "$g" ] || { echo "sshjobs: shell $p is gone" >&2; exit 2; }
-	if [ -n "$f" ] && [ "$f" -gt 1 ] && [ "$f" != "$g" ] && [ "$f" != "$sent" ]; then
+	if [ -n "$f" ] && [ "$f" -gt 1 ] && [ "$f" != "$g" ]; then
 		seen=1
 		n=0
 		while [ $n -lt 100 ] && handles $f; do n=$((n+1)); done
 		if dead $f; then
 			z=$f
-		elif kill -s $s -- -$f 2>/dev/null; then
-			handles $f || { echo "group $f"; exit; }
-			sent=$f
+		else
+			kill -s $s -- -$f 2>/dev/null && { echo "group $f"; exit; }
 		fi
 	fi
 	i=$((i+1))
 	[ $i -lt 10 ] && sleep 0.01 2>/dev/null || break
 done
-[ -n "$sent" ] && { echo "group $sent"; exit; }
 [ -n "$z" ] && kill -s $s -- -$z 2>/dev/null && { echo "group $z"; exit; }
 n=0
 for d in /proc/[0-9]*; do
