@@ -196,7 +196,9 @@ func TestShellInterruptWithoutExecChannel(t *testing.T) {
 func TestShellInterruptForkingLoop(t *testing.T) {
 	t.Parallel()
 	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
-		p := newTestPool(t, srv, PoolConfig{})
+		// The pool's log (each signal and what the kill script found) is
+		// shown when the test fails: this test has been the suite's flakiest.
+		p := newTestPool(t, srv, PoolConfig{Logger: testSlog(t)})
 		for i := range 8 {
 			if res := interruptStarted(t, p, srv, "default", "echo started; while :; do /bin/true; done"); res.State != jobs.StateCancelled || res.Signal != "INT" {
 				t.Fatalf("interrupt %d: %s %q %q", i, res.State, res.Signal, res.Error)
