@@ -427,6 +427,11 @@ type Result struct {
 	Error     string
 	ErrorKind ErrorKind
 	Cwd       string
+	// AfterEnd, when set, is cleanup that must wait until the job's end is
+	// recorded: a detached job's spool holds its exit code until then. The
+	// engine runs it once the end is stored, before it wakes the job's
+	// waiters; not at all if the end could not be stored.
+	AfterEnd func(ctx context.Context)
 }
 
 // Executor runs jobs on remote hosts. The sessions package implements it over

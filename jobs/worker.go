@@ -261,6 +261,9 @@ func (e *Engine) finish(j *Job, t *task, own *ownership, res Result) {
 	for delay := endRetryMin; ; delay = min(2*delay, endRetryMax) {
 		var err error
 		final, err = e.recordEnd(j.ID, res.State, u)
+		if err == nil && res.AfterEnd != nil {
+			e.afterEnd(j.ID, res.AfterEnd)
+		}
 		if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrTransition) || errors.Is(err, ErrNotOwner) {
 			switch {
 			case errors.Is(err, ErrNotOwner):
@@ -285,6 +288,19 @@ func (e *Engine) finish(j *Job, t *task, own *ownership, res Result) {
 			return
 		}
 	}
+}
+
+// afterEnd runs a job's Result.AfterEnd, bounded in time, turning a panic
+// into a log line as runSafely does.
+func (e *Engine) afterEnd(id string, fn func(context.Context)) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	defer func() {
+		if r := recover(); r != nil {
+			e.log.Error("cleanup after a job's end panicked", "job", id, "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
+	fn(ctx)
 }
 
 // recordEnd records the end of job id once all of its output is stored or

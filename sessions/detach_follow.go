@@ -270,9 +270,14 @@ func (f *follower) ended(ctx context.Context, c *conn, verdict []string) jobs.Re
 		f.log("detached job: killed what was left in its process group after the grace period", "signal", f.signal, "pgid", f.att.PGID)
 	}
 	if remove {
-		if err := f.removeSpool(ctx, c); err != nil {
+		// The spool is the only other copy of the output, and of the exit
+		// code: it goes once the output is stored and the end recorded.
+		if err := f.t.Flush(context.WithoutCancel(ctx)); err != nil {
+			f.e.log.Warn("detached job: output not yet stored; spool kept", "job", f.j.ID, "spool", f.att.Spool, "err", err)
 			note := fmt.Sprintf("some output could not be stored; all of it is kept in the spool %s on %s", f.att.Spool, f.h.Key())
 			res.Error = strings.TrimPrefix(res.Error+"; "+note, "; ")
+		} else {
+			res.AfterEnd = f.removeSpool
 		}
 	}
 	f.log("detached job ended", "state", res.State, "exit_code", derefCode(res.ExitCode), "bytes", f.offset())
@@ -293,30 +298,26 @@ func derefCode(c *int) any {
 	return *c
 }
 
-// removeSpool removes the spool of a job whose output is all handed to the
-// engine. A failure is logged: the folder then shows up among the orphans.
-// It returns the error of a spool kept because its output is not all stored.
-func (f *follower) removeSpool(ctx context.Context, c *conn) error {
+// removeSpool removes the spool of a job whose output is stored and whose
+// end is recorded (Result.AfterEnd). A failure is logged: the folder then
+// shows up among the orphans.
+func (f *follower) removeSpool(ctx context.Context) {
 	if err := f.att.check(f.j.ID); err != nil {
 		f.log("detached job: spool not removed", "err", err)
-		return nil
+		return
 	}
-	// The job's result must be recorded even when the engine stops now.
-	rctx := context.WithoutCancel(ctx)
-	// The spool is the only other copy of the output: it goes only once the
-	// output is stored.
-	if err := f.t.Flush(rctx); err != nil {
-		f.e.log.Warn("detached job: output not yet stored; spool kept", "job", f.j.ID, "spool", f.att.Spool, "err", err)
-		return err
-	}
-	lines, err := execReport(rctx, c, removeScript, f.att.Spool)
-	if err == nil && (len(lines) == 0 || lines[0][0] != "removed") {
-		err = errors.New("rm -rf failed")
+	c, err := f.e.pool.acquire(ctx, f.h)
+	if err == nil {
+		defer f.e.pool.release(c)
+		var lines [][]string
+		lines, err = execReport(ctx, c, removeScript, f.att.Spool)
+		if err == nil && (len(lines) == 0 || lines[0][0] != "removed") {
+			err = errors.New("rm -rf failed")
+		}
 	}
 	if err != nil {
 		f.e.log.Warn("detached job: spool not removed", "job", f.j.ID, "host", f.h.Key(), "spool", f.att.Spool, "err", err)
 	}
-	return nil
 }
 
 // spoolWriter hands the follow channel's stdout to the task: it drops what

@@ -61,9 +61,7 @@ func TestDetachedFollowPacing(t *testing.T) {
 				t.Errorf("%s: %s exit %s (%s), want exit %s", name, j.State, exitCode(j), j.Error, code)
 			}
 			if a := attachOf(t, j); a.Spool != "" {
-				if _, err := os.Stat(a.Spool); !os.IsNotExist(err) {
-					t.Errorf("%s: spool %s still there after the job ended (%v)", name, a.Spool, err)
-				}
+				spoolGone(t, name+": ", a.Spool)
 			}
 		}
 

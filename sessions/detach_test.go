@@ -52,6 +52,23 @@ func attachOf(t testing.TB, j *jobs.Job) detachAttach {
 	return a
 }
 
+// spoolGone fails t unless the spool folder of a final job goes: it is
+// removed right after the job's end is recorded (Result.AfterEnd), so a
+// waiter can see the job final a moment before.
+func spoolGone(t testing.TB, what, spool string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		_, err := os.Stat(spool)
+		if os.IsNotExist(err) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%sspool %s still there 10 s after the job ended (%v)", what, spool, err)
+			return
+		}
+	}
+}
+
 // newDetachPool returns a pool over srv's ssh_config alias, with spools in
 // a temporary folder (the test servers run as this user, on this machine).
 // newDetachPool returns an executor over a new pool, with its spools in
@@ -153,9 +170,7 @@ func checkCount(t testing.TB, e *engine, j *jobs.Job, n int) {
 		t.Errorf("job %s: state %s exit %s (%s); want failed exit 3", j.ID, j.State, exitCode(j), j.Error)
 	}
 	if a := attachOf(t, j); a.Spool != "" {
-		if _, err := os.Stat(a.Spool); !os.IsNotExist(err) {
-			t.Errorf("spool %s still there after the job ended (%v)", a.Spool, err)
-		}
+		spoolGone(t, "", a.Spool)
 	}
 }
 
@@ -197,8 +212,8 @@ func TestDetachedSurvivesDroppedConnection(t *testing.T) {
 		}
 		if a := attachOf(t, j); a.PID <= 1 || a.PGID != a.PID || !strings.HasPrefix(a.Start, "proc:") {
 			t.Errorf("attach %+v", a)
-		} else if _, err := os.Stat(a.Spool); !os.IsNotExist(err) {
-			t.Errorf("spool %s still there after the job ended (%v)", a.Spool, err)
+		} else {
+			spoolGone(t, "", a.Spool)
 		}
 	})
 }
@@ -254,9 +269,7 @@ func TestDetachedCancelKillsProcessGroup(t *testing.T) {
 		if len(live) > 0 {
 			t.Errorf("process group %d after cancel: %q", a.PGID, live)
 		}
-		if _, err := os.Stat(a.Spool); !os.IsNotExist(err) {
-			t.Errorf("spool %s still there after the job ended (%v)", a.Spool, err)
-		}
+		spoolGone(t, "", a.Spool)
 	})
 }
 
