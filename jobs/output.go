@@ -177,8 +177,9 @@ func (w *outputWriter) run(ctx context.Context) {
 		w.mu.Lock()
 		armed = len(w.pending) > 0
 		w.mu.Unlock()
-		t.Reset(w.interval)
-		if !armed {
+		if armed {
+			t.Reset(w.interval)
+		} else {
 			t.Stop()
 		}
 	}

@@ -642,7 +642,8 @@ func (db *DB) Adopt(ctx context.Context, owner string, o jobs.AdoptOptions) (tak
 	// ?1 now, ?2 the adopter, ?3 its lease, ?4 reattach, then the gone
 	// owners and their heartbeats.
 	args := []any{o.Now.UnixMilli(), owner, ms(o.LeaseUntil), boolInt(o.Reattach)}
-	expired := `state IN ` + activeStates + ` AND (lease_until_ms IS NULL OR lease_until_ms < ?1)`
+	leaseOver := `(lease_until_ms IS NULL OR lease_until_ms < ?1)`
+	expired := `state IN ` + activeStates + ` AND ` + leaseOver
 	var gone []string
 	for _, g := range o.Gone {
 		seen := int64(0) // no row: any row now is a beat
@@ -663,7 +664,7 @@ func (db *DB) Adopt(ctx context.Context, owner string, o jobs.AdoptOptions) (tak
 		// A queued job is taken once its lease expired, or at once when its
 		// owner stopped cleanly (its row is gone): nothing else would run it.
 		taken, err = queryJobs(ctx, tx, `UPDATE jobs SET owner = ?2, lease_until_ms = ?3
-			WHERE (state = 'queued' AND (lease_until_ms IS NULL OR lease_until_ms < ?1
+			WHERE (state = 'queued' AND (`+leaseOver+`
 					OR (owner != ?2 AND NOT EXISTS (SELECT 1 FROM owners WHERE owners.id = jobs.owner))))
 				OR (`+expired+` AND ?4 AND detached = 1 AND `+ofGone+`)
 			RETURNING `+jobCols, args...)
