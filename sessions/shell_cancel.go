@@ -24,6 +24,7 @@ type cancelState struct {
 	requested bool   // a caller asked to cancel (not our own stop)
 	sig       string // the strongest signal sent so far: the job's Signal
 	intBusy   bool   // a SIGINT is on its way (repeats wait for it)
+	retries   int    // SIGINTs sent again at once since the last repeat
 	graceC    <-chan time.Time
 	lastC     <-chan time.Time
 }
@@ -94,6 +95,11 @@ func (r *runner) interrupt(ctx context.Context) {
 	r.killGroup(ctx, "INT")
 }
 
+// maxInterruptRetries bounds the SIGINTs sent again at once between two
+// repeats: a foreground command that cannot be signalled (another user's,
+// such as sudo's) must not keep a signal channel busy all through the grace.
+const maxInterruptRetries = 3
+
 // repeatInterrupt interrupts the job again every interruptRepeat until it
 // ends.
 func (r *runner) repeatInterrupt() {
@@ -127,7 +133,7 @@ func (r *runner) killGroup(ctx context.Context, sig string) {
 }
 
 // killed handles the result of killGroup.
-func (r *runner) killed(rep killReply) {
+func (r *runner) killed(ctx context.Context, rep killReply) {
 	if rep.sig == "INT" {
 		r.cancel.intBusy = false
 	}
@@ -137,9 +143,16 @@ func (r *runner) killed(rep killReply) {
 		r.s.writeAsync([]byte{0x03}, nil)
 		r.log().Info("job runs in the shell itself: sent ^C", "job", r.jr.ID, "shell", r.s.name, "signal", rep.sig)
 	case errors.Is(rep.err, errJobBetweenCommands):
-		// SIGINT is sent again every interruptRepeat, TERM and KILL are
-		// followed by their grace.
+		// A SIGINT that missed every command it looked at (a loop of short
+		// commands on a loaded host) is tried again at once, while it is
+		// still the strongest signal sent: a try that found nothing to
+		// signal has signalled nothing. TERM and KILL are followed by their
+		// grace.
 		r.log().Info("nothing to signal: the job was between two of its commands", "job", r.jr.ID, "shell", r.s.name, "signal", rep.sig)
+		if rep.sig == "INT" && r.cancel.sig == "INT" && r.cancel.retries < maxInterruptRetries {
+			r.cancel.retries++
+			r.interrupt(ctx)
+		}
 	case rep.err != nil:
 		r.log().Warn("signal job's process group", "job", r.jr.ID, "shell", r.s.name, "signal", rep.sig, "err", rep.err)
 		if rep.sig == "INT" && errors.Is(rep.err, errNoSignalChannel) {

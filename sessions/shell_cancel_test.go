@@ -3,6 +3,7 @@ package sessions
 import (
 	"context"
 	"errors"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -273,5 +274,41 @@ func TestShellLateSignalSparesNextJob(t *testing.T) {
 		if out := <-bDone; out.State != jobs.StateSucceeded || b.Output() != "started\nsurvived\n" {
 			t.Fatalf("the next job: %s (%s), output %q; want succeeded with started, survived", out.State, out.Error, b.Output())
 		}
+	})
+}
+
+// The kill script says what its signal did: the command ended by it (read
+// from its zombie's exit status in /proc, or reaped by the shell at once), or
+// it is still running (a command that ignores the signal). The old script
+// answered "group N" whatever happened, and so reported as hits the signals
+// that a forking loop's commands never received.
+func TestKillScriptReportsWhatTheSignalDid(t *testing.T) {
+	t.Parallel()
+	sshtest.Each(t, sshtest.Options{}, func(t *testing.T, srv *sshtest.Server) {
+		sh := startTestShell(t, srv)
+		ctx := context.Background()
+		signal := func(cmd string, sigs ...string) {
+			t.Helper()
+			task := newTestTask()
+			done := make(chan jobOutcome, 1)
+			go func() { done <- sh.run(ctx, cmd, task) }()
+			task.waitOutput(t, "started")
+			for _, step := range sigs {
+				sig, want, _ := strings.Cut(step, " ")
+				detail, err := sh.signalJob(ctx, sig)
+				if err != nil || !regexp.MustCompile(`^group [0-9]+ \((`+want+`)\)$`).MatchString(detail) {
+					t.Errorf("%q, %s: %q, %v; want group N (%s)", cmd, sig, detail, err, want)
+				}
+			}
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%q did not end", cmd)
+			}
+		}
+		const ended = "ended by the signal|reaped"
+		signal("echo started; sleep 30", "INT "+ended)
+		signal(`echo started; (trap "" INT; exec sleep 30)`, "INT still running", "TERM "+ended)
+		signal("echo started; sleep 30", "KILL "+ended)
 	})
 }

@@ -13,7 +13,7 @@ import (
 // How a job is stopped without losing its shell.
 //
 // ^C reaches only what reads the terminal's signals, and a job may ignore it
-// (`trap ” INT`). Closing the session would kill the job, but also the shell,
+// (`trap "" INT`). Closing the session would kill the job, but also the shell,
 // its cwd and environment. Instead a separate exec channel on the same
 // connection signals the foreground process group of the shell's terminal:
 // with job control (every interactive shell we start has it: bash, zsh, dash,
@@ -27,80 +27,113 @@ import (
 // (BSD and macOS ps know tpgid, busybox ps does not). The foreground group is
 // the shell's own between two commands of the job (a loop forking), while it
 // runs a builtin such as `read`, or without job control: the script looks
-// again every 10 ms for 100 ms, so that a loop is caught in one of its
+// again every 10 ms, 10 times, so that a loop is caught in one of its
 // commands; then it signals the shell's children in its own group.
 //
 // A loop of short commands (`while :; do /bin/true; done`) stops only when
-// one of its commands dies of SIGINT, and the terminal's foreground group is
-// often not such a command:
-//   - a fork of the shell that has not exec'd the command yet already holds
-//     the terminal, but still has the shell's handlers (or blocks the
-//     signal): a signal then is swallowed, and the loop goes on. The script
-//     waits for the exec (reading /proc/PID/stat, fields blocked, sigignore
-//     and sigcatch, in a loop without forking) before it signals, and
-//     signals anyway if that does not come (a program with its own handler);
-//   - a command that exited but is not reaped yet (a zombie, which on a
-//     loaded host can be most of the time): the signal succeeds and stops
-//     nothing. It is passed over while looking; after the looks it is
-//     signalled after all: a pipeline whose first command ended runs on in
-//     it.
+// one of its commands dies of SIGINT; the shell then breaks the loop. Often
+// the foreground group is not such a command:
+//   - a fork of the shell that has not exec'd the command yet holds the
+//     terminal with the shell's signal mask and handlers: a signal is then
+//     caught and lost. The script waits for the exec, watching the fork's
+//     blocked, ignored and caught masks (/proc/PID/stat), and signals anyway
+//     after 100 reads (a program with its own handler);
+//   - the command has exited and waits to be reaped (a zombie, which on a
+//     loaded host can be most of the time): a signal stops nothing.
+//
+// After the signal the script watches the group's leader: a zombie's stat
+// holds its exit status (field exit_code), so a command that ended by itself
+// before the signal came is a miss, and the script looks again. A leader
+// reaped at once by the shell is a hit unless the shell goes on to another
+// command: then that command is signalled. The script's answer says which
+// (`group N (ended by the signal)`, `(reaped)`, `(still running)` for a
+// program that handles the signal or is slow to act on it); it is in the
+// log, where a cancel that took long can be read.
+//
+// A group whose leader exited by itself may still hold a pipeline's later
+// commands: it is signalled after the looks if nothing else was.
 //
 // When nothing could be signalled, the script exits 3 if the shell itself
 // held the terminal at every look (a builtin: only ^C interrupts it), and 4
 // if some command of the job held it (a forking job caught between two
 // commands): typing ^C then could land in the shell's fork of the next
 // command, which loses the shell (shell_cancel.go), so the caller tries again
-// later instead. Without these, 4 of 6 processes running
-// TestShellInterruptForkingLoop 3 times beside two busy loops failed.
+// later instead.
 //
 // The script is POSIX sh run by `sh -c`, so that the login shell (bash, zsh,
 // fish, csh) only has to pass it on; its arguments are the pid and a signal
 // name from a fixed list, never text from a caller. It reads /proc with the
-// read builtin: a process per read would make a scan of /proc slow.
+// read builtin: a process per read would make it slow on a loaded host.
 const killScript = `p=$1 s=$2
-case $s in HUP) b=1 ;; INT) b=2 ;; TERM) b=16384 ;; *) b=0 ;; esac
+case $s in HUP) n=1 ;; INT) n=2 ;; TERM) n=15 ;; *) n=9 ;; esac
+b=$(( 1 << (n - 1) ))
+[ $n -eq 9 ] && b=0
+m=100
+rd() {
+	S=
+	read -r S 2>/dev/null </proc/$1/stat || return 1
+	S=${S##*) }
+}
 groups() {
 	g= f=
 	if [ -r /proc/$p/stat ]; then
-		read -r st 2>/dev/null </proc/$p/stat || return
-		st=${st##*) }
-		set -- $st
+		rd $p || return
+		set -- $S
 		g=$3 f=$6
 	else
 		set -- $(ps -o pgid= -o tpgid= -p $p)
 		g=$1 f=$2
 	fi
 }
-dead() {
-	read -r d 2>/dev/null </proc/$1/stat || return 1
-	d=${d##*) }
-	[ "${d%% *}" = Z ]
-}
+alive() { rd $1 && [ "${S%% *}" != Z ]; }
 handles() {
-	[ $b -ne 0 ] || return 1
-	read -r d 2>/dev/null </proc/$1/stat || return 1
-	d=${d##*) }
-	set -- $d
-	[ "$1" != Z ] && [ $(( (${29} | ${30} | ${31}) & b )) -ne 0 ]
+	[ $b -ne 0 ] && rd $1 || return 1
+	set -- $S
+	[ "$1" != Z ] && [ $(( (${30} | ${31} | ${32}) & b )) -ne 0 ]
 }
+ended() {
+	rd $1 || return 1
+	set -- $S
+	[ "$1" = Z ] || return 1
+	k=$(( ${50:-$n} & 127 ))
+}
+hit() { echo "group $1 ($2)"; exit; }
 i=0 z= seen=
 while :; do
 	groups
 	[ -n "$g" ] || { echo "sshjobs: shell $p is gone" >&2; exit 2; }
 	if [ -n "$f" ] && [ "$f" -gt 1 ] && [ "$f" != "$g" ]; then
 		seen=1
-		n=0
-		while [ $n -lt 100 ] && handles $f; do n=$((n+1)); done
-		if dead $f; then
+		w=0
+		while [ $w -lt $m ] && handles $f; do w=$((w+1)); done
+		if ended $f; then
+			[ $k -eq $n ] && hit $f "ended by the signal"
 			z=$f
-		else
-			kill -s $s -- -$f 2>/dev/null && { echo "group $f"; exit; }
+		elif kill -s $s -- -$f 2>/dev/null; then
+			w=0
+			while [ $w -lt $m ] && alive $f; do w=$((w+1)); done
+			if ended $f; then
+				[ $k -eq $n ] && hit $f "ended by the signal"
+				z=$f
+			elif [ -n "$S" ]; then
+				hit $f "still running"
+			else
+				w=0 o=$f
+				while [ $w -lt $m ]; do
+					groups
+					[ -n "$f" ] && [ "$f" != "$o" ] && [ "$f" != "$g" ] && break
+					w=$((w+1))
+				done
+				[ $w -lt $m ] || hit $o "reaped"
+				i=$((i+1))
+				[ $i -lt 10 ] && continue
+			fi
 		fi
 	fi
 	i=$((i+1))
 	[ $i -lt 10 ] && sleep 0.01 2>/dev/null || break
 done
-[ -n "$z" ] && kill -s $s -- -$z 2>/dev/null && { echo "group $z"; exit; }
+[ -n "$z" ] && kill -s $s -- -$z 2>/dev/null && { echo "group $z (ended by itself)"; exit; }
 n=0
 for d in /proc/[0-9]*; do
 	read -r st 2>/dev/null <$d/stat || continue

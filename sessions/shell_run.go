@@ -247,7 +247,7 @@ func (r *runner) loop(ctx context.Context) jobOutcome {
 			r.answerSudo(rep)
 
 		case rep := <-r.killC:
-			r.killed(rep)
+			r.killed(ctx, rep)
 
 		case req := <-r.screenC:
 			r.screenAsked(req)
@@ -256,6 +256,7 @@ func (r *runner) loop(ctx context.Context) jobOutcome {
 			r.settled()
 
 		case <-r.repeatC:
+			r.cancel.retries = 0
 			r.interrupt(ctx)
 
 		case <-r.cancel.graceC:
