@@ -52,13 +52,16 @@ const (
 const sudoReadScript = `n=$1; p=$2; if [ -d "$p" ]; then exit 21; fi; if [ ! -e "$p" ]; then exit 23; fi; if [ ! -f "$p" ]; then exit 30; fi; s=$(stat -L -c "%s %f %u %g %Y" -- "$p") || exit 1; echo "$n $s"; exec cat -- "$p"`
 
 // sudoWriteScript installs $2 (the content) at $3: args mode, if_sha256,
-// append and make_dirs follow ("" for none). It reports "NONCE ok SHA256"
+// append and make_dirs follow ("" for none). Like the write without sudo, it
+// refuses a target that is not a regular file: an append or if_sha256 would
+// read a FIFO and wait forever. It reports "NONCE ok SHA256"
 // (or "-" without a sha256 tool), "NONCE stat ..." and, on a conflict,
 // "NONCE conflict SHA256".
 const sudoWriteScript = `n=$1; t=$2; d=$3; m=$4; want=$5; ap=$6; md=$7; ` +
 	`if command -v sha256sum >/dev/null 2>&1; then c=sha256sum; elif command -v shasum >/dev/null 2>&1; then c="shasum -a 256"; else c=; fi; ` +
 	`if [ -L "$d" ]; then d=$(readlink -f -- "$d") || exit 1; fi; ` +
 	`if [ -d "$d" ]; then exit 21; fi; ` +
+	`if [ -e "$d" ] && [ ! -f "$d" ]; then exit 30; fi; ` +
 	`dir=$(dirname -- "$d"); if [ ! -d "$dir" ]; then if [ -n "$md" ]; then mkdir -p -- "$dir" || exit 1; else exit 22; fi; fi; ` +
 	`if [ -e "$d" ]; then old=1; else old=; fi; ` +
 	`if [ -n "$want" ]; then [ -n "$old" ] || exit 24; [ -n "$c" ] || exit 25; h=$($c < "$d") || exit 1; h=${h%% *}; [ "$h" = "$want" ] || { echo "$n conflict $h"; exit 26; }; fi; ` +

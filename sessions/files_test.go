@@ -395,6 +395,22 @@ func TestFileSudo(t *testing.T) {
 			if _, err = f.SudoRead(ctx, fifo, 0, 100); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 				t.Errorf("sudo read of a FIFO: %v", err)
 			}
+			// A write refuses it too, as the write without sudo does: an
+			// append (or if_sha256) would read it and wait forever, a plain
+			// write would replace it with a file (seen hanging in
+			// TestToolArgsFuzzed).
+			for _, req := range []WriteRequest{
+				{Path: fifo, Data: []byte("x"), Append: true},
+				{Path: fifo, Data: []byte("x"), IfSHA256: sum(nil)},
+				{Path: fifo, Data: []byte("x")},
+			} {
+				if _, err = f.SudoWrite(ctx, req); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+					t.Errorf("sudo write to a FIFO (append %v, if_sha256 %q): %v", req.Append, req.IfSHA256, err)
+				}
+			}
+			if fi, err := os.Lstat(fifo); err != nil || fi.Mode().Type() != fs.ModeNamedPipe {
+				t.Errorf("the FIFO after the writes: %v %v", fi, err)
+			}
 			return nil
 		})
 		fi, _ := os.Stat(target)
