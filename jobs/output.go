@@ -154,7 +154,7 @@ func (w *outputWriter) run(ctx context.Context) {
 		case <-w.arm:
 			if !armed {
 				armed = true
-				t.Reset(max(w.interval-time.Since(paced), coalesceFor))
+				t.Reset(w.pace(paced))
 			}
 			continue
 		case <-t.C:
@@ -173,16 +173,25 @@ func (w *outputWriter) run(ctx context.Context) {
 			paced = time.Now()
 		}
 		// Output that came during the commit, or a batch queued again,
-		// waits for the next one.
+		// waits for the next one: an interval after a timed commit, as
+		// when it arms the timer itself (its arm may come before or after
+		// this look).
 		w.mu.Lock()
 		armed = len(w.pending) > 0
 		w.mu.Unlock()
 		if armed {
-			t.Reset(w.interval)
+			t.Reset(w.pace(paced))
 		} else {
 			t.Stop()
 		}
 	}
+}
+
+// pace is how long output that became pending waits for its commit: the
+// rest of an interval after the timer's last commit at paced, and at least
+// coalesceFor.
+func (w *outputWriter) pace(paced time.Time) time.Duration {
+	return max(w.interval-time.Since(paced), coalesceFor)
 }
 
 // coalesceFor is how long the first output after a quiet spell waits for

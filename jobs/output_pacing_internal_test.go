@@ -13,13 +13,17 @@ import (
 
 // commitTimes is a Store seam that records when each AppendOutput came.
 type commitTimes struct {
-	Store // nil: only AppendOutput is called
+	Store               // nil: only AppendOutput is called
+	gate  chan struct{} // if set, each commit waits for it
 	mu    sync.Mutex
 	at    []time.Duration
 	start time.Time
 }
 
 func (c *commitTimes) AppendOutput(ctx context.Context, chunks []Chunk, maxJobOutput int64) error {
+	if c.gate != nil {
+		<-c.gate
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.at = append(c.at, time.Since(c.start))
@@ -81,6 +85,39 @@ func TestOutputWriterPacing(t *testing.T) {
 
 		time.Sleep(time.Minute)
 		want("idle again", s, s+interval, s+2*interval, s+3*interval, s+4*interval, flushed, flushed+coalesceFor)
+		cancel()
+		<-done
+	})
+}
+
+// Output appended while a flush's commit runs is the next job's first line:
+// it is committed coalesceFor after the commit, whether the writer sees it
+// pending when the commit ends or through its arm after. It used to wait a
+// whole interval when the writer saw it first (seen once in CI, under -race).
+func TestOutputWriterArmsDuringCommit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const interval = 50 * time.Millisecond
+		st := &commitTimes{start: time.Now(), gate: make(chan struct{})}
+		w := newOutputWriter(st, interval, 1<<20, 0, slog.New(slog.NewTextHandler(io.Discard, nil)), newWatcher())
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); w.run(ctx) }()
+
+		time.Sleep(time.Second)
+		w.append("a", 0, []byte("last line"))
+		flushed := make(chan error, 1)
+		go func() { flushed <- w.flush(context.Background()) }()
+		synctest.Wait() // the flush's commit holds the batch at the store
+		w.append("b", 0, []byte("next job"))
+		close(st.gate)
+		if err := <-flushed; err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(coalesceFor)
+		synctest.Wait()
+		if got, want := st.times(), []time.Duration{time.Second, time.Second + coalesceFor}; !slices.Equal(got, want) {
+			t.Fatalf("commits at %v, want %v", got, want)
+		}
 		cancel()
 		<-done
 	})
