@@ -173,9 +173,9 @@ func (w *outputWriter) run(ctx context.Context) {
 			paced = time.Now()
 		}
 		// Output that came during the commit, or a batch queued again,
-		// waits for the next one: an interval after a timed commit, as
-		// when it arms the timer itself (its arm may come before or after
-		// this look).
+		// waits for the next one, paced as its own arm would pace it (the
+		// arm may come before or after this look): an interval after a
+		// timed commit, coalesceFor after a flush.
 		w.mu.Lock()
 		armed = len(w.pending) > 0
 		w.mu.Unlock()
