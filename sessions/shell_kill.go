@@ -51,14 +51,15 @@ import (
 // log, where a cancel that took long can be read.
 //
 // A group whose leader exited by itself may still hold a pipeline's later
-// commands: it is signalled after the looks if nothing else was.
+// commands: it is signalled after the looks if nothing else was
+// (`(ended by itself)`).
 //
 // When nothing could be signalled, the script exits 3 if the shell itself
 // held the terminal at every look (a builtin: only ^C interrupts it), and 4
 // if some command of the job held it (a forking job caught between two
 // commands): typing ^C then could land in the shell's fork of the next
-// command, which loses the shell (shell_cancel.go), so the caller tries again
-// later instead.
+// command, which loses the shell (shell_cancel.go), so the caller runs the
+// script again instead.
 //
 // The script is POSIX sh run by `sh -c`, so that the login shell (bash, zsh,
 // fish, csh) only has to pass it on; its arguments are the pid and a signal
