@@ -99,50 +99,43 @@ ended() {
 	k=$(( ${50:-$n} & 127 ))
 }
 hit() { echo "group $1 ($2)"; exit; }
-i=0 z= seen=
-while :; do
+i=0 z= seen= quick=
+while [ $i -lt 10 ]; do
+	[ $i -eq 0 ] || [ -n "$quick" ] || sleep 0.01 2>/dev/null
+	i=$((i+1)) quick=
 	groups
 	[ -n "$g" ] || { echo "sshjobs: shell $p is gone" >&2; exit 2; }
-	if [ -n "$f" ] && [ "$f" -gt 1 ] && [ "$f" != "$g" ]; then
-		seen=1
-		w=0
-		while [ $w -lt $m ] && handles $f; do w=$((w+1)); done
-		if ended $f; then
-			[ $k -eq $n ] && hit $f "ended by the signal"
-			z=$f
-		elif kill -s $s -- -$f 2>/dev/null; then
-			w=0
-			while [ $w -lt $m ] && alive $f; do w=$((w+1)); done
-			if ended $f; then
-				[ $k -eq $n ] && hit $f "ended by the signal"
-				z=$f
-			elif [ -n "$S" ]; then
-				hit $f "still running"
-			else
-				w=0 o=$f
-				while [ $w -lt $m ]; do
-					groups
-					[ -n "$f" ] && [ "$f" != "$o" ] && [ "$f" != "$g" ] && break
-					w=$((w+1))
-				done
-				[ $w -lt $m ] || hit $o "reaped"
-				i=$((i+1))
-				[ $i -lt 10 ] && continue
-			fi
-		fi
+	[ -n "$f" ] && [ "$f" -gt 1 ] && [ "$f" != "$g" ] || continue
+	seen=1
+	w=0
+	while [ $w -lt $m ] && handles $f; do w=$((w+1)); done
+	ended $f || kill -s $s -- -$f 2>/dev/null || continue
+	w=0
+	while [ $w -lt $m ] && alive $f; do w=$((w+1)); done
+	if ended $f; then
+		[ $k -eq $n ] && hit $f "ended by the signal"
+		z=$f
+	elif [ -n "$S" ]; then
+		hit $f "still running"
+	else
+		w=0 o=$f
+		while [ $w -lt $m ]; do
+			groups
+			[ -n "$f" ] && [ "$f" != "$o" ] && [ "$f" != "$g" ] && break
+			w=$((w+1))
+		done
+		[ $w -lt $m ] || hit $o "reaped"
+		quick=1
 	fi
-	i=$((i+1))
-	[ $i -lt 10 ] && sleep 0.01 2>/dev/null || break
 done
 [ -n "$z" ] && kill -s $s -- -$z 2>/dev/null && { echo "group $z (ended by itself)"; exit; }
-n=0
+c=0
 for d in /proc/[0-9]*; do
-	read -r st 2>/dev/null <$d/stat || continue
-	st=${st##*) }
-	set -- $st
-	[ "$2" = "$p" ] && [ "$3" = "$g" ] && kill -s $s ${d#/proc/} && n=$((n+1))
+	rd ${d#/proc/} || continue
+	set -- $S
+	[ "$2" = "$p" ] && [ "$3" = "$g" ] && kill -s $s ${d#/proc/} && c=$((c+1))
 done
-[ $n -gt 0 ] && { echo "children $n"; exit; }
+[ $c -gt 0 ] && { echo "children $c"; exit; }
 [ -n "$seen" ] && { echo "between commands"; exit 4; }
 echo "children 0"
 exit 3
